@@ -1,0 +1,3 @@
+from tilefleet.cli import main
+
+main()
