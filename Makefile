@@ -1,0 +1,37 @@
+# Two commands set everything up on a fresh machine with Python >= 3.11:
+#   make demo   - create .venv if missing, install, run the sample cogify job
+#   make test   - same set-up, then the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+EXTRAS := test,healpix
+STAMP  := $(VENV)/.installed-$(shell echo $(EXTRAS) | tr ',' '-')
+
+.PHONY: demo test lint bench lock clean
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tilefleet needs Python >= 3.11 (set PYTHON=...)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c requirements/constraints.txt -e '.[$(EXTRAS)]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/tilefleet demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python ruff
+	$(BIN)/ruff check src tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_cogify.py
+
+# Re-resolve the pinned versions (run after changing dependencies in pyproject.toml).
+lock: $(STAMP)
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --all-extras pyproject.toml -o requirements/constraints.txt
+
+clean:
+	rm -rf $(VENV) runs tilefleet-demo .pytest_cache

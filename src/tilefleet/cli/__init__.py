@@ -1,0 +1,227 @@
+"""The ``tilefleet`` command: parse options, call the library, print. No logic of its own."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tilefleet import __version__
+from tilefleet.config import build_job, job_schema, load_job
+from tilefleet.errors import JobError
+
+app = typer.Typer(
+    name="tilefleet",
+    help="Earth-observation work tile by tile: plan one idempotent task per tile, run it on "
+    "the engine you pick, keep an exact record.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Options shared by every command that runs a job; each is also a job-file key.
+RunDir = Annotated[Path | None, typer.Option(
+    "--run-dir", help="Run directory (ledger, reports); an existing one is resumed "
+    "[default: a new folder under ./runs/]")]
+ExecutorName = Annotated[str | None, typer.Option(
+    "--executor", help="Execution engine [default: local]")]
+Workers = Annotated[int | None, typer.Option(
+    "--workers", min=1, help="Parallel workers [default: CPU count]")]
+Retries = Annotated[int | None, typer.Option(
+    "--retries", min=0, help="Retries after a retryable failure [default: 3]")]
+Overwrite = Annotated[bool | None, typer.Option(
+    "--overwrite/--no-overwrite", help="Redo tasks whose outputs already exist")]
+DryRun = Annotated[bool | None, typer.Option(
+    "--dry-run/--no-dry-run", help="Plan and estimate, run nothing")]
+Yes = Annotated[bool | None, typer.Option("--yes/--no-yes", "-y", help="Do not ask before a billed run")]
+Only = Annotated[str | None, typer.Option("--only", help="Run only these task ids (ID[,ID…])")]
+Limit = Annotated[int | None, typer.Option("--limit", min=1, help="Run at most N tasks")]
+MaxInFlight = Annotated[int | None, typer.Option(
+    "--max-in-flight", min=1, help="Most attempts submitted at once [default: 2 × workers]")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log every retry and detail")]
+
+
+def _run_options(**options: Any) -> dict[str, Any]:
+    return {key: value for key, value in options.items() if value is not None}
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit")] = False,
+) -> None:
+    if version:
+        typer.echo(f"tilefleet {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+def cogify(
+    manifest: Annotated[str, typer.Argument(help="CSV manifest (path,num_bands), local or s3://")],
+    input_root: Annotated[str, typer.Option(
+        "--input-root", help="Folder or s3:// prefix the manifest paths are relative to")],
+    dest: Annotated[str, typer.Option("--dest", help="Folder or s3:// prefix for the outputs")],
+    profile: Annotated[str | None, typer.Option(
+        "--profile", help="COG profile: deflate (lossless, default), zstd, lzw, lzma, packbits, "
+        "raw, lerc, lerc_deflate, lerc_zstd, jpeg, webp")] = None,
+    overview_resampling: Annotated[str | None, typer.Option(
+        "--overview-resampling", help="Overview resampling [default: nearest]")] = None,
+    blocksize: Annotated[int | None, typer.Option("--blocksize", help="COG tile size [512]")] = None,
+    quality: Annotated[int | None, typer.Option(
+        "--quality", help="Quality of the jpeg/webp profiles (1-100)")] = None,
+    preview_bands: Annotated[str | None, typer.Option(
+        "--preview-bands", help="Bands of the preview, e.g. 4,3,2 [default: 1 or 1,2,3]")] = None,
+    preview_max_size: Annotated[int | None, typer.Option(
+        "--preview-max-size", help="Longest preview side in pixels [default: full size]")] = None,
+    preview_quality: Annotated[int | None, typer.Option(
+        "--preview-quality", help="JPEG quality of the preview [75]")] = None,
+    run_dir: RunDir = None, executor: ExecutorName = None, workers: Workers = None,
+    retries: Retries = None, overwrite: Overwrite = None, dry_run: DryRun = None,
+    yes: Yes = None, only: Only = None, limit: Limit = None, max_in_flight: MaxInFlight = None,
+    verbose: Verbose = False,
+) -> None:
+    """Turn the GeoTIFFs of a CSV manifest into COGs + JPEG previews + STAC items."""
+    values = _run_options(
+        recipe="cogify", manifest=manifest, input_root=input_root, dest=dest, profile=profile,
+        overview_resampling=overview_resampling, blocksize=blocksize, quality=quality,
+        preview_bands=preview_bands, preview_max_size=preview_max_size,
+        preview_quality=preview_quality, run_dir=run_dir, executor=executor, workers=workers,
+        retries=retries, overwrite=overwrite, dry_run=dry_run, yes=yes, only=only, limit=limit,
+        max_in_flight=max_in_flight,
+    )
+    _setup_logging(verbose)
+    _execute(lambda: build_job(values))
+
+
+@app.command()
+def run(
+    job_file: Annotated[Path, typer.Argument(help="YAML job file")],
+    run_dir: RunDir = None, executor: ExecutorName = None, workers: Workers = None,
+    retries: Retries = None, overwrite: Overwrite = None, dry_run: DryRun = None,
+    yes: Yes = None, only: Only = None, limit: Limit = None, max_in_flight: MaxInFlight = None,
+    verbose: Verbose = False,
+) -> None:
+    """Run a job file; options given here override the file's keys."""
+    overrides = _run_options(run_dir=run_dir, executor=executor, workers=workers,
+                             retries=retries, overwrite=overwrite, dry_run=dry_run, yes=yes,
+                             only=only, limit=limit, max_in_flight=max_in_flight)
+    _setup_logging(verbose)
+    _execute(lambda: load_job(job_file, overrides))
+
+
+@app.command()
+def plan(
+    job_file: Annotated[Path, typer.Argument(help="YAML job file")],
+    run_dir: RunDir = None, executor: ExecutorName = None, workers: Workers = None,
+    overwrite: Overwrite = None, only: Only = None, limit: Limit = None,
+) -> None:
+    """Plan and estimate a job file without running it (same as `run --dry-run`)."""
+    overrides = _run_options(run_dir=run_dir, executor=executor, workers=workers,
+                             overwrite=overwrite, only=only, limit=limit, dry_run=True)
+    _setup_logging(False)
+    _execute(lambda: load_job(job_file, overrides))
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory of an earlier run")],
+) -> None:
+    """Rebuild the reports of a run from its ledger and print the summary."""
+    from tilefleet.engine.ledger import LEDGER_NAME, Ledger
+    from tilefleet.engine.report import write_reports
+
+    if not (run_dir / LEDGER_NAME).is_file():
+        _fail(f"{run_dir} is not a tilefleet run directory (no {LEDGER_NAME})")
+    ledger = Ledger.in_run_dir(run_dir)
+    try:
+        write_reports(ledger, run_dir)
+    finally:
+        ledger.close()
+    typer.echo((run_dir / "report.txt").read_text(), nl=False)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of job files (for editors and validation)."""
+    typer.echo(json.dumps(job_schema(), indent=2))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the sample data, outputs and "
+                                      "run")] = Path("tilefleet-demo"),
+    workers: Workers = None,
+) -> None:
+    """Make a small sample workload and cogify it on local processes (no network needed)."""
+    from tilefleet.demo import prepare_demo
+
+    _setup_logging(False)
+    try:
+        values = prepare_demo(out)
+    except FileExistsError as exc:
+        _fail(str(exc))
+    values.update(_run_options(workers=workers))
+    typer.echo(f"sample workload: {values['manifest']} ({values['input_root']})")
+    _execute(lambda: build_job(values))
+
+
+def _execute(make_job) -> None:
+    from tilefleet.engine.run import EXIT_INVALID, run_job
+
+    try:
+        job = make_job()
+        result = run_job(job, confirm=_ask if sys.stdin.isatty() else None)
+    except JobError as exc:
+        _fail(str(exc), EXIT_INVALID)
+    if result.dry_run:
+        _print_plan(job, result)
+    else:
+        typer.echo("")
+        typer.echo((result.run_dir / "report.txt").read_text(), nl=False)
+        typer.echo(f"outputs    {job.params.model_dump().get('dest', '')}")
+        typer.echo(f"reports    {result.run_dir}/ (report.json, report.txt, tasks.csv, "
+                   "failed.csv, succeeded.csv, timeline.png)")
+    raise typer.Exit(result.exit_code)
+
+
+def _print_plan(job, result) -> None:
+    typer.echo(f"plan: {result.planned} task(s) for recipe {job.recipe}, "
+               f"{len(result.rejected)} rejected")
+    for task in result.rejected[:20]:
+        typer.echo(f"  rejected {task.id}: {task.rejected}")
+    typer.echo(f"estimate: {result.estimate.describe()}")
+    typer.echo("dry run: nothing was run")
+
+
+def _ask(question: str) -> bool:
+    return typer.confirm(question, default=False)
+
+
+def _fail(message: str, code: int = 3) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _setup_logging(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    logger = logging.getLogger("tilefleet")
+    logger.handlers.clear()
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(show_path=False, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
+                                               "%Y-%m-%dT%H:%M:%S"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,90 @@
+"""``local``: a pool of worker processes on this machine, the embedded default.
+
+Workers are started with the ``forkserver`` method: the parent holds threads (obstore's
+runtime, the progress display) that must not be forked, and a fork server with tilefleet's
+worker module preloaded starts workers fast. A worker that dies (killed, out of memory,
+segfault in a C library) breaks the pool; the attempts it held are reported as lost
+(retryable) and a fresh pool is started for what follows.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
+
+from tilefleet.engine.executors.base import Completion, Executor
+from tilefleet.engine.task import Task
+from tilefleet.engine.worker import execute
+from tilefleet.errors import WorkerLostError
+
+
+class LocalExecutor(Executor):
+    name = "local"
+
+    def __init__(self, workers: int | None = None, **settings):
+        super().__init__(workers, **settings)
+        self._pool: ProcessPoolExecutor | None = None
+        self._futures: dict[Future, tuple[str, int]] = {}
+        self._preload: list[str] = ["tilefleet.engine.worker"]
+
+    def _ensure_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(self._preload)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        return self._pool
+
+    def start(self, preload: Sequence[str] = ()) -> None:
+        self._preload += [module for module in preload if module not in self._preload]
+        self._ensure_pool()
+
+    def submit(self, task: Task, attempt: int) -> None:
+        try:
+            future = self._ensure_pool().submit(execute, task, attempt)
+        except BrokenProcessPool:
+            self._replace_pool()
+            future = self._ensure_pool().submit(execute, task, attempt)
+        self._futures[future] = (task.id, attempt)
+
+    def wait(self, timeout: float | None) -> list[Completion]:
+        if not self._futures:
+            return []
+        done, _ = wait_futures(list(self._futures), timeout=timeout, return_when=FIRST_COMPLETED)
+        completions = []
+        broken = False
+        for future in done:
+            task_id, attempt = self._futures.pop(future)
+            try:
+                completions.append(Completion(task_id, attempt, outcome=future.result()))
+            except BrokenProcessPool as exc:
+                broken = True
+                lost = WorkerLostError(f"worker process died ({exc})")
+                completions.append(Completion(task_id, attempt, lost=lost))
+            except Exception as exc:  # e.g. a task that cannot be pickled
+                completions.append(Completion(task_id, attempt, lost=exc))
+        if broken:
+            self._replace_pool()
+        return completions
+
+    def _replace_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
+
+    def shutdown(self, cancel: bool = False) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
+            if cancel:
+                _terminate_workers(self._pool)
+            self._pool = None
+        self._futures.clear()
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    # Cancelling drops queued work but leaves running attempts; an interrupt must stop them.
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.terminate()

@@ -1,0 +1,212 @@
+"""The SQLite ledger in a run directory: the exact record of one run.
+
+It holds the job, every planned task with its status, every attempt (worker, start, end,
+outcome) and one row per session (an invocation that worked on the run). Each outcome is
+committed as it arrives (WAL journal), so a run killed at any moment, even by SIGKILL,
+leaves a ledger from which a rerun continues and reports are rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tilefleet.engine.task import FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED, Outcome, Task
+
+LEDGER_NAME = "ledger.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    task TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    duration_s REAL,
+    worker TEXT,
+    error TEXT,
+    error_kind TEXT
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    task_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    session INTEGER NOT NULL,
+    worker TEXT,
+    started REAL,
+    finished REAL,
+    ok INTEGER,
+    error TEXT,
+    PRIMARY KEY (task_id, attempt)
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY,
+    started REAL NOT NULL,
+    finished REAL,
+    executor TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    estimate TEXT,
+    interrupted INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    task: Task
+    status: str
+    attempts: int
+    duration_s: float | None
+    worker: str | None
+    error: str | None
+
+
+class Ledger:
+    """One run's record. Only the driver process writes it; workers report outcomes."""
+
+    def __init__(self, path: Path, *, readonly: bool = False):
+        self.path = Path(path)
+        uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
+        self.db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+        if not readonly:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+
+    @classmethod
+    def in_run_dir(cls, run_dir: Path, *, readonly: bool = False) -> Ledger:
+        if not readonly:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        return cls(run_dir / LEDGER_NAME, readonly=readonly)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- run metadata -------------------------------------------------------------------
+    def get_meta(self, key: str) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_meta(self, **values: Any) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            [(key, json.dumps(value)) for key, value in values.items()],
+        )
+
+    # -- tasks --------------------------------------------------------------------------
+    def add_tasks(self, tasks: Iterable[Task]) -> None:
+        """Record planned tasks; tasks already known keep their status and history."""
+        start = self.db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM tasks").fetchone()[0]
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT OR IGNORE INTO tasks (id, seq, task) VALUES (?, ?, ?)",
+                ((t.id, start + i, _encode_task(t)) for i, t in enumerate(tasks)),
+            )
+
+    def records(self, ids: Iterable[str] | None = None) -> Iterator[TaskRecord]:
+        query = "SELECT task, status, attempts, duration_s, worker, error FROM tasks ORDER BY seq"
+        wanted = set(ids) if ids is not None else None
+        for task, status, attempts, duration, worker, error in self.db.execute(query):
+            record = TaskRecord(_decode_task(task), status, attempts, duration, worker, error)
+            if wanted is None or record.task.id in wanted:
+                yield record
+
+    def statuses(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT id, status FROM tasks"))
+
+    def counts(self) -> dict[str, int]:
+        counts = {PENDING: 0, RUNNING: 0, SUCCEEDED: 0, SKIPPED: 0, FAILED: 0}
+        counts.update(self.db.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status"))
+        return counts
+
+    def mark(self, task_id: str, status: str, error: str | None = None,
+             error_kind: str | None = None) -> None:
+        self.db.execute(
+            "UPDATE tasks SET status = ?, error = ?, error_kind = ? WHERE id = ?",
+            (status, error, error_kind, task_id),
+        )
+
+    def mark_many(self, task_ids: Iterable[str], status: str) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("UPDATE tasks SET status = ?, error = NULL WHERE id = ?",
+                                ((status, task_id) for task_id in task_ids))
+
+    def reset_interrupted(self) -> int:
+        """Tasks left 'running' by a killed session go back to pending."""
+        return self.db.execute(
+            "UPDATE tasks SET status = 'pending' WHERE status = 'running'").rowcount
+
+    # -- attempts -----------------------------------------------------------------------
+    def start_attempt(self, task_id: str, session: int, started: float) -> int:
+        """Count a new attempt of a task and return its number (1-based, across sessions)."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            (attempt,) = self.db.execute(
+                "UPDATE tasks SET attempts = attempts + 1, status = 'running' WHERE id = ? "
+                "RETURNING attempts", (task_id,)).fetchone()
+            self.db.execute(
+                "INSERT OR REPLACE INTO attempts (task_id, attempt, session, started) "
+                "VALUES (?, ?, ?, ?)", (task_id, attempt, session, started))
+        return attempt
+
+    def finish_attempt(self, outcome: Outcome, status: str) -> None:
+        """Record an attempt's outcome and the task status it leads to, in one transaction."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(
+                "UPDATE attempts SET worker = ?, started = ?, finished = ?, ok = ?, error = ? "
+                "WHERE task_id = ? AND attempt = ?",
+                (outcome.worker, outcome.started, outcome.finished, int(outcome.ok),
+                 outcome.error, outcome.task_id, outcome.attempt))
+            self.db.execute(
+                "UPDATE tasks SET status = ?, duration_s = ?, worker = ?, error = ?, "
+                "error_kind = ? WHERE id = ?",
+                (status, outcome.duration, outcome.worker, outcome.error, outcome.error_kind,
+                 outcome.task_id))
+
+    def attempts(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT task_id, attempt, session, worker, started, finished, ok, error "
+            "FROM attempts ORDER BY started")
+        keys = ("task_id", "attempt", "session", "worker", "started", "finished", "ok", "error")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    # -- sessions -----------------------------------------------------------------------
+    def start_session(self, started: float, executor: str, settings: dict,
+                      estimate: dict) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO sessions (started, executor, settings, estimate) VALUES (?, ?, ?, ?)",
+            (started, executor, json.dumps(settings), json.dumps(estimate)))
+        return int(cursor.lastrowid)
+
+    def finish_session(self, session: int, finished: float, interrupted: bool) -> None:
+        self.db.execute("UPDATE sessions SET finished = ?, interrupted = ? WHERE id = ?",
+                        (finished, int(interrupted), session))
+
+    def sessions(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT id, started, finished, executor, settings, estimate, interrupted "
+            "FROM sessions ORDER BY id")
+        return [
+            {"id": sid, "started": started, "finished": finished, "executor": executor,
+             "settings": json.loads(settings), "estimate": json.loads(estimate or "null"),
+             "interrupted": bool(interrupted)}
+            for sid, started, finished, executor, settings, estimate, interrupted in rows
+        ]
+
+
+def _encode_task(task: Task) -> str:
+    return json.dumps({
+        "id": task.id, "recipe": task.recipe, "params": task.params, "dest": task.dest,
+        "marker": task.marker, "source": task.source, "rejected": task.rejected,
+    })
+
+
+def _decode_task(text: str) -> Task:
+    return Task(**json.loads(text))

@@ -1,0 +1,140 @@
+"""Reports of a run, rebuilt from its ledger after every session (even an interrupted one).
+
+``report.json`` (machine-readable totals), ``tasks.csv`` (one row per task),
+``failed.csv`` (the original source rows plus ``reason``: a valid input for a retry run),
+``succeeded.csv``, ``report.txt`` (for people) and ``timeline.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import statistics
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tilefleet.engine.ledger import Ledger, TaskRecord
+from tilefleet.engine.task import DONE_STATES, FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED
+from tilefleet.engine.timeline import plot_timeline
+
+log = logging.getLogger("tilefleet")
+FIRST_FAILURES = 20
+
+
+def build_report(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
+    """The content of report.json."""
+    records = list(ledger.records())
+    counts = Counter(r.status for r in records)
+    sessions = ledger.sessions()
+    durations = [r.duration_s for r in records if r.status == SUCCEEDED and r.duration_s]
+    last = sessions[-1] if sessions else None
+    attempts = ledger.attempts()
+    billed = {s["id"]: s["settings"].get("billing") for s in sessions}
+    measured_cost = sum(
+        (a["finished"] - a["started"]) * b["memory_gb"] * b["usd_per_gb_s"]
+        for a in attempts
+        if a["finished"] and (b := billed.get(a["session"]))
+    )
+    return {
+        "run_id": ledger.get_meta("run_id"),
+        "recipe": ledger.get_meta("recipe"),
+        "executor": last["settings"] if last else None,
+        "run_dir": str(run_dir),
+        "tasks": len(records),
+        "succeeded": counts[SUCCEEDED],
+        "skipped": counts[SKIPPED],
+        "failed": counts[FAILED],
+        "pending": counts[PENDING] + counts[RUNNING],
+        "retried": sum(1 for r in records if r.attempts > 1),
+        "attempts": len(attempts),
+        "sessions": len(sessions),
+        "interrupted": bool(last and last["interrupted"]),
+        "wall_s": round(sum((s["finished"] or s["started"]) - s["started"] for s in sessions), 3),
+        "task_s": _summary(durations),
+        "estimate": last["estimate"] if last else None,
+        "cost_usd": {
+            "estimated": (last["estimate"] or {}).get("cost_usd") if last else None,
+            "measured": round(measured_cost, 6) if any(billed.values()) else None,
+        },
+        "job": ledger.get_meta("job"),
+    }
+
+
+def write_reports(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
+    """Write every report file into ``run_dir`` and return report.json's content."""
+    report = build_report(ledger, run_dir)
+    records = list(ledger.records())
+    columns = tuple(ledger.get_meta("source_columns") or ())
+    (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    _write_tasks_csv(run_dir / "tasks.csv", records)
+    _write_source_csv(run_dir / "failed.csv", columns, ("reason",),
+                      [{**r.task.source, "reason": r.error or ""} for r in records
+                       if r.status == FAILED])
+    _write_source_csv(run_dir / "succeeded.csv", columns, ("status",),
+                      [{**r.task.source, "status": r.status} for r in records
+                       if r.status in DONE_STATES])
+    (run_dir / "report.txt").write_text(format_report(report, records))
+    try:
+        plot_timeline(ledger.attempts(), run_dir / "timeline.png",
+                      f"{report['recipe']} run {report['run_id']}")
+    except Exception as exc:  # a plot must never cost the record
+        log.warning("timeline.png not written: %s", exc)
+    return report
+
+
+def format_report(report: dict[str, Any], records: list[TaskRecord]) -> str:
+    total = report["tasks"] or 1
+    executor = report["executor"] or {}
+    lines = [
+        f"tilefleet run {report['run_id']} ({report['recipe']}, executor "
+        f"{executor.get('name', '?')}, {executor.get('workers', '?')} worker(s))",
+        f"tasks      {report['tasks']}",
+    ]
+    for key in ("succeeded", "skipped", "failed", "pending"):
+        lines.append(f"{key:<10} {report[key]:>6}  ({100 * report[key] / total:.1f} %)")
+    lines.append(f"retried    {report['retried']:>6}  ({report['attempts']} attempts in all)")
+    lines.append(f"wall time  {report['wall_s']:.1f} s over {report['sessions']} session(s)"
+                 + ("; the last was interrupted" if report["interrupted"] else ""))
+    if report["task_s"]:
+        t = report["task_s"]
+        lines.append(f"task time  min {t['min']:.2f} s, median {t['median']:.2f} s, "
+                     f"max {t['max']:.2f} s")
+    cost = report["cost_usd"]
+    if cost["measured"] is not None:
+        lines.append(f"cost       ${cost['measured']:.4f} measured "
+                     f"(estimated ${cost['estimated'] or 0:.4f})")
+    failures = [r for r in records if r.status == FAILED]
+    if failures:
+        lines.append("")
+        lines.append(f"first failures ({min(len(failures), FIRST_FAILURES)} of {len(failures)}):")
+        lines += [f"  {r.task.id}: {r.error}" for r in failures[:FIRST_FAILURES]]
+    return "\n".join(lines) + "\n"
+
+
+def _summary(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {"min": round(min(values), 3), "median": round(statistics.median(values), 3),
+            "max": round(max(values), 3)}
+
+
+def _write_tasks_csv(path: Path, records: list[TaskRecord]) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["id", "status", "attempts", "duration_s", "worker", "error"])
+        for r in records:
+            duration = f"{r.duration_s:.3f}" if r.duration_s is not None else ""
+            writer.writerow([r.task.id, r.status, r.attempts, duration, r.worker or "",
+                             r.error or ""])
+
+
+def _write_source_csv(path: Path, columns: tuple[str, ...], extra: tuple[str, ...],
+                      rows: list[dict[str, str]]) -> None:
+    fields = list(columns) if columns else sorted({k for row in rows for k in row} - set(extra))
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*fields, *extra], lineterminator="\n",
+                                extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)

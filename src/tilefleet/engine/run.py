@@ -1,0 +1,267 @@
+"""One run of a job, from plan to reports.
+
+plan (tasks = rows/tiles × recipe) → ledger → skip what is done → estimate → execute with
+retries → reports. The engine never looks at pixels: it moves :class:`Task` records to an
+executor and :class:`Outcome` records into the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import json
+import logging
+import random
+import secrets
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from contextlib import closing as _closing
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from tilefleet.config import Job
+from tilefleet.engine.estimate import Estimate, estimate_run
+from tilefleet.engine.executors import Completion, Executor, create_executor
+from tilefleet.engine.history import record_durations
+from tilefleet.engine.ledger import LEDGER_NAME, Ledger
+from tilefleet.engine.progress import RunProgress
+from tilefleet.engine.report import write_reports
+from tilefleet.engine.skip import find_done
+from tilefleet.engine.task import (
+    DONE_STATES,
+    FAILED,
+    PENDING,
+    SKIPPED,
+    SUCCEEDED,
+    Outcome,
+    Task,
+    now,
+)
+from tilefleet.errors import PERMANENT, RETRYABLE, JobError, one_line
+from tilefleet.recipes import get_recipe
+
+log = logging.getLogger("tilefleet")
+
+EXIT_OK, EXIT_PARTIAL, EXIT_ALL_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+MAX_BACKOFF_S = 120.0
+
+
+@dataclass
+class RunResult:
+    """What a run did: its folder, report.json's content and the exit status it implies."""
+
+    run_dir: Path | None
+    estimate: Estimate
+    exit_code: int
+    report: dict = field(default_factory=dict)
+    dry_run: bool = False
+    planned: int = 0
+    rejected: list[Task] = field(default_factory=list)
+
+
+def exit_code_for(counts: dict[str, int]) -> int:
+    """0 all done, 1 some failed, 2 all failed (of the tasks that ended)."""
+    done = counts.get(SUCCEEDED, 0) + counts.get(SKIPPED, 0)
+    failed = counts.get(FAILED, 0)
+    if failed == 0:
+        return EXIT_OK
+    return EXIT_PARTIAL if done else EXIT_ALL_FAILED
+
+
+def job_fingerprint(job: Job) -> str:
+    """What identifies a job for resuming: its recipe and parameters, not how it is run."""
+    body = json.dumps({"recipe": job.recipe, "params": job.params.model_dump(mode="json")},
+                      sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def new_run_id(recipe: str) -> str:
+    return f"{recipe}-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunResult:
+    """Plan, skip, estimate and (unless a dry run) execute ``job``; write its reports.
+
+    ``confirm`` asks the user a yes/no question (None: no terminal to ask on). Raises
+    :class:`JobError` for an invalid job; task failures are recorded, never raised.
+    """
+    recipe = get_recipe(job.recipe)
+    tasks = recipe.plan(job.params)
+    try:
+        executor = create_executor(job.executor, job.workers)
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
+
+    run_id = new_run_id(recipe.name)
+    run_dir = job.run_dir or Path("runs", run_id)
+    fingerprint = job_fingerprint(job)
+    resuming = (run_dir / LEDGER_NAME).exists()
+    known: dict[str, str] = {}
+    if resuming:
+        with _closing(Ledger.in_run_dir(run_dir, readonly=job.dry_run)) as ledger:
+            if ledger.get_meta("fingerprint") not in (None, fingerprint):
+                raise JobError(f"run dir {run_dir} holds a different job (other recipe or "
+                               "parameters); choose another --run-dir")
+            known = ledger.statuses()
+
+    rejected = [t for t in tasks if t.rejected is not None]
+    candidates = _select(tasks, known, job.only, job.limit)
+    done_outside = set() if job.overwrite else find_done(candidates)
+    to_run = [t for t in candidates if t.id not in done_outside]
+    estimate = estimate_run(recipe.name, recipe.default_task_s, len(to_run),
+                            len(done_outside), executor.workers, executor.billing)
+    result = RunResult(run_dir, estimate, EXIT_OK, dry_run=job.dry_run, planned=len(tasks),
+                       rejected=rejected)
+    if job.dry_run:
+        result.exit_code = EXIT_ALL_FAILED if rejected and len(rejected) == len(tasks) else EXIT_OK
+        return result
+    if executor.billing and to_run and not job.yes:
+        question = f"{estimate.describe()}. Proceed? [y/N]"
+        if confirm is None:
+            raise JobError("this executor bills per use and there is no terminal to ask on: "
+                           "pass --yes to start the run")
+        if not confirm(question):
+            raise JobError("run not started: declined at the cost prompt")
+
+    with _closing(Ledger.in_run_dir(run_dir)) as ledger:
+        if not resuming:
+            ledger.set_meta(run_id=run_id, recipe=recipe.name, fingerprint=fingerprint,
+                            job=_job_record(job), source_columns=list(recipe.source_columns),
+                            created=now())
+        ledger.add_tasks(tasks)
+        ledger.reset_interrupted()
+        for task in rejected:
+            ledger.mark(task.id, FAILED, task.rejected, PERMANENT)
+            log.warning("FAILED %s: %s", task.id, task.rejected)
+        ledger.mark_many(done_outside, SKIPPED)
+        log.info("%s", estimate.describe())
+        settings = executor.describe()
+        if executor.billing:
+            settings["billing"] = vars(executor.billing)
+        session = ledger.start_session(now(), executor.name, settings, estimate.as_dict())
+        interrupted = False
+        durations: list[float] = []
+        try:
+            with _terminate_as_interrupt():
+                executor.start(preload=(type(recipe).__module__,))
+                try:
+                    _execute(to_run, executor, ledger, session, job, durations,
+                             RunProgress(len(to_run), recipe.name))
+                finally:
+                    executor.shutdown(cancel=True)
+        except KeyboardInterrupt:
+            interrupted = True
+            log.warning("interrupted: unfinished tasks stay pending; rerun with "
+                        "--run-dir %s to finish them", run_dir)
+        finally:
+            ledger.reset_interrupted()
+            ledger.finish_session(session, now(), interrupted)
+            record_durations(recipe.name, durations)
+            result.report = write_reports(ledger, run_dir)
+        counts = ledger.counts()
+    result.exit_code = EXIT_INTERRUPTED if interrupted else exit_code_for(counts)
+    return result
+
+
+def _select(tasks: list[Task], known: dict[str, str], only: list[str] | None,
+            limit: int | None) -> list[Task]:
+    """Tasks this session may run: not rejected, not done in this run, within --only/--limit."""
+    if only:
+        ids = {t.id for t in tasks}
+        unknown = [i for i in only if i not in ids]
+        if unknown:
+            raise JobError(f"--only names unknown task id(s): {', '.join(unknown[:5])}")
+        wanted = set(only)
+        tasks = [t for t in tasks if t.id in wanted]
+    selected = [t for t in tasks if t.rejected is None and known.get(t.id) not in DONE_STATES]
+    return selected[:limit] if limit else selected
+
+
+def _execute(tasks: list[Task], executor: Executor, ledger: Ledger, session: int, job: Job,
+             durations: list[float], progress: RunProgress) -> None:
+    """Keep at most ``max_in_flight`` attempts submitted, retry retryable failures with
+    exponential backoff and jitter, and record every outcome as it arrives."""
+    max_in_flight = job.max_in_flight or 2 * executor.workers
+    ready: deque[Task] = deque(tasks)
+    delayed: list[tuple[float, int, Task]] = []  # (due, tie-breaker, task)
+    tie = itertools.count()
+    in_flight: dict[str, tuple[Task, float]] = {}
+    tries: dict[str, int] = {}
+    try:
+        while ready or delayed or in_flight:
+            clock = time.monotonic()
+            while delayed and delayed[0][0] <= clock:
+                ready.append(heapq.heappop(delayed)[2])
+            while ready and len(in_flight) < max_in_flight:
+                task = ready.popleft()
+                submitted = now()
+                attempt = ledger.start_attempt(task.id, session, submitted)
+                tries[task.id] = tries.get(task.id, 0) + 1
+                executor.submit(task, attempt)
+                in_flight[task.id] = (task, submitted)
+            if not in_flight:
+                time.sleep(max(0.0, delayed[0][0] - time.monotonic()))
+                continue
+            timeout = 1.0 if not delayed else max(0.01, min(1.0, delayed[0][0] - clock))
+            for completion in executor.wait(timeout):
+                task, submitted = in_flight.pop(completion.task_id)
+                outcome = _outcome_of(completion, submitted)
+                if outcome.ok:
+                    ledger.finish_attempt(outcome, SUCCEEDED)
+                    durations.append(outcome.duration)
+                    progress.finished(SUCCEEDED)
+                elif outcome.error_kind == RETRYABLE and tries[task.id] <= job.retries:
+                    delay = _backoff(job.backoff_s, tries[task.id])
+                    ledger.finish_attempt(outcome, PENDING)
+                    heapq.heappush(delayed, (time.monotonic() + delay, next(tie), task))
+                    progress.retried()
+                    log.info("retrying %s in %.1f s (attempt %d of %d): %s", task.id, delay,
+                             tries[task.id] + 1, job.retries + 1, outcome.error)
+                else:
+                    ledger.finish_attempt(outcome, FAILED)
+                    progress.finished(FAILED)
+                    log.warning("FAILED %s: %s", task.id, outcome.error)
+    finally:
+        progress.close()
+
+
+def _outcome_of(completion: Completion, submitted: float) -> Outcome:
+    if completion.outcome is not None:
+        return completion.outcome
+    return Outcome(completion.task_id, completion.attempt, False, "lost", submitted, now(),
+                   error=f"worker lost: {one_line(completion.lost)}", error_kind=RETRYABLE)
+
+
+def _backoff(base: float, attempt: int) -> float:
+    """Exponential backoff with equal jitter: half fixed, half random."""
+    ceiling = min(MAX_BACKOFF_S, base * 2 ** (attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _job_record(job: Job) -> dict:
+    record = job.model_dump(mode="json", exclude={"params"})
+    record.update(job.params.model_dump(mode="json"))
+    return record
+
+
+class _terminate_as_interrupt:
+    """Treat SIGTERM like Ctrl-C while a run executes, so it stops cleanly with reports."""
+
+    def __enter__(self):
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt

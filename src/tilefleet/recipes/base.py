@@ -1,0 +1,42 @@
+"""The contract every recipe fulfils, whatever executor runs it.
+
+A recipe turns validated parameters into tasks (``plan``) and does the work of one task
+(``run``): read inputs, call pure ``ops``, write outputs through ``store``, done marker last.
+It never knows which executor runs it, and raises :class:`~tilefleet.errors.PermanentError`
+for bad input it detects, so that only transient trouble is retried.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from tilefleet.engine.task import Task
+
+
+class RecipeParams(BaseModel):
+    """Base of each recipe's parameters: the job-file keys and CLI options it adds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Parameters holding local paths that a job file may give relative to itself.
+    path_fields: ClassVar[tuple[str, ...]] = ()
+
+
+class Recipe(ABC):
+    name: ClassVar[str]
+    Params: ClassVar[type[RecipeParams]]
+    #: Seconds per task assumed by the estimate until a run of this recipe has been measured.
+    default_task_s: ClassVar[float] = 5.0
+    #: Columns of a task's source row, in report order (failed.csv, succeeded.csv).
+    source_columns: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def plan(self, params: RecipeParams) -> list[Task]:
+        """All tasks of a job, in order; bad rows become tasks with ``rejected`` set."""
+
+    @abstractmethod
+    def run(self, task: Task) -> dict[str, Any]:
+        """Do one task; return small metrics (bytes written, …). Raise on failure."""

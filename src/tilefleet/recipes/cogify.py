@@ -1,0 +1,165 @@
+"""``cogify``: GeoTIFFs listed in a CSV manifest → Cloud-Optimized GeoTIFFs + JPEG previews.
+
+For the row ``a/b/name.tif`` it writes ``{dest}/a/b/name.tif`` (the COG),
+``{dest}/a/b/name.jpg`` (the preview) and, last, ``{dest}/a/b/name.json``: a STAC item of
+the COG that marks the task done.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import pystac
+import rasterio
+from pydantic import Field, field_validator
+from rasterio.errors import RasterioIOError
+
+from tilefleet.engine.task import Task
+from tilefleet.errors import JobError, PermanentError
+from tilefleet.recipes.base import Recipe, RecipeParams
+from tilefleet.store.cog import (
+    COG_PROFILES,
+    DEFAULT_PROFILE,
+    OVERVIEW_RESAMPLING,
+    check_profile_fits,
+    cog_options,
+    write_cog,
+)
+from tilefleet.store.gdal_env import gdal_config
+from tilefleet.store.location import Location, safe_relative_key
+from tilefleet.store.objects import open_store
+from tilefleet.store.preview import write_preview
+from tilefleet.store.stac_item import item_bytes, raster_item
+from tilefleet.tiles.manifest import MANIFEST_COLUMNS, parse_manifest
+
+ProfileName = Literal[tuple(COG_PROFILES)]  # type: ignore[valid-type]
+ResamplingName = Literal[OVERVIEW_RESAMPLING]  # type: ignore[valid-type]
+
+
+class CogifyParams(RecipeParams):
+    """Options of ``tilefleet cogify`` (and the keys of a cogify job file)."""
+
+    path_fields: ClassVar[tuple[str, ...]] = ("manifest", "input_root", "dest")
+
+    manifest: str = Field(description="CSV manifest (path,num_bands), local or s3://")
+    input_root: str = Field(description="Folder or s3:// prefix that manifest paths are relative to")
+    dest: str = Field(description="Folder or s3:// prefix the COGs, previews and items go to")
+    profile: ProfileName = Field(DEFAULT_PROFILE, description="COG profile (deflate is lossless)")
+    overview_resampling: ResamplingName = Field("nearest", description="Overview resampling")
+    blocksize: int = Field(512, ge=64, le=4096, description="COG tile size in pixels")
+    quality: int | None = Field(None, ge=1, le=100, description="Quality of jpeg/webp profiles")
+    preview_bands: list[int] | None = Field(
+        None, description="Bands of the JPEG preview (1 or 3, 1-based); default 1 or 1,2,3"
+    )
+    preview_max_size: int | None = Field(
+        None, ge=16, description="Longest side of the preview in pixels; default full size"
+    )
+    preview_quality: int = Field(75, ge=1, le=100, description="JPEG quality of the preview")
+
+    @field_validator("preview_bands", mode="before")
+    @classmethod
+    def _split_bands(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [int(part) for part in value.split(",") if part.strip()]
+        return value
+
+
+def output_keys(key: str) -> tuple[str, str, str]:
+    """(COG, preview, item) keys for an input key; a ``.tif`` name is kept as it is."""
+    stem, suffix = posixpath.splitext(key)
+    cog = key if suffix.lower() in (".tif", ".tiff") else f"{stem}.tif"
+    return cog, f"{stem}.jpg", f"{stem}.json"
+
+
+class CogifyRecipe(Recipe):
+    name = "cogify"
+    Params = CogifyParams
+    default_task_s = 2.0
+    source_columns = MANIFEST_COLUMNS
+
+    def plan(self, params: CogifyParams) -> list[Task]:
+        rows = parse_manifest(_read_manifest(params.manifest), name=params.manifest)
+        shared = params.model_dump(exclude={"manifest", "dest"})
+        tasks: list[Task] = []
+        seen: dict[str, int] = {}
+        for row in rows:
+            key, reason = None, row.error
+            if reason is None:
+                try:
+                    key = safe_relative_key(row.path)
+                except ValueError as exc:
+                    reason = f"line {row.line}: {exc}"
+            if key is not None and key in seen:
+                reason = f"line {row.line}: {key} is already listed on line {seen[key]}"
+            if reason is not None:
+                tasks.append(Task(f"line-{row.line}", self.name, {}, params.dest, "",
+                                  source=row.fields, rejected=reason))
+                continue
+            seen[key] = row.line
+            cog, preview, item = output_keys(key)
+            task_params = {**shared, "key": key, "num_bands": row.num_bands,
+                           "cog": cog, "preview": preview}
+            tasks.append(Task(key, self.name, task_params, params.dest, item, source=row.fields))
+        return tasks
+
+    def run(self, task: Task) -> dict[str, Any]:
+        p = task.params
+        with rasterio.Env(**gdal_config()), tempfile.TemporaryDirectory(prefix="tilefleet-") as tmp:
+            src = open_store(p["input_root"]).gdal_path(p["key"])
+            dtype, count = _inspect_input(src, p["key"])
+            if p["num_bands"] is not None and p["num_bands"] != count:
+                raise PermanentError(
+                    f"manifest says {p['num_bands']} band(s), {p['key']} has {count}"
+                )
+            check_profile_fits(p["profile"], dtype, count)
+            cog_path, preview_path = Path(tmp, "cog.tif"), Path(tmp, "preview.jpg")
+            options = cog_options(p["profile"], blocksize=p["blocksize"],
+                                  overview_resampling=p["overview_resampling"],
+                                  quality=p["quality"])
+            write_cog(src, cog_path, options)
+            rows, cols = write_preview(str(cog_path), preview_path, bands=p["preview_bands"],
+                                       max_size=p["preview_max_size"],
+                                       quality=p["preview_quality"])
+            cog_name = posixpath.basename(p["cog"])
+            preview_asset = pystac.Asset(
+                f"./{posixpath.basename(p['preview'])}", media_type=pystac.MediaType.JPEG,
+                roles=["overview"], extra_fields={"proj:shape": [rows, cols]},
+            )
+            item = raster_item(
+                str(cog_path), item_id=posixpath.splitext(cog_name)[0], data_href=f"./{cog_name}",
+                extra_assets={"preview": preview_asset},
+                properties={"tilefleet:source": Location.parse(p["input_root"]).join(p["key"])},
+            )
+            dest = open_store(task.dest)
+            dest.put_file(cog_path, p["cog"])
+            dest.put_file(preview_path, p["preview"])
+            dest.put_bytes(item_bytes(item), task.marker)  # last: marks the task done
+            return {"bytes_out": cog_path.stat().st_size, "bands": count, "dtype": dtype}
+
+
+def _read_manifest(url: str) -> bytes:
+    location = Location.parse(url)
+    parent, _, name = location.prefix.rpartition("/")
+    store = open_store(Location(location.scheme, location.bucket, parent))
+    try:
+        return store.get_bytes(name)
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        raise JobError(f"cannot read manifest {url}: {exc.strerror or exc}") from exc
+    except Exception as exc:
+        if type(exc).__name__ == "NotFoundError":
+            raise JobError(f"manifest {url} does not exist") from exc
+        raise
+
+
+def _inspect_input(src: str, key: str) -> tuple[str, int]:
+    try:
+        with rasterio.open(src) as ds:
+            return ds.dtypes[0], ds.count
+    except RasterioIOError as exc:
+        text = str(exc)
+        if "No such file" in text or "does not exist" in text or "404" in text:
+            raise PermanentError(f"input {key} not found") from exc
+        raise

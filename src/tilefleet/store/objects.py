@@ -1,0 +1,253 @@
+"""One storage API for local folders and object stores (S3, GCS, Azure through obstore).
+
+Every write is atomic: a reader sees the old object, the new object, or nothing, never a
+half-written file. Object stores give that for free (a PUT, or a completed multipart
+upload, appears whole). Local folders get it from a uniquely named partial file next to
+the target and ``os.replace``; a process killed in between leaves a
+``*.tilefleet-partial-*`` file that :meth:`Store.remove_partials` sweeps away.
+
+Credentials are never passed in: obstore and GDAL read them from the environment of the
+process that does the I/O, so they stay out of tasks, ledgers and logs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from tilefleet.store.location import Location
+
+PARTIAL_MARK = ".tilefleet-partial-"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One listed object: its key relative to the store root, and its size in bytes."""
+
+    key: str
+    size: int
+
+
+def is_partial(key: str) -> bool:
+    return PARTIAL_MARK in key.rsplit("/", 1)[-1]
+
+
+class Store(ABC):
+    """Objects below one :class:`Location`; keys are relative, ``/``-separated."""
+
+    def __init__(self, location: Location):
+        self.location = location
+
+    @property
+    def url(self) -> str:
+        return self.location.url
+
+    @abstractmethod
+    def list_dir(self, prefix: str) -> list[ObjectInfo]:
+        """Objects directly below ``prefix`` (a folder key, '' for the root): one listing,
+        paginated as the backend needs, never a request per object."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object below ``prefix``, at any depth."""
+
+    @abstractmethod
+    def put_file(self, local_path: Path, key: str) -> None:
+        """Upload (or move into place) a finished local file as ``key``, atomically."""
+
+    @abstractmethod
+    def put_bytes(self, data: bytes, key: str, *, if_absent: bool = False) -> bool:
+        """Write ``data`` as ``key``. With ``if_absent`` the write happens only if ``key`` does
+        not exist yet, atomically, and the return value says whether it happened."""
+
+    @abstractmethod
+    def get_bytes(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def delete(self, keys: Iterable[str]) -> None: ...
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def gdal_path(self, key: str) -> str:
+        """The name GDAL opens ``key`` by (a local path or a ``/vsis3/…`` style path)."""
+
+    def remove_partials(self, listed: Iterable[ObjectInfo]) -> int:
+        """Delete the leftovers of interrupted local writes among ``listed``."""
+        stale = [info.key for info in listed if is_partial(info.key)]
+        if stale:
+            self.delete(stale)
+        return len(stale)
+
+
+class LocalStore(Store):
+    """A folder on a local or network file system."""
+
+    def __init__(self, location: Location):
+        super().__init__(location)
+        self.root = Path(location.prefix)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key if key else self.root
+
+    def list_dir(self, prefix: str) -> list[ObjectInfo]:
+        folder = self._path(prefix)
+        base = f"{prefix.rstrip('/')}/" if prefix else ""
+        try:
+            with os.scandir(folder) as entries:
+                return [
+                    ObjectInfo(base + entry.name, entry.stat().st_size)
+                    for entry in entries
+                    if entry.is_file()
+                ]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        folder = self._path(prefix)
+        for dirpath, _dirs, files in os.walk(folder):
+            for name in files:
+                path = Path(dirpath, name)
+                yield ObjectInfo(path.relative_to(self.root).as_posix(), path.stat().st_size)
+
+    def _partial_for(self, key: str) -> Path:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target.with_name(f"{target.name}{PARTIAL_MARK}{uuid.uuid4().hex[:12]}")
+
+    def put_file(self, local_path: Path, key: str) -> None:
+        partial = self._partial_for(key)
+        try:
+            shutil.copyfile(local_path, partial)
+            os.replace(partial, self._path(key))
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def put_bytes(self, data: bytes, key: str, *, if_absent: bool = False) -> bool:
+        partial = self._partial_for(key)
+        try:
+            partial.write_bytes(data)
+            if not if_absent:
+                os.replace(partial, self._path(key))
+                return True
+            try:
+                os.link(partial, self._path(key))  # fails if the target exists: atomic create
+            except FileExistsError:
+                return False
+            return True
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def delete(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def gdal_path(self, key: str) -> str:
+        return str(self._path(key))
+
+
+_VSI_PREFIX = {"s3": "/vsis3", "gs": "/vsigs", "az": "/vsiaz", "abfs": "/vsiaz"}
+
+
+class ObjectStore(Store):
+    """A bucket prefix on S3 (or an S3-compatible endpoint), GCS or Azure, through obstore."""
+
+    def __init__(self, location: Location):
+        super().__init__(location)
+        from obstore.store import from_url
+
+        bucket_url = f"{location.scheme}://{location.bucket}"
+        self._store = from_url(bucket_url, client_options=_client_options())
+
+    def _key(self, key: str) -> str:
+        return f"{self.location.prefix}/{key}" if self.location.prefix else key
+
+    def _relative(self, path: str) -> str:
+        prefix = self.location.prefix
+        return path[len(prefix) + 1 :] if prefix else path
+
+    def list_dir(self, prefix: str) -> list[ObjectInfo]:
+        import obstore
+
+        full = self._key(prefix).rstrip("/")
+        listed = obstore.list_with_delimiter(self._store, f"{full}/" if full else None)
+        return [ObjectInfo(self._relative(meta["path"]), meta["size"]) for meta in listed["objects"]]
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        import obstore
+
+        full = self._key(prefix).rstrip("/")
+        for batch in obstore.list(self._store, f"{full}/" if full else None, chunk_size=1000):
+            for meta in batch:
+                yield ObjectInfo(self._relative(meta["path"]), meta["size"])
+
+    def put_file(self, local_path: Path, key: str) -> None:
+        import obstore
+
+        obstore.put(self._store, self._key(key), Path(local_path))
+
+    def put_bytes(self, data: bytes, key: str, *, if_absent: bool = False) -> bool:
+        import obstore
+        from obstore.exceptions import AlreadyExistsError, PreconditionError
+
+        try:
+            obstore.put(self._store, self._key(key), data, mode="create" if if_absent else None)
+        except (AlreadyExistsError, PreconditionError):
+            return False
+        return True
+
+    def get_bytes(self, key: str) -> bytes:
+        import obstore
+
+        return bytes(obstore.get(self._store, self._key(key)).bytes())
+
+    def delete(self, keys: Iterable[str]) -> None:
+        import obstore
+
+        paths = [self._key(key) for key in keys]
+        if paths:
+            obstore.delete(self._store, paths)
+
+    def exists(self, key: str) -> bool:
+        import obstore
+        from obstore.exceptions import NotFoundError
+
+        try:
+            obstore.head(self._store, self._key(key))
+        except (NotFoundError, FileNotFoundError):
+            return False
+        return True
+
+    def gdal_path(self, key: str) -> str:
+        return f"{_VSI_PREFIX[self.location.scheme]}/{self.location.bucket}/{self._key(key)}"
+
+
+def _client_options() -> dict:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
+    return {"allow_http": True} if endpoint.startswith("http://") else {}
+
+
+def open_store(url: str | Path | Location) -> Store:
+    """The store for a URL or path; cached per process (obstore clients pool connections)."""
+    location = url if isinstance(url, Location) else Location.parse(url)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return _open_store(location, endpoint)
+
+
+@lru_cache(maxsize=64)
+def _open_store(location: Location, _endpoint: str | None) -> Store:
+    # The endpoint is part of the cache key so a changed environment gets a new client.
+    return LocalStore(location) if location.is_local else ObjectStore(location)

@@ -1,0 +1,70 @@
+"""JPEG previews of rasters: grey for one band, RGB from three, 8-bit whatever the input."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
+
+from tilefleet.errors import PermanentError
+from tilefleet.ops.stretch import to_display_bytes
+
+
+def preview_bands(count: int, requested: list[int] | None = None) -> list[int]:
+    """The 1-based bands a preview shows: 1 → grey, 2 → band 1, 3+ → the first three."""
+    if requested:
+        if len(requested) not in (1, 3):
+            raise PermanentError(f"preview bands must be 1 or 3 bands, got {requested}")
+        missing = [band for band in requested if not 1 <= band <= count]
+        if missing:
+            raise PermanentError(f"preview band(s) {missing} not in a {count}-band raster")
+        return list(requested)
+    return [1] if count < 3 else [1, 2, 3]
+
+
+def preview_shape(height: int, width: int, max_size: int | None) -> tuple[int, int]:
+    """Output (rows, cols) keeping the aspect ratio with the longer side at most ``max_size``."""
+    if not max_size or max(height, width) <= max_size:
+        return height, width
+    scale = max_size / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def write_preview(
+    src: str,
+    dst: Path,
+    *,
+    bands: list[int] | None = None,
+    max_size: int | None = None,
+    quality: int = 75,
+) -> tuple[int, int]:
+    """Write a JPEG preview of ``src`` to local path ``dst``; return its (rows, cols).
+
+    Reading at the preview size lets GDAL use the COG's overviews, so a capped preview of
+    a large raster reads little.
+    """
+    with rasterio.open(src) as ds:
+        indexes = preview_bands(ds.count, bands)
+        rows, cols = preview_shape(ds.height, ds.width, max_size)
+        data = ds.read(
+            indexes, out_shape=(len(indexes), rows, cols), masked=True,
+            resampling=Resampling.nearest,
+        )
+    image = to_display_bytes(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a preview has no georeference
+        _write_jpeg(dst, image, quality)
+    return rows, cols
+
+
+def _write_jpeg(dst: Path, image: np.ndarray, quality: int) -> None:
+    count, rows, cols = image.shape
+    with rasterio.open(
+        dst, "w", driver="JPEG", width=cols, height=rows, count=count, dtype=np.uint8,
+        QUALITY=str(quality),
+    ) as out:
+        out.write(image)
