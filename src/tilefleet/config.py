@@ -130,10 +130,11 @@ def _expand(value: Any) -> Any:
 
 
 def _resolve_paths(values: dict[str, Any], base: Path) -> None:
-    recipe = values.get("recipe")
     fields = ["run_dir"]
-    if recipe in RECIPES:
-        fields += list(get_recipe(recipe).Params.path_fields)
+    try:
+        fields += list(get_recipe(str(values.get("recipe"))).Params.path_fields)
+    except ValueError:
+        pass  # an unknown recipe is reported by validation
     for key in fields:
         value = values.get(key)
         if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():

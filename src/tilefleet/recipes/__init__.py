@@ -14,9 +14,13 @@ RECIPES: dict[str, str] = {
 
 
 def get_recipe(name: str) -> Recipe:
-    """The recipe registered under ``name``."""
+    """The recipe registered under ``name``, or a user's own given as ``package.module:Class``
+    (importable on every worker)."""
+    reference = RECIPES.get(name) or (name if ":" in name else None)
+    if reference is None:
+        raise ValueError(f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPES))}")
+    module, _, attr = reference.partition(":")
     try:
-        module, _, attr = RECIPES[name].partition(":")
-    except KeyError:
-        raise ValueError(f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPES))}") from None
-    return getattr(import_module(module), attr)()
+        return getattr(import_module(module), attr)()
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load recipe {name!r}: {exc}") from None

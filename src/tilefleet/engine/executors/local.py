@@ -1,14 +1,16 @@
 """``local``: a pool of worker processes on this machine, the embedded default.
 
-Workers are started with the ``forkserver`` method: the parent holds threads (obstore's
-runtime, the progress display) that must not be forked, and a fork server with tilefleet's
-worker module preloaded starts workers fast. A worker that dies (killed, out of memory,
+Workers are started with the ``spawn`` method: the parent holds threads (obstore's runtime,
+the progress display) that must not be forked, and a spawned worker sees the environment of
+this run (credentials, endpoints) as it is now. Each worker imports the task modules once
+when it starts, so their import time does not count against the first task. A worker that dies (killed, out of memory,
 segfault in a C library) breaks the pool; the attempts it held are reported as lost
 (retryable) and a fresh pool is started for what follows.
 """
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
@@ -32,9 +34,10 @@ class LocalExecutor(Executor):
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(self._preload)
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_import_modules, initargs=(tuple(self._preload),),
+            )
         return self._pool
 
     def start(self, preload: Sequence[str] = ()) -> None:
@@ -81,6 +84,11 @@ class LocalExecutor(Executor):
                 _terminate_workers(self._pool)
             self._pool = None
         self._futures.clear()
+
+
+def _import_modules(modules: tuple[str, ...]) -> None:
+    for module in modules:
+        importlib.import_module(module)
 
 
 def _terminate_workers(pool: ProcessPoolExecutor) -> None:

@@ -1,0 +1,426 @@
+"""The TTC grid: 1/18-degree tiles whose centres come from a tile database parquet.
+
+The database (columns ``X``, ``Y`` = tile-centre lon/lat, ``X_tile``, ``Y_tile``) is the
+authority: centres drift from any formula by up to 0.2 tile, so they are never recomputed.
+A tile is its centre +- 1/36 degree and is named ``{X_tile}X{Y_tile}Y``. Selections stay
+columnar (numpy arrays over database rows); ``Tile`` objects are made only on request.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from tilefleet.tiles.aoi import normalize_longitudes, parse_bbox
+from tilefleet.tiles.io import read_csv_columns
+from tilefleet.tiles.tile import Tile, TileInputError
+
+TILE_SIZE = 1 / 18
+TILE_HALF_SIZE = 1 / 36
+TILE_ID_PATTERN = re.compile(r"^\s*(-?\d+)X(-?\d+)Y\s*$")
+TILES_CSV_COLUMNS = ("Year", "X", "Y", "Y_tile", "X_tile")
+
+# A tiles CSV whose X/Y differ from the database by more than this (degrees) is suspect.
+_CENTRE_MISMATCH = 1e-3
+# Warnings that list ids show at most this many examples.
+_EXAMPLES = 5
+# Area selection: the finest block (in tiles) tested as a whole before single tiles are.
+_FINEST_BLOCK_TILES = 4
+
+
+def format_tile_id(x_tile: int, y_tile: int) -> str:
+    """``{X_tile}X{Y_tile}Y``, e.g. ``1035X727Y``."""
+    return f"{x_tile}X{y_tile}Y"
+
+
+def parse_tile_id(text: str) -> tuple[int, int]:
+    """``(X_tile, Y_tile)`` of a tile id such as ``" 1035X727Y"``; ``TileInputError`` if malformed."""
+    match = TILE_ID_PATTERN.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise TileInputError(f"not a TTC tile id: {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _examples(items: Sequence[Any]) -> str:
+    shown = ", ".join(str(i) for i in items[:_EXAMPLES])
+    return shown + (", ..." if len(items) > _EXAMPLES else "")
+
+
+class TileDatabase:
+    """The tile database, read once per file (only the four needed columns) and kept."""
+
+    _cache: dict[tuple[str, int, int], TileDatabase] = {}
+
+    def __init__(
+        self, x: np.ndarray, y: np.ndarray, x_tile: np.ndarray, y_tile: np.ndarray, source: str = ""
+    ):
+        self.x, self.y = x, y
+        self.x_tile, self.y_tile = x_tile, y_tile
+        self.source = source
+        self._sorted_keys: tuple[np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def open(cls, path: str | Path) -> TileDatabase:
+        """The database in ``path``; a second call for an unchanged file reuses the first read."""
+        import pyarrow.parquet as pq  # ParquetFile avoids pyarrow.dataset's ~1 s import
+
+        path = Path(path)
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            raise TileInputError(f"tile database not found: {path}") from exc
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        if key in cls._cache:
+            return cls._cache[key]
+        try:
+            table = pq.ParquetFile(path).read(columns=["X", "Y", "X_tile", "Y_tile"])
+        except (OSError, pa.ArrowException, KeyError) as exc:
+            raise TileInputError(f"cannot read tile database {path}: {exc}") from exc
+        if any(table.column(c).null_count for c in table.column_names):
+            raise TileInputError(f"tile database {path} has empty X/Y/X_tile/Y_tile values")
+        database = cls(
+            table.column("X").to_numpy().astype(np.float64, copy=False),
+            table.column("Y").to_numpy().astype(np.float64, copy=False),
+            table.column("X_tile").to_numpy().astype(np.int64, copy=False),
+            table.column("Y_tile").to_numpy().astype(np.int64, copy=False),
+            source=str(path),
+        )
+        cls._cache.clear()  # one database per process is the normal case; keep memory flat
+        cls._cache[key] = database
+        return database
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def rows_in_bbox(self, bbox: Sequence[float] | str) -> np.ndarray:
+        """Rows whose tile square intersects a lon/lat bbox (``west > east`` crosses 180)."""
+        west, south, east, north = parse_bbox(bbox)
+        h = TILE_HALF_SIZE
+        in_lat = (self.y + h >= south) & (self.y - h <= north)
+        if west < east:
+            in_lon = (self.x + h >= west) & (self.x - h <= east)
+        else:
+            in_lon = (self.x + h >= west) | (self.x - h <= east)
+        return np.flatnonzero(in_lat & in_lon)
+
+    def rows_in_area(self, area: BaseGeometry) -> np.ndarray:
+        """Rows whose tile square intersects ``area`` (lon/lat), in database order.
+
+        Tiles are grouped in square blocks, coarse to fine: a block (grown by half a tile) that
+        misses the area drops its tiles, one inside the area's interior takes them all, and
+        only tiles in blocks along the area's edge get an exact square-vs-area test.
+        """
+        if area.is_empty:
+            raise TileInputError("the AOI is empty")
+        area = normalize_longitudes(area)
+        minx, miny, maxx, maxy = area.bounds
+        h = TILE_HALF_SIZE
+        undecided = np.flatnonzero(
+            (self.x + h >= minx) & (self.x - h <= maxx) & (self.y + h >= miny) & (self.y - h <= maxy)
+        )
+        shapely.prepare(area)
+        accepted = [np.empty(0, dtype=np.int64)]
+        extent_tiles = max(maxx - minx, maxy - miny) / TILE_SIZE
+        level = max(int(math.log2(max(extent_tiles, 1) / 4)), 2)
+        while level >= int(math.log2(_FINEST_BLOCK_TILES)) and undecided.size:
+            inside, undecided = self._classify_blocks(area, undecided, (minx, miny), 2**level)
+            accepted.append(inside)
+            level -= 1
+        x, y = self.x[undecided], self.y[undecided]
+        squares = shapely.box(x - h, y - h, x + h, y + h)
+        accepted.append(undecided[shapely.intersects(area, squares)])
+        return np.sort(np.concatenate(accepted))
+
+    def _classify_blocks(
+        self, area: BaseGeometry, rows: np.ndarray, origin: tuple[float, float], block_tiles: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(rows whose block lies inside ``area``, rows whose block straddles its edge)."""
+        block = block_tiles * TILE_SIZE
+        bx = np.floor((self.x[rows] - origin[0]) / block).astype(np.int64)
+        by = np.floor((self.y[rows] - origin[1]) / block).astype(np.int64)
+        bx0, by0 = bx.min(), by.min()
+        height = by.max() - by0 + 1
+        keys, which = np.unique((bx - bx0) * height + (by - by0), return_inverse=True)
+        x0 = origin[0] + (keys // height + bx0) * block
+        y0 = origin[1] + (keys % height + by0) * block
+        # A tile belongs to the block holding its centre, so its square reaches half a tile out.
+        pad = TILE_HALF_SIZE + 1e-9
+        boxes = shapely.box(x0 - pad, y0 - pad, x0 + block + pad, y0 + block + pad)
+        touches = shapely.intersects(area, boxes)
+        inside = np.zeros(len(keys), dtype=bool)
+        inside[touches] = shapely.contains_properly(area, boxes[touches])
+        edge = touches & ~inside
+        return rows[inside[which]], rows[edge[which]]
+
+    def rows_of(self, x_tile: np.ndarray, y_tile: np.ndarray) -> np.ndarray:
+        """Database rows of (X_tile, Y_tile) pairs; -1 where the database has no such tile."""
+        if self._sorted_keys is None:
+            keys = _pair_keys(self.x_tile, self.y_tile)
+            order = np.argsort(keys, kind="stable")
+            self._sorted_keys = (keys[order], order)
+        sorted_keys, order = self._sorted_keys
+        wanted = _pair_keys(np.asarray(x_tile, np.int64), np.asarray(y_tile, np.int64))
+        pos = np.clip(np.searchsorted(sorted_keys, wanted), 0, len(sorted_keys) - 1)
+        found = sorted_keys[pos] == wanted
+        return np.where(found, order[pos], -1)
+
+    def take(self, rows: np.ndarray, years: np.ndarray | None = None, warnings=()) -> TtcTileSet:
+        """The tiles at ``rows`` (with a year per row, if given) as a tile set."""
+        return TtcTileSet(
+            x=self.x[rows],
+            y=self.y[rows],
+            x_tile=self.x_tile[rows],
+            y_tile=self.y_tile[rows],
+            years=years,
+            warnings=tuple(warnings),
+        )
+
+
+def _pair_keys(x_tile: np.ndarray, y_tile: np.ndarray) -> np.ndarray:
+    # Tile indices are small non-negative ids; 2**31 keeps negatives from colliding too.
+    return (x_tile.astype(np.int64) << 32) + (y_tile.astype(np.int64) + (1 << 31))
+
+
+@dataclass(frozen=True)
+class TtcTileSet:
+    """TTC tiles as columns; one row per (tile, year) when years are known."""
+
+    x: np.ndarray
+    y: np.ndarray
+    x_tile: np.ndarray
+    y_tile: np.ndarray
+    years: np.ndarray | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def ids(self) -> list[str]:
+        return [
+            format_tile_id(x, y)
+            for x, y in zip(self.x_tile.tolist(), self.y_tile.tolist(), strict=True)
+        ]
+
+    def bounds(self) -> np.ndarray:
+        """(n, 4) lon/lat bounds: centre +- 1/36 degree."""
+        h = TILE_HALF_SIZE
+        return np.column_stack([self.x - h, self.y - h, self.x + h, self.y + h])
+
+    def columns(self) -> dict[str, np.ndarray | pa.Array]:
+        """The tiles CSV columns ``Year,X,Y,Y_tile,X_tile`` (Year empty when unknown)."""
+        years = self.years if self.years is not None else pa.nulls(len(self), pa.int64())
+        return {"Year": years, "X": self.x, "Y": self.y, "Y_tile": self.y_tile, "X_tile": self.x_tile}
+
+    def footprints(self) -> np.ndarray:
+        return shapely.box(*self.bounds().T)
+
+    def tiles(self) -> Iterator[Tile]:
+        years = self.years.tolist() if self.years is not None else [None] * len(self)
+        rows = zip(
+            self.ids(), self.bounds().tolist(), self.x_tile.tolist(), self.y_tile.tolist(),
+            self.x.tolist(), self.y.tolist(), years, strict=True,
+        )
+        for tile_id, bounds, x_tile, y_tile, x, y, year in rows:
+            attrs = {"X_tile": x_tile, "Y_tile": y_tile, "X": x, "Y": y}
+            if year is not None:
+                attrs["year"] = year
+            yield Tile(tile_id, tuple(bounds), attrs=attrs)
+
+    def with_year(self, year: int | None) -> TtcTileSet:
+        """All rows given ``year`` (area selections have none of their own)."""
+        if year is None:
+            return self
+        years = np.full(len(self), year, dtype=np.int64)
+        return TtcTileSet(self.x, self.y, self.x_tile, self.y_tile, years, self.warnings)
+
+    def only_year(self, year: int | None) -> TtcTileSet:
+        """The rows of ``year``; rows without a year take it."""
+        if year is None:
+            return self
+        if self.years is None:
+            return self.with_year(year)
+        keep = self.years == year
+        return TtcTileSet(
+            self.x[keep], self.y[keep], self.x_tile[keep], self.y_tile[keep],
+            self.years[keep], self.warnings,
+        )
+
+
+def _database(tiledb: TileDatabase | str | Path) -> TileDatabase:
+    return tiledb if isinstance(tiledb, TileDatabase) else TileDatabase.open(tiledb)
+
+
+def ttc_tiles_in_bbox(
+    tiledb: TileDatabase | str | Path, bbox: Sequence[float] | str, year: int | None = None
+) -> TtcTileSet:
+    """Tiles whose square intersects a lon/lat bbox ``(W, S, E, N)``."""
+    database = _database(tiledb)
+    return database.take(database.rows_in_bbox(bbox)).with_year(year)
+
+
+def ttc_tiles_in_aoi(
+    tiledb: TileDatabase | str | Path, aoi: BaseGeometry, year: int | None = None
+) -> TtcTileSet:
+    """Tiles whose square intersects ``aoi`` (a lon/lat geometry, e.g. from ``read_aoi``)."""
+    database = _database(tiledb)
+    return database.take(database.rows_in_area(aoi)).with_year(year)
+
+
+def ttc_tiles_from_request(
+    tiledb: TileDatabase | str | Path,
+    request: str | Path | Mapping[str, Any],
+    year: int | None = None,
+) -> TtcTileSet:
+    """Tiles named in a request ``{project: {"YYYY": {"missing_tiles": [ids]}}}``.
+
+    (year, tile) pairs are de-duplicated across projects. Year keys that are not integers,
+    ids that do not parse and ids missing from the database become warnings; a request left
+    with no tile at all is a ``TileInputError``. ``year`` keeps only that year.
+    """
+    document, name = _load_request(request)
+    pairs, warnings = _request_pairs(document, name)
+    if year is not None:
+        pairs = {p for p in pairs if p[0] == year}
+    if not pairs:
+        suffix = f" for year {year}" if year is not None else ""
+        raise TileInputError(f"request {name} has no valid tile ids{suffix}")
+    years, x_tile, y_tile = (np.array(c, dtype=np.int64) for c in zip(*sorted(pairs), strict=True))
+    tiles, _ = _join(_database(tiledb), years, x_tile, y_tile, warnings, f"request {name}")
+    return tiles
+
+
+def _load_request(request: str | Path | Mapping[str, Any]) -> tuple[Any, str]:
+    if isinstance(request, Mapping):
+        return request, "(in memory)"
+    path = Path(request)
+    if not path.is_file():
+        raise TileInputError(f"request file not found: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig")), str(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TileInputError(f"request file {path} is not readable JSON: {exc}") from exc
+
+
+def _request_pairs(document: Any, name: str) -> tuple[set[tuple[int, int, int]], list[str]]:
+    if not isinstance(document, Mapping):
+        raise TileInputError(f"request {name} must be a JSON object of projects")
+    pairs: set[tuple[int, int, int]] = set()
+    warnings: list[str] = []
+    bad_ids: list[str] = []
+    for project, years in document.items():
+        if not isinstance(years, Mapping):
+            warnings.append(f"project {project}: expected an object of years, skipped")
+            continue
+        for year_key, entry in years.items():
+            try:
+                year = int(str(year_key).strip())
+            except ValueError:
+                warnings.append(f"project {project}: year {year_key!r} is not an integer, skipped")
+                continue
+            ids = entry.get("missing_tiles") if isinstance(entry, Mapping) else None
+            if not isinstance(ids, list):
+                warnings.append(f"project {project}, year {year}: no 'missing_tiles' list, skipped")
+                continue
+            for tile_id in ids:
+                try:
+                    pairs.add((year, *parse_tile_id(tile_id)))
+                except TileInputError:
+                    bad_ids.append(repr(tile_id))
+    if bad_ids:
+        warnings.append(f"{len(bad_ids)} tile ids do not parse, skipped: {_examples(bad_ids)}")
+    return pairs, warnings
+
+
+def _join(
+    database: TileDatabase,
+    years: np.ndarray | None,
+    x_tile: np.ndarray,
+    y_tile: np.ndarray,
+    warnings: list[str],
+    name: str,
+) -> tuple[TtcTileSet, np.ndarray]:
+    """(the tiles the database has, which inputs they are); the others become a warning."""
+    rows = database.rows_of(x_tile, y_tile)
+    found = rows >= 0
+    if not found.all():
+        lost = zip(x_tile[~found].tolist(), y_tile[~found].tolist(), strict=True)
+        ids = [format_tile_id(x, y) for x, y in lost]
+        warnings.append(f"{len(ids)} tile ids are not in the tile database, skipped: {_examples(ids)}")
+    if not found.any():
+        raise TileInputError(f"{name}: none of its {len(rows)} tiles is in the tile database")
+    kept_years = years[found] if years is not None else None
+    return database.take(rows[found], kept_years, warnings), found
+
+
+def ttc_tiles_from_csv(
+    tiledb: TileDatabase | str | Path, path: str | Path, year: int | None = None
+) -> TtcTileSet:
+    """Tiles listed in a tiles CSV (``Year,X,Y,Y_tile,X_tile``, columns matched by name).
+
+    ``X_tile`` and ``Y_tile`` are required, ``Year`` is optional; repeated rows count once.
+    Centres come from the database; rows whose X/Y disagree with it are reported, since
+    swapped columns are a known pitfall of hand-made files. ``year`` keeps only that year
+    (or gives it to every row when the file has no Year column).
+    """
+    columns = read_csv_columns(path, required=("X_tile", "Y_tile"), optional=("Year", "X", "Y"))
+    name = f"tiles CSV {path}"
+    has_year = "Year" in columns
+    year_text = columns["Year"] if has_year else ["0"] * len(columns["X_tile"])
+    keys: dict[tuple[int, int, int], int] = {}  # (year, X_tile, Y_tile) -> first line index
+    bad_lines: list[int] = []
+    for i, texts in enumerate(zip(year_text, columns["X_tile"], columns["Y_tile"], strict=True)):
+        try:
+            key = tuple(int(t) for t in texts)
+        except ValueError:
+            bad_lines.append(i + 2)  # the header is line 1
+            continue
+        if year is None or not has_year or key[0] == year:
+            keys.setdefault(key, i)
+    warnings: list[str] = []
+    if bad_lines:
+        warnings.append(
+            f"{len(bad_lines)} rows have no integer Year/X_tile/Y_tile, skipped: "
+            f"lines {_examples(bad_lines)}"
+        )
+    if not keys:
+        raise TileInputError(f"{name} has no valid rows" + (f" for year {year}" if year else ""))
+    years, x_tile, y_tile = (np.array(c, dtype=np.int64) for c in zip(*keys, strict=True))
+    tiles, found = _join(
+        _database(tiledb), years if has_year else None, x_tile, y_tile, warnings, name
+    )
+    if "X" in columns and "Y" in columns:
+        lines = np.array(list(keys.values()))[found]
+        _warn_on_centre_mismatch(tiles, columns["X"], columns["Y"], lines, warnings)
+    return tiles.with_year(year) if not has_year else tiles
+
+
+def _warn_on_centre_mismatch(
+    tiles: TtcTileSet, x_text: list[str], y_text: list[str], lines: np.ndarray, warnings: list[str]
+) -> None:
+    x = np.array([_float_or_nan(x_text[i]) for i in lines])
+    y = np.array([_float_or_nan(y_text[i]) for i in lines])
+    off = ~((np.abs(x - tiles.x) <= _CENTRE_MISMATCH) & (np.abs(y - tiles.y) <= _CENTRE_MISMATCH))
+    if off.any():
+        examples = [format_tile_id(a, b) for a, b in zip(tiles.x_tile[off], tiles.y_tile[off], strict=True)]
+        warnings.append(
+            f"{int(off.sum())} rows have X/Y that differ from the tile database (its centres "
+            f"are used; are X_tile and Y_tile swapped?): {_examples(examples)}"
+        )
+
+
+def _float_or_nan(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan

@@ -1,0 +1,91 @@
+"""Shared fixtures: the real test data, an isolated run history, and a real S3 API server
+(moto's) on loopback."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+S3_SECRET = "tilefleet-test-secret-5f3b9c2e71d04a8a"
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("TILEFLEET_TEST_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    root = data_root()
+    if not (root / "SOURCES.md").is_file():
+        pytest.skip(f"real test data not found at {root} (set TILEFLEET_TEST_DATA)")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def isolated_history(tmp_path_factory, monkeypatch):
+    """Keep estimates from earlier runs of the user (or of other tests) out of each test."""
+    monkeypatch.setenv("TILEFLEET_HISTORY", str(tmp_path_factory.mktemp("hist") / "h.sqlite"))
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A real S3 API (moto's server) on a free loopback port, for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(moto_endpoint, monkeypatch):
+    """Environment pointing obstore, GDAL and boto3 at the loopback S3 server; returns a
+    boto3 client. Buckets are emptied after each test."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "tilefleet-test-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    client = boto3.client("s3", endpoint_url=moto_endpoint)
+    yield client
+    for bucket in client.list_buckets().get("Buckets", []):
+        objects = client.list_objects_v2(Bucket=bucket["Name"]).get("Contents", [])
+        for obj in objects:
+            client.delete_object(Bucket=bucket["Name"], Key=obj["Key"])
+        client.delete_bucket(Bucket=bucket["Name"])
+
+
+@pytest.fixture
+def inputs(data_dir, tmp_path) -> Path:
+    """An input root holding links to real rasters from the shared data, in nested folders."""
+    root = tmp_path / "input"
+    layout = {
+        "landsat/RGB.byte.tif": "non_cog_multiband/RGB.byte.tif",
+        "landsat/L7_ETMs.tif": "non_cog_multiband/L7_ETMs.tif",
+        "dem/glo30.tif": "copernicus_dem/Copernicus_DSM_COG_10_N00_00_E006_00_DEM.tif",
+        "dem/glo90_polar.tif": "copernicus_dem/Copernicus_DSM_COG_30_S90_00_W164_00_DEM.tif",
+        "s2/B02.tif": "s2_l2a_29RKH_20200219/B02.tif",
+        "s2/SCL.tif": "s2_l2a_29RKH_20200219/SCL.tif",
+    }
+    for key, source in layout.items():
+        (root / key).parent.mkdir(parents=True, exist_ok=True)
+        (root / key).symlink_to(data_dir / source)
+    return root
+
+
+def truncated_copy(source: Path, target: Path, fraction: float = 0.4) -> Path:
+    """A damaged raster made in a temporary folder: the first part of a real file."""
+    data = source.read_bytes()
+    target.write_bytes(data[: int(len(data) * fraction)])
+    return target
+
+
+def no_partials(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if ".tilefleet-partial-" in p.name]

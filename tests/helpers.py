@@ -1,0 +1,34 @@
+"""Small helpers shared by tests: running cogify in-process and comparing rasters."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+from tilefleet.config import build_job
+from tilefleet.engine.run import RunResult, run_job
+
+
+def run_cogify(manifest, input_root, dest, run_dir, **options) -> RunResult:
+    values = {"recipe": "cogify", "manifest": str(manifest), "input_root": str(input_root),
+              "dest": str(dest), "run_dir": str(run_dir), "workers": 2, "backoff_s": 0.05,
+              **options}
+    return run_job(build_job(values))
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def assert_same_pixels(source: str, cog: str) -> None:
+    """Every band, the nodata value and the validity mask are identical."""
+    with rasterio.open(source) as a, rasterio.open(cog) as b:
+        assert (a.count, a.width, a.height, a.dtypes) == (b.count, b.width, b.height, b.dtypes)
+        assert a.crs == b.crs and a.transform.almost_equals(b.transform)
+        assert a.nodata == b.nodata or (np.isnan(a.nodata) and np.isnan(b.nodata))
+        assert np.array_equal(a.read(), b.read(), equal_nan=a.dtypes[0].startswith("float"))
+        assert np.array_equal(a.dataset_mask(), b.dataset_mask())
