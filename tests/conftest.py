@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def moto_endpoint():
     """A real S3 API (moto's server) on a free loopback port, for the whole session."""
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -56,9 +59,10 @@ def s3(moto_endpoint, monkeypatch):
     client = boto3.client("s3", endpoint_url=moto_endpoint)
     yield client
     for bucket in client.list_buckets().get("Buckets", []):
-        objects = client.list_objects_v2(Bucket=bucket["Name"]).get("Contents", [])
-        for obj in objects:
-            client.delete_object(Bucket=bucket["Name"], Key=obj["Key"])
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket["Name"]):
+            keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+            if keys:
+                client.delete_objects(Bucket=bucket["Name"], Delete={"Objects": keys})
         client.delete_bucket(Bucket=bucket["Name"])
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.transform import from_origin
+from affine import Affine
 
 MARKER = ".tilefleet-demo"
 
@@ -71,7 +71,7 @@ def write_sample(path: Path, sample: SampleRaster, seed: int) -> None:
     with rasterio.open(
         path, "w", driver="GTiff", width=sample.size, height=sample.size, count=sample.bands,
         dtype=sample.dtype, crs=sample.crs, nodata=sample.nodata,
-        transform=from_origin(*origin, resolution, resolution),
+        transform=Affine.translation(*origin) @ Affine.scale(resolution, -resolution),
         tiled=False, compress="NONE", interleave="pixel",  # a plain striped TIFF: not a COG
     ) as dst:
         dst.write(sample_pixels(sample, seed))

@@ -56,7 +56,7 @@ def build_report(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
         "estimate": last["estimate"] if last else None,
         "cost_usd": {
             "estimated": (last["estimate"] or {}).get("cost_usd") if last else None,
-            "measured": round(measured_cost, 6) if any(billed.values()) else None,
+            "measured": round(measured_cost, 10) if any(billed.values()) else None,
         },
         "job": ledger.get_meta("job"),
     }

@@ -1,0 +1,69 @@
+"""Recipes used to exercise the engine's retry and failure handling with real worker
+processes. They do real (tiny) work: each writes its output and done marker to a real
+destination; they fail on purpose a set number of times, counted with files so that the
+count survives across worker processes."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from tilefleet.engine.task import Task
+from tilefleet.errors import PermanentError, RetryableError
+from tilefleet.recipes.base import Recipe, RecipeParams
+from tilefleet.store.objects import open_store
+
+
+class FlakyParams(RecipeParams):
+    dest: str
+    state_dir: str
+    count: int = 4
+    fail_times: int = 1
+    mode: str = "retryable"  # retryable | permanent | crash | ok
+    fail_ids: list[str] | None = None
+    sleep_s: float = 0.0
+
+
+class FlakyRecipe(Recipe):
+    name = "flaky"
+    Params = FlakyParams
+    default_task_s = 0.1
+    source_columns = ("tile",)
+
+    def plan(self, params: FlakyParams) -> list[Task]:
+        shared = params.model_dump(exclude={"dest"})
+        return [Task(f"t{i:03d}", "engine_recipes:FlakyRecipe", {**shared, "index": i},
+                     params.dest, f"done/t{i:03d}.json", source={"tile": f"t{i:03d}"})
+                for i in range(params.count)]
+
+    def run(self, task: Task) -> dict[str, Any]:
+        p = task.params
+        state = Path(p["state_dir"])
+        state.mkdir(parents=True, exist_ok=True)
+        attempt = _count_attempt(state, task.id)
+        time.sleep(p["sleep_s"])
+        targeted = p["fail_ids"] is None or task.id in p["fail_ids"]
+        if targeted and attempt <= p["fail_times"]:
+            if p["mode"] == "retryable":
+                raise RetryableError(f"throttled on attempt {attempt} (HTTP 503)")
+            if p["mode"] == "permanent":
+                raise PermanentError(f"bad input in {task.id}")
+            if p["mode"] == "crash":
+                os._exit(17)  # the worker process dies without reporting
+        store = open_store(task.dest)
+        store.put_bytes(f"{task.id} value {p['index'] * 2}".encode(), f"out/{task.id}.txt")
+        store.put_bytes(b"{}", task.marker)
+        return {"attempt": attempt}
+
+
+def _count_attempt(state: Path, task_id: str) -> int:
+    for n in range(1, 1000):
+        try:
+            fd = os.open(state / f"{task_id}.{n}", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return n
+    raise RuntimeError("too many attempts")

@@ -1,0 +1,187 @@
+"""The `tilefleet` command as users run it: job files, exit statuses, reports, the demo,
+and a run killed with SIGKILL then resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from conftest import no_partials
+from helpers import assert_same_pixels, read_csv
+from typer.testing import CliRunner
+
+from tilefleet.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def manifest(tmp_path):
+    path = tmp_path / "manifest.csv"
+    path.write_text("landsat/RGB.byte.tif,3\ns2/SCL.tif,1\nmissing.tif,1\n")
+    return path
+
+
+def test_job_file_does_what_the_equivalent_command_does(inputs, manifest, tmp_path):
+    by_command = invoke("cogify", manifest, "--input-root", inputs, "--dest", tmp_path / "a",
+                        "--run-dir", tmp_path / "run_a", "--workers", 2, "--profile", "zstd",
+                        "--preview-max-size", 200)
+    job = {"recipe": "cogify", "manifest": "manifest.csv", "input_root": str(inputs),
+           "dest": "b", "run_dir": "run_b", "workers": 2, "profile": "zstd",
+           "preview_max_size": 200}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    by_file = invoke("run", tmp_path / "job.yaml")
+    assert by_command.exit_code == by_file.exit_code == 1, by_file.output
+    statuses = [(r["id"], r["status"], r["error"]) for r in read_csv(tmp_path / "run_a/tasks.csv")]
+    assert statuses == [(r["id"], r["status"], r["error"])
+                        for r in read_csv(tmp_path / "run_b/tasks.csv")]
+    for key in ("landsat/RGB.byte.tif", "s2/SCL.tif"):
+        assert_same_pixels(str(tmp_path / "a" / key), str(tmp_path / "b" / key))
+    for run in ("run_a", "run_b"):
+        recorded = json.loads((tmp_path / run / "report.json").read_text())["job"]
+        assert recorded["profile"] == "zstd" and recorded["preview_max_size"] == 200
+    assert "succeeded       2" in by_file.output and "FAILED" not in by_file.stdout
+
+
+def test_cli_options_override_job_file_keys(inputs, manifest, tmp_path):
+    job = {"recipe": "cogify", "manifest": str(manifest), "input_root": str(inputs),
+           "dest": str(tmp_path / "out"), "limit": 1}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    result = invoke("plan", tmp_path / "job.yaml", "--limit", 2, "--run-dir", tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    assert "2 task(s) to run" in result.output and "dry run" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["cogify", "nope.csv", "--input-root", ".", "--dest", "out"], "No such file"),
+        (["cogify", "m.csv", "--input-root", ".", "--dest", "out", "--profile", "gif"],
+         "profile"),
+        (["cogify", "m.csv", "--input-root", ".", "--dest", "out", "--executor", "pigeon"],
+         "unknown executor"),
+        (["run", "nope.yaml"], "cannot read job file"),
+        (["report", "not-a-run"], "not a tilefleet run directory"),
+    ],
+)
+def test_invalid_jobs_exit_3_with_one_clear_line(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.csv").write_text("a.tif,1\n")
+    result = invoke(*args)
+    assert result.exit_code == 3, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_job_file_key_is_named(tmp_path):
+    (tmp_path / "job.yaml").write_text("recipe: cogify\nmanifest: m.csv\ninput_root: .\n"
+                                       "dest: out\nprofle: zstd\n")
+    result = invoke("run", tmp_path / "job.yaml")
+    assert result.exit_code == 3 and "profle: unknown key" in result.output
+
+
+def test_report_rebuilds_reports_from_the_ledger(inputs, manifest, tmp_path):
+    invoke("cogify", manifest, "--input-root", inputs, "--dest", tmp_path / "out",
+           "--run-dir", tmp_path / "run")
+    for name in ("report.txt", "report.json", "timeline.png"):
+        (tmp_path / "run" / name).unlink()
+    result = invoke("report", tmp_path / "run")
+    assert result.exit_code == 0
+    assert "succeeded       2" in result.output and "missing.tif" in result.output
+    assert (tmp_path / "run/timeline.png").exists()
+
+
+def test_schema_describes_every_option():
+    schema = json.loads(invoke("schema").output)
+    cogify = schema["oneOf"][0]["properties"]
+    for key in ("manifest", "input_root", "dest", "profile", "preview_bands", "run_dir",
+                "executor", "workers", "retries", "overwrite", "dry_run", "yes", "only", "limit"):
+        assert key in cogify, key
+
+
+def test_demo_runs_the_sample_workload(tmp_path):
+    result = invoke("demo", "--out", tmp_path / "demo")
+    assert result.exit_code == 0, result.output
+    assert "succeeded       6  (100.0 %)" in result.output
+    cogs = sorted((tmp_path / "demo/output").rglob("*.tif"))
+    assert len(cogs) == 6
+    again = invoke("demo", "--out", tmp_path / "demo")
+    assert again.exit_code == 0
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine/precious.txt").write_text("keep me")
+    refused = invoke("demo", "--out", tmp_path / "mine")
+    assert refused.exit_code == 3 and (tmp_path / "mine/precious.txt").exists()
+
+
+def test_sigkill_midway_then_resume_finishes_only_the_rest(data_dir, tmp_path):
+    """Kill the whole process group (driver and workers) with SIGKILL while tasks run; the
+    rerun with the same run dir does only what is missing and leaves no temporary files."""
+    source = data_dir / "copernicus_dem/Copernicus_DSM_COG_10_N00_00_E006_00_DEM.tif"
+    root = tmp_path / "in"
+    root.mkdir()
+    count = 10
+    for i in range(count):
+        (root / f"dem_{i:02d}.tif").symlink_to(source)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("".join(f"dem_{i:02d}.tif,1\n" for i in range(count)))
+    dest, run_dir = tmp_path / "out", tmp_path / "run"
+    command = [sys.executable, "-m", "tilefleet", "cogify", str(manifest), "--input-root",
+               str(root), "--dest", str(dest), "--run-dir", str(run_dir), "--workers", "1"]
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(list(dest.rglob("*.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    done_before = {p.stem for p in dest.rglob("*.json")}
+    assert 2 <= len(done_before) < count, "the kill should land midway"
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    db = sqlite3.connect(run_dir / "ledger.sqlite")
+    ran_again = {row[0].removesuffix(".tif") for row in db.execute(
+        "SELECT task_id FROM attempts WHERE session = 2")}
+    assert ran_again == {f"dem_{i:02d}" for i in range(count)} - done_before
+    assert len(list(dest.glob("*.tif"))) == count
+    assert no_partials(dest) == []
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["succeeded"] == count and report["sessions"] == 2
+    assert_same_pixels(str(source), str(dest / "dem_00.tif"))
+
+
+def test_sigterm_stops_cleanly_with_reports(data_dir, tmp_path):
+    source = data_dir / "copernicus_dem/Copernicus_DSM_COG_10_N00_00_E006_00_DEM.tif"
+    root = tmp_path / "in"
+    root.mkdir()
+    for i in range(8):
+        (root / f"dem_{i}.tif").symlink_to(source)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("".join(f"dem_{i}.tif,1\n" for i in range(8)))
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tilefleet", "cogify", str(manifest), "--input-root", str(root),
+         "--dest", str(tmp_path / "out"), "--run-dir", str(run_dir), "--workers", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "out").glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["interrupted"] and report["succeeded"] >= 1 and report["pending"] >= 1
+    assert "rerun with --run-dir" in err
+    assert no_partials(tmp_path / "out") == []
