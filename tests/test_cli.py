@@ -185,3 +185,14 @@ def test_sigterm_stops_cleanly_with_reports(data_dir, tmp_path):
     assert report["interrupted"] and report["succeeded"] >= 1 and report["pending"] >= 1
     assert "rerun with --run-dir" in err
     assert no_partials(tmp_path / "out") == []
+
+
+def test_every_cli_option_is_a_job_file_key_and_the_reverse():
+    import typer.main
+
+    from tilefleet.config import job_model
+
+    command = typer.main.get_command(app).commands["cogify"]
+    cli_names = {param.name for param in command.params} - {"verbose"}
+    job_keys = set(job_model("cogify").model_fields) - {"recipe"}
+    assert cli_names == job_keys

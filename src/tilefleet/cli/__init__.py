@@ -42,6 +42,8 @@ Only = Annotated[str | None, typer.Option("--only", help="Run only these task id
 Limit = Annotated[int | None, typer.Option("--limit", min=1, help="Run at most N tasks")]
 MaxInFlight = Annotated[int | None, typer.Option(
     "--max-in-flight", min=1, help="Most attempts submitted at once [default: 2 × workers]")]
+BackoffS = Annotated[float | None, typer.Option(
+    "--backoff-s", min=0, help="First retry delay in seconds; doubles each retry [default: 1]")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log every retry and detail")]
 
 
@@ -81,7 +83,7 @@ def cogify(
     run_dir: RunDir = None, executor: ExecutorName = None, workers: Workers = None,
     retries: Retries = None, overwrite: Overwrite = None, dry_run: DryRun = None,
     yes: Yes = None, only: Only = None, limit: Limit = None, max_in_flight: MaxInFlight = None,
-    verbose: Verbose = False,
+    backoff_s: BackoffS = None, verbose: Verbose = False,
 ) -> None:
     """Turn the GeoTIFFs of a CSV manifest into COGs + JPEG previews + STAC items."""
     values = _run_options(
@@ -90,7 +92,7 @@ def cogify(
         preview_bands=preview_bands, preview_max_size=preview_max_size,
         preview_quality=preview_quality, run_dir=run_dir, executor=executor, workers=workers,
         retries=retries, overwrite=overwrite, dry_run=dry_run, yes=yes, only=only, limit=limit,
-        max_in_flight=max_in_flight,
+        max_in_flight=max_in_flight, backoff_s=backoff_s,
     )
     _setup_logging(verbose)
     _execute(lambda: build_job(values))
@@ -102,12 +104,13 @@ def run(
     run_dir: RunDir = None, executor: ExecutorName = None, workers: Workers = None,
     retries: Retries = None, overwrite: Overwrite = None, dry_run: DryRun = None,
     yes: Yes = None, only: Only = None, limit: Limit = None, max_in_flight: MaxInFlight = None,
-    verbose: Verbose = False,
+    backoff_s: BackoffS = None, verbose: Verbose = False,
 ) -> None:
     """Run a job file; options given here override the file's keys."""
     overrides = _run_options(run_dir=run_dir, executor=executor, workers=workers,
                              retries=retries, overwrite=overwrite, dry_run=dry_run, yes=yes,
-                             only=only, limit=limit, max_in_flight=max_in_flight)
+                             only=only, limit=limit, max_in_flight=max_in_flight,
+                             backoff_s=backoff_s)
     _setup_logging(verbose)
     _execute(lambda: load_job(job_file, overrides))
 
