@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 
 import pytest
 import yaml
@@ -162,6 +163,15 @@ def test_sigkill_midway_then_resume_finishes_only_the_rest(data_dir, tmp_path):
     assert_same_pixels(str(source), str(dest / "dem_00.tif"))
 
 
+def _succeeded_in_ledger(run_dir) -> int:
+    try:
+        db = sqlite3.connect(f"file:{run_dir / 'ledger.sqlite'}?mode=ro", uri=True)
+        with closing(db):
+            return db.execute("SELECT COUNT(*) FROM tasks WHERE status = 'succeeded'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
 def test_sigterm_stops_cleanly_with_reports(data_dir, tmp_path):
     source = data_dir / "copernicus_dem/Copernicus_DSM_COG_10_N00_00_E006_00_DEM.tif"
     root = tmp_path / "in"
@@ -176,7 +186,7 @@ def test_sigterm_stops_cleanly_with_reports(data_dir, tmp_path):
          "--dest", str(tmp_path / "out"), "--run-dir", str(run_dir), "--workers", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not list((tmp_path / "out").glob("*.json")) and time.monotonic() < deadline:
+    while _succeeded_in_ledger(run_dir) < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     _out, err = process.communicate(timeout=60)
