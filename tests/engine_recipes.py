@@ -34,9 +34,17 @@ class FlakyRecipe(Recipe):
 
     def plan(self, params: FlakyParams) -> list[Task]:
         shared = params.model_dump(exclude={"dest"})
-        return [Task(f"t{i:03d}", "engine_recipes:FlakyRecipe", {**shared, "index": i},
-                     params.dest, f"done/t{i:03d}.json", source={"tile": f"t{i:03d}"})
-                for i in range(params.count)]
+        return [
+            Task(
+                f"t{i:03d}",
+                "engine_recipes:FlakyRecipe",
+                {**shared, "index": i},
+                params.dest,
+                f"done/t{i:03d}.json",
+                source={"tile": f"t{i:03d}"},
+            )
+            for i in range(params.count)
+        ]
 
     def run(self, task: Task) -> dict[str, Any]:
         p = task.params

@@ -13,9 +13,16 @@ from tilefleet.engine.run import RunResult, run_job
 
 
 def run_cogify(manifest, input_root, dest, run_dir, **options) -> RunResult:
-    values = {"recipe": "cogify", "manifest": str(manifest), "input_root": str(input_root),
-              "dest": str(dest), "run_dir": str(run_dir), "workers": 2, "backoff_s": 0.05,
-              **options}
+    values = {
+        "recipe": "cogify",
+        "manifest": str(manifest),
+        "input_root": str(input_root),
+        "dest": str(dest),
+        "run_dir": str(run_dir),
+        "workers": 2,
+        "backoff_s": 0.05,
+        **options,
+    }
     return run_job(build_job(values))
 
 

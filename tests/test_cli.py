@@ -14,10 +14,10 @@ from contextlib import closing
 
 import pytest
 import yaml
-from conftest import no_partials
-from helpers import assert_same_pixels, read_csv
 from typer.testing import CliRunner
 
+from conftest import no_partials
+from helpers import assert_same_pixels, read_csv
 from tilefleet.cli import app
 
 runner = CliRunner()
@@ -35,18 +35,39 @@ def manifest(tmp_path):
 
 
 def test_job_file_does_what_the_equivalent_command_does(inputs, manifest, tmp_path):
-    by_command = invoke("cogify", manifest, "--input-root", inputs, "--dest", tmp_path / "a",
-                        "--run-dir", tmp_path / "run_a", "--workers", 2, "--profile", "zstd",
-                        "--preview-max-size", 200)
-    job = {"recipe": "cogify", "manifest": "manifest.csv", "input_root": str(inputs),
-           "dest": "b", "run_dir": "run_b", "workers": 2, "profile": "zstd",
-           "preview_max_size": 200}
+    by_command = invoke(
+        "cogify",
+        manifest,
+        "--input-root",
+        inputs,
+        "--dest",
+        tmp_path / "a",
+        "--run-dir",
+        tmp_path / "run_a",
+        "--workers",
+        2,
+        "--profile",
+        "zstd",
+        "--preview-max-size",
+        200,
+    )
+    job = {
+        "recipe": "cogify",
+        "manifest": "manifest.csv",
+        "input_root": str(inputs),
+        "dest": "b",
+        "run_dir": "run_b",
+        "workers": 2,
+        "profile": "zstd",
+        "preview_max_size": 200,
+    }
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     by_file = invoke("run", tmp_path / "job.yaml")
     assert by_command.exit_code == by_file.exit_code == 1, by_file.output
     statuses = [(r["id"], r["status"], r["error"]) for r in read_csv(tmp_path / "run_a/tasks.csv")]
-    assert statuses == [(r["id"], r["status"], r["error"])
-                        for r in read_csv(tmp_path / "run_b/tasks.csv")]
+    assert statuses == [
+        (r["id"], r["status"], r["error"]) for r in read_csv(tmp_path / "run_b/tasks.csv")
+    ]
     for key in ("landsat/RGB.byte.tif", "s2/SCL.tif"):
         assert_same_pixels(str(tmp_path / "a" / key), str(tmp_path / "b" / key))
     for run in ("run_a", "run_b"):
@@ -56,8 +77,13 @@ def test_job_file_does_what_the_equivalent_command_does(inputs, manifest, tmp_pa
 
 
 def test_cli_options_override_job_file_keys(inputs, manifest, tmp_path):
-    job = {"recipe": "cogify", "manifest": str(manifest), "input_root": str(inputs),
-           "dest": str(tmp_path / "out"), "limit": 1}
+    job = {
+        "recipe": "cogify",
+        "manifest": str(manifest),
+        "input_root": str(inputs),
+        "dest": str(tmp_path / "out"),
+        "limit": 1,
+    }
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     result = invoke("plan", tmp_path / "job.yaml", "--limit", 2, "--run-dir", tmp_path / "r")
     assert result.exit_code == 0, result.output
@@ -69,10 +95,11 @@ def test_cli_options_override_job_file_keys(inputs, manifest, tmp_path):
     ("args", "message"),
     [
         (["cogify", "nope.csv", "--input-root", ".", "--dest", "out"], "No such file"),
-        (["cogify", "m.csv", "--input-root", ".", "--dest", "out", "--profile", "gif"],
-         "profile"),
-        (["cogify", "m.csv", "--input-root", ".", "--dest", "out", "--executor", "pigeon"],
-         "unknown executor"),
+        (["cogify", "m.csv", "--input-root", ".", "--dest", "out", "--profile", "gif"], "profile"),
+        (
+            ["cogify", "m.csv", "--input-root", ".", "--dest", "out", "--executor", "pigeon"],
+            "unknown executor",
+        ),
         (["run", "nope.yaml"], "cannot read job file"),
         (["report", "not-a-run"], "not a tilefleet run directory"),
     ],
@@ -87,15 +114,24 @@ def test_invalid_jobs_exit_3_with_one_clear_line(tmp_path, monkeypatch, args, me
 
 
 def test_bad_job_file_key_is_named(tmp_path):
-    (tmp_path / "job.yaml").write_text("recipe: cogify\nmanifest: m.csv\ninput_root: .\n"
-                                       "dest: out\nprofle: zstd\n")
+    (tmp_path / "job.yaml").write_text(
+        "recipe: cogify\nmanifest: m.csv\ninput_root: .\ndest: out\nprofle: zstd\n"
+    )
     result = invoke("run", tmp_path / "job.yaml")
     assert result.exit_code == 3 and "profle: unknown key" in result.output
 
 
 def test_report_rebuilds_reports_from_the_ledger(inputs, manifest, tmp_path):
-    invoke("cogify", manifest, "--input-root", inputs, "--dest", tmp_path / "out",
-           "--run-dir", tmp_path / "run")
+    invoke(
+        "cogify",
+        manifest,
+        "--input-root",
+        inputs,
+        "--dest",
+        tmp_path / "out",
+        "--run-dir",
+        tmp_path / "run",
+    )
     for name in ("report.txt", "report.json", "timeline.png"):
         (tmp_path / "run" / name).unlink()
     result = invoke("report", tmp_path / "run")
@@ -107,8 +143,22 @@ def test_report_rebuilds_reports_from_the_ledger(inputs, manifest, tmp_path):
 def test_schema_describes_every_option():
     schema = json.loads(invoke("schema").output)
     cogify = schema["oneOf"][0]["properties"]
-    for key in ("manifest", "input_root", "dest", "profile", "preview_bands", "run_dir",
-                "executor", "workers", "retries", "overwrite", "dry_run", "yes", "only", "limit"):
+    for key in (
+        "manifest",
+        "input_root",
+        "dest",
+        "profile",
+        "preview_bands",
+        "run_dir",
+        "executor",
+        "workers",
+        "retries",
+        "overwrite",
+        "dry_run",
+        "yes",
+        "only",
+        "limit",
+    ):
         assert key in cogify, key
 
 
@@ -138,10 +188,24 @@ def test_sigkill_midway_then_resume_finishes_only_the_rest(data_dir, tmp_path):
     manifest = tmp_path / "m.csv"
     manifest.write_text("".join(f"dem_{i:02d}.tif,1\n" for i in range(count)))
     dest, run_dir = tmp_path / "out", tmp_path / "run"
-    command = [sys.executable, "-m", "tilefleet", "cogify", str(manifest), "--input-root",
-               str(root), "--dest", str(dest), "--run-dir", str(run_dir), "--workers", "1"]
-    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    command = [
+        sys.executable,
+        "-m",
+        "tilefleet",
+        "cogify",
+        str(manifest),
+        "--input-root",
+        str(root),
+        "--dest",
+        str(dest),
+        "--run-dir",
+        str(run_dir),
+        "--workers",
+        "1",
+    ]
+    process = subprocess.Popen(
+        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while len(list(dest.rglob("*.json"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -153,8 +217,10 @@ def test_sigkill_midway_then_resume_finishes_only_the_rest(data_dir, tmp_path):
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     db = sqlite3.connect(run_dir / "ledger.sqlite")
-    ran_again = {row[0].removesuffix(".tif") for row in db.execute(
-        "SELECT task_id FROM attempts WHERE session = 2")}
+    ran_again = {
+        row[0].removesuffix(".tif")
+        for row in db.execute("SELECT task_id FROM attempts WHERE session = 2")
+    }
     assert ran_again == {f"dem_{i:02d}" for i in range(count)} - done_before
     assert len(list(dest.glob("*.tif"))) == count
     assert no_partials(dest) == []
@@ -182,9 +248,25 @@ def test_sigterm_stops_cleanly_with_reports(data_dir, tmp_path):
     manifest.write_text("".join(f"dem_{i}.tif,1\n" for i in range(8)))
     run_dir = tmp_path / "run"
     process = subprocess.Popen(
-        [sys.executable, "-m", "tilefleet", "cogify", str(manifest), "--input-root", str(root),
-         "--dest", str(tmp_path / "out"), "--run-dir", str(run_dir), "--workers", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "tilefleet",
+            "cogify",
+            str(manifest),
+            "--input-root",
+            str(root),
+            "--dest",
+            str(tmp_path / "out"),
+            "--run-dir",
+            str(run_dir),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while _succeeded_in_ledger(run_dir) < 1 and time.monotonic() < deadline:
         time.sleep(0.05)

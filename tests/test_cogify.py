@@ -7,14 +7,20 @@ import json
 import numpy as np
 import pytest
 import rasterio
-from conftest import no_partials, truncated_copy
-from helpers import assert_same_pixels, read_csv, run_cogify
 from rio_cogeo.cogeo import cog_validate
 
+from conftest import no_partials, truncated_copy
+from helpers import assert_same_pixels, read_csv, run_cogify
 from tilefleet.errors import JobError
 
-ALL = ["landsat/RGB.byte.tif", "landsat/L7_ETMs.tif", "dem/glo30.tif", "dem/glo90_polar.tif",
-       "s2/B02.tif", "s2/SCL.tif"]
+ALL = [
+    "landsat/RGB.byte.tif",
+    "landsat/L7_ETMs.tif",
+    "dem/glo30.tif",
+    "dem/glo90_polar.tif",
+    "s2/B02.tif",
+    "s2/SCL.tif",
+]
 
 
 @pytest.fixture
@@ -43,8 +49,12 @@ def test_every_output_is_a_valid_cog_with_identical_pixels(inputs, manifest, tmp
 def test_previews_are_8_bit_jpegs_with_the_expected_bands(inputs, manifest, tmp_path):
     dest = tmp_path / "out"
     run_cogify(manifest, inputs, dest, tmp_path / "run")
-    expected = {"landsat/RGB.byte.tif": 3, "landsat/L7_ETMs.tif": 3, "dem/glo30.tif": 1,
-                "s2/B02.tif": 1}
+    expected = {
+        "landsat/RGB.byte.tif": 3,
+        "landsat/L7_ETMs.tif": 3,
+        "dem/glo30.tif": 1,
+        "s2/B02.tif": 1,
+    }
     for key, bands in expected.items():
         jpg = (dest / key).with_suffix(".jpg")
         with rasterio.open(jpg) as preview, rasterio.open(inputs / key) as src:
@@ -72,11 +82,14 @@ def test_preview_bands_and_max_size(inputs, tmp_path):
     manifest = tmp_path / "m.csv"
     manifest.write_text("landsat/L7_ETMs.tif,6\n")
     dest = tmp_path / "out"
-    result = run_cogify(manifest, inputs, dest, tmp_path / "run",
-                        preview_bands="4,3,2", preview_max_size=128)
+    result = run_cogify(
+        manifest, inputs, dest, tmp_path / "run", preview_bands="4,3,2", preview_max_size=128
+    )
     assert result.exit_code == 0
-    with rasterio.open(dest / "landsat/L7_ETMs.jpg") as jpg, \
-            rasterio.open(inputs / "landsat/L7_ETMs.tif") as src:
+    with (
+        rasterio.open(dest / "landsat/L7_ETMs.jpg") as jpg,
+        rasterio.open(inputs / "landsat/L7_ETMs.tif") as src,
+    ):
         assert max(jpg.width, jpg.height) == 128 and jpg.count == 3
         assert jpg.width / jpg.height == pytest.approx(src.width / src.height, rel=0.02)
         first = jpg.read(1).astype(float)
@@ -96,8 +109,10 @@ def test_stac_item_marks_the_task_done(inputs, tmp_path):
     assert item["type"] == "Feature" and item["id"] == "B02"
     assert any("projection" in ext for ext in item["stac_extensions"])
     assert any("raster" in ext for ext in item["stac_extensions"])
-    assert item["properties"].get("proj:code") == "EPSG:32629" or \
-        item["properties"].get("proj:epsg") == 32629
+    assert (
+        item["properties"].get("proj:code") == "EPSG:32629"
+        or item["properties"].get("proj:epsg") == 32629
+    )
     assert item["properties"]["proj:shape"] == [1098, 1098]
     assert item["assets"]["data"]["href"] == "./B02.tif"
     assert item["assets"]["data"]["raster:bands"][0]["nodata"] == 0
@@ -143,9 +158,15 @@ def test_bad_rows_fail_alone_with_reasons_and_nothing_half_written(inputs, data_
     report = result.report
     assert (report["succeeded"], report["failed"]) == (2, 7)
     reasons = {row["path"]: row["reason"] for row in read_csv(tmp_path / "run/failed.csv")}
-    assert set(reasons) == {"truncated.tif", "missing/nowhere.tif", "../escape.tif",
-                            "/etc/hostname", "s2/B02.tif", "landsat/L7_ETMs.tif",
-                            "not_a_raster.tif"}
+    assert set(reasons) == {
+        "truncated.tif",
+        "missing/nowhere.tif",
+        "../escape.tif",
+        "/etc/hostname",
+        "s2/B02.tif",
+        "landsat/L7_ETMs.tif",
+        "not_a_raster.tif",
+    }
     assert "not found" in reasons["missing/nowhere.tif"]
     assert "escapes the input root" in reasons["../escape.tif"]
     assert "absolute" in reasons["/etc/hostname"]
@@ -159,9 +180,16 @@ def test_bad_rows_fail_alone_with_reasons_and_nothing_half_written(inputs, data_
     assert tasks["missing/nowhere.tif"]["attempts"] == "1"
     # Nothing of a failed row reached the destination; the good rows are complete.
     written = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
-    assert written == sorted(["dem/glo30.jpg", "dem/glo30.json", "dem/glo30.tif",
-                              "landsat/RGB.byte.jpg", "landsat/RGB.byte.json",
-                              "landsat/RGB.byte.tif"])
+    assert written == sorted(
+        [
+            "dem/glo30.jpg",
+            "dem/glo30.json",
+            "dem/glo30.tif",
+            "landsat/RGB.byte.jpg",
+            "landsat/RGB.byte.json",
+            "landsat/RGB.byte.tif",
+        ]
+    )
     # failed.csv is itself a manifest: fed back, it plans exactly the failed rows again.
     retry = run_cogify(tmp_path / "run/failed.csv", inputs, dest, tmp_path / "run2")
     assert retry.report["tasks"] == 7 and retry.report["failed"] == 7
@@ -218,8 +246,9 @@ def test_a_half_written_output_is_not_taken_for_done(inputs, tmp_path):
 
 
 def test_only_and_limit_run_a_subset(inputs, manifest, tmp_path):
-    only = run_cogify(manifest, inputs, tmp_path / "a", tmp_path / "run_a",
-                      only="dem/glo30.tif,s2/SCL.tif")
+    only = run_cogify(
+        manifest, inputs, tmp_path / "a", tmp_path / "run_a", only="dem/glo30.tif,s2/SCL.tif"
+    )
     assert only.report["succeeded"] == 2 and only.report["pending"] == len(ALL) - 2
     assert sorted(p.name for p in (tmp_path / "a").rglob("*.tif")) == ["SCL.tif", "glo30.tif"]
     limited = run_cogify(manifest, inputs, tmp_path / "b", tmp_path / "run_b", limit=1)

@@ -7,8 +7,8 @@ import json
 import sqlite3
 
 import pytest
-from helpers import read_csv
 
+from helpers import read_csv
 from tilefleet.config import build_job
 from tilefleet.engine import executors
 from tilefleet.engine.executors.base import Billing
@@ -20,8 +20,14 @@ FLAKY = "engine_recipes:FlakyRecipe"
 
 
 def flaky_job(tmp_path, **values):
-    base = {"recipe": FLAKY, "dest": str(tmp_path / "dest"), "state_dir": str(tmp_path / "st"),
-            "run_dir": str(tmp_path / "run"), "workers": 2, "backoff_s": 0.01}
+    base = {
+        "recipe": FLAKY,
+        "dest": str(tmp_path / "dest"),
+        "state_dir": str(tmp_path / "st"),
+        "run_dir": str(tmp_path / "run"),
+        "workers": 2,
+        "backoff_s": 0.01,
+    }
     return build_job({**base, **values})
 
 
@@ -36,8 +42,7 @@ def test_retryable_failures_are_retried_with_backoff_until_success(tmp_path):
 
 
 def test_retries_exhausted_fail_the_task_with_its_reason(tmp_path):
-    result = run_job(flaky_job(tmp_path, count=3, fail_times=5, retries=1,
-                               fail_ids=["t001"]))
+    result = run_job(flaky_job(tmp_path, count=3, fail_times=5, retries=1, fail_ids=["t001"]))
     assert result.exit_code == 1
     failed = read_csv(tmp_path / "run/failed.csv")
     assert failed == [{"tile": "t001", "reason": "throttled on attempt 2 (HTTP 503)"}]
@@ -51,15 +56,17 @@ def test_permanent_failures_are_not_retried(tmp_path):
 
 
 def test_a_dying_worker_loses_only_an_attempt(tmp_path):
-    result = run_job(flaky_job(tmp_path, count=6, mode="crash", fail_ids=["t002"],
-                               fail_times=1, retries=2))
+    result = run_job(
+        flaky_job(tmp_path, count=6, mode="crash", fail_ids=["t002"], fail_times=1, retries=2)
+    )
     assert result.exit_code == 0
     assert result.report["succeeded"] == 6
     tasks = {row["id"]: row for row in read_csv(tmp_path / "run/tasks.csv")}
     assert int(tasks["t002"]["attempts"]) >= 2
     # Every task's output exists exactly once.
     assert sorted(p.name for p in (tmp_path / "dest/out").iterdir()) == [
-        f"t{i:03d}.txt" for i in range(6)]
+        f"t{i:03d}.txt" for i in range(6)
+    ]
     db = sqlite3.connect(tmp_path / "run/ledger.sqlite")
     lost = db.execute("SELECT COUNT(*) FROM attempts WHERE worker = 'lost'").fetchone()[0]
     assert lost >= 1
@@ -69,8 +76,19 @@ def test_reports_are_complete(tmp_path):
     run_job(flaky_job(tmp_path, count=4, fail_times=1, fail_ids=["t003"], mode="permanent"))
     run_dir = tmp_path / "run"
     report = json.loads((run_dir / "report.json").read_text())
-    for key in ("run_id", "recipe", "executor", "tasks", "succeeded", "skipped", "failed",
-                "retried", "wall_s", "task_s", "estimate"):
+    for key in (
+        "run_id",
+        "recipe",
+        "executor",
+        "tasks",
+        "succeeded",
+        "skipped",
+        "failed",
+        "retried",
+        "wall_s",
+        "task_s",
+        "estimate",
+    ):
         assert key in report
     assert report["executor"]["name"] == "local" and report["executor"]["workers"] == 2
     assert set(report["task_s"]) == {"min", "median", "max"}
@@ -83,12 +101,12 @@ def test_reports_are_complete(tmp_path):
 
 
 def test_resume_in_same_run_dir_runs_only_what_is_missing(tmp_path):
-    first = run_job(flaky_job(tmp_path, count=5, mode="permanent", fail_ids=["t004"],
-                              fail_times=1))
+    first = run_job(flaky_job(tmp_path, count=5, mode="permanent", fail_ids=["t004"], fail_times=1))
     assert first.exit_code == 1
     # Same run dir: the failed task is retried (its second attempt succeeds), the rest stay done.
-    second = run_job(flaky_job(tmp_path, count=5, mode="permanent", fail_ids=["t004"],
-                               fail_times=1))
+    second = run_job(
+        flaky_job(tmp_path, count=5, mode="permanent", fail_ids=["t004"], fail_times=1)
+    )
     assert second.exit_code == 0
     assert (second.report["succeeded"], second.report["sessions"]) == (5, 2)
     db = sqlite3.connect(tmp_path / "run/ledger.sqlite")
@@ -127,14 +145,17 @@ def test_billed_run_without_terminal_needs_yes(tmp_path, billed_executor):
 def test_billed_run_asks_and_respects_no(tmp_path, billed_executor):
     questions = []
     with pytest.raises(JobError, match="declined"):
-        run_job(flaky_job(tmp_path, count=2, mode="ok", executor="billed-local"),
-                confirm=lambda q: questions.append(q) or False)
+        run_job(
+            flaky_job(tmp_path, count=2, mode="ok", executor="billed-local"),
+            confirm=lambda q: questions.append(q) or False,
+        )
     assert "Proceed? [y/N]" in questions[0] and "estimated cost $" in questions[0]
 
 
 def test_billed_run_reports_estimated_and_measured_cost(tmp_path, billed_executor):
-    result = run_job(flaky_job(tmp_path, count=3, mode="ok", executor="billed-local",
-                               sleep_s=0.2, yes=True))
+    result = run_job(
+        flaky_job(tmp_path, count=3, mode="ok", executor="billed-local", sleep_s=0.2, yes=True)
+    )
     cost = result.report["cost_usd"]
     assert cost["estimated"] == pytest.approx(3 * 0.1 * 2.0 * 0.0000166667)
     # Three tasks of at least 0.2 s each at 2 GB.

@@ -7,14 +7,18 @@ from tilefleet.tiles.manifest import format_manifest, parse_manifest
 def test_headerless_rows_as_the_crank_writes_them():
     rows = parse_manifest(b"a/b/one.tif,3\nc/two.tif,1\n")
     assert [(r.path, r.num_bands, r.error) for r in rows] == [
-        ("a/b/one.tif", 3, None), ("c/two.tif", 1, None)]
+        ("a/b/one.tif", 3, None),
+        ("c/two.tif", 1, None),
+    ]
     assert [r.line for r in rows] == [1, 2]
 
 
 def test_bom_blank_lines_and_empty_band_count_are_tolerated():
     rows = parse_manifest("\ufeffone.tif,3\n\n  \ntwo.tif,\n".encode())
     assert [(r.path, r.num_bands, r.error) for r in rows] == [
-        ("one.tif", 3, None), ("two.tif", None, None)]
+        ("one.tif", 3, None),
+        ("two.tif", None, None),
+    ]
     assert rows[1].line == 4
 
 

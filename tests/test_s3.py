@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import pytest
 import rasterio
-from conftest import S3_SECRET
-from helpers import assert_same_pixels, read_csv, run_cogify
 from rio_cogeo.cogeo import cog_validate
 
+from conftest import S3_SECRET
+from helpers import assert_same_pixels, read_csv, run_cogify
 from tilefleet.store import objects
 from tilefleet.store.gdal_env import gdal_config
 
-KEYS = {"scenes/a/RGB.byte.tif": "non_cog_multiband/RGB.byte.tif",
-        "scenes/b/L7_ETMs.tif": "non_cog_multiband/L7_ETMs.tif",
-        "scenes/SCL.tif": "s2_l2a_29RKH_20200219/SCL.tif"}
+KEYS = {
+    "scenes/a/RGB.byte.tif": "non_cog_multiband/RGB.byte.tif",
+    "scenes/b/L7_ETMs.tif": "non_cog_multiband/L7_ETMs.tif",
+    "scenes/SCL.tif": "s2_l2a_29RKH_20200219/SCL.tif",
+}
 
 
 @pytest.fixture
@@ -29,8 +31,12 @@ def buckets(s3, data_dir):
 
 
 def test_cogify_from_bucket_to_bucket(buckets, data_dir, tmp_path):
-    result = run_cogify("s3://tf-input/manifests/batch-raw.csv", "s3://tf-input/raw",
-                        "s3://tf-output/cogs", tmp_path / "run")
+    result = run_cogify(
+        "s3://tf-input/manifests/batch-raw.csv",
+        "s3://tf-input/raw",
+        "s3://tf-output/cogs",
+        tmp_path / "run",
+    )
     assert result.exit_code == 1
     assert (result.report["succeeded"], result.report["failed"]) == (3, 1)
     assert "not found" in read_csv(tmp_path / "run/failed.csv")[0]["reason"]
@@ -45,23 +51,41 @@ def test_cogify_from_bucket_to_bucket(buckets, data_dir, tmp_path):
 
 
 def test_rerun_skips_by_listing_each_folder_once(buckets, tmp_path, monkeypatch):
-    run_cogify("s3://tf-input/manifests/batch-raw.csv", "s3://tf-input/raw",
-               "s3://tf-output/cogs", tmp_path / "run1")
+    run_cogify(
+        "s3://tf-input/manifests/batch-raw.csv",
+        "s3://tf-input/raw",
+        "s3://tf-output/cogs",
+        tmp_path / "run1",
+    )
     listings = []
     original = objects.ObjectStore.list_dir
-    monkeypatch.setattr(objects.ObjectStore, "list_dir",
-                        lambda self, prefix: listings.append(prefix) or original(self, prefix))
-    monkeypatch.setattr(objects.ObjectStore, "exists",
-                        lambda self, key: pytest.fail(f"HEAD of {key}: skip must list"))
-    second = run_cogify("s3://tf-input/manifests/batch-raw.csv", "s3://tf-input/raw",
-                        "s3://tf-output/cogs", tmp_path / "run2")
+    monkeypatch.setattr(
+        objects.ObjectStore,
+        "list_dir",
+        lambda self, prefix: listings.append(prefix) or original(self, prefix),
+    )
+    monkeypatch.setattr(
+        objects.ObjectStore,
+        "exists",
+        lambda self, key: pytest.fail(f"HEAD of {key}: skip must list"),
+    )
+    second = run_cogify(
+        "s3://tf-input/manifests/batch-raw.csv",
+        "s3://tf-input/raw",
+        "s3://tf-output/cogs",
+        tmp_path / "run2",
+    )
     assert (second.report["skipped"], second.report["attempts"]) == (3, 1)
     assert sorted(listings) == ["scenes", "scenes/a", "scenes/b"]
 
 
 def test_no_secret_reaches_the_run_directory(buckets, tmp_path):
-    run_cogify("s3://tf-input/manifests/batch-raw.csv", "s3://tf-input/raw",
-               "s3://tf-output/cogs", tmp_path / "run")
+    run_cogify(
+        "s3://tf-input/manifests/batch-raw.csv",
+        "s3://tf-input/raw",
+        "s3://tf-output/cogs",
+        tmp_path / "run",
+    )
     files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
     assert len(files) >= 7
     for path in files:

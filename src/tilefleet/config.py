@@ -10,6 +10,7 @@ environment; relative paths are relative to the job file.
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -36,14 +37,17 @@ class RunOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run_dir: Path | None = Field(
-        None, description="Run directory (ledger, reports); an existing one is resumed. "
-        "Default: a new folder under ./runs/")
+        None,
+        description="Run directory (ledger, reports); an existing one is resumed. "
+        "Default: a new folder under ./runs/",
+    )
     executor: str = Field("local", description="Execution engine")
     workers: int | None = Field(None, ge=1, description="Parallel workers; default CPU count")
     retries: int = Field(3, ge=0, description="Retries of a task after a retryable failure")
     backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles each retry")
     max_in_flight: int | None = Field(
-        None, ge=1, description="Most attempts submitted at once; default 2 × workers")
+        None, ge=1, description="Most attempts submitted at once; default 2 × workers"
+    )
     overwrite: bool = Field(False, description="Redo tasks whose outputs already exist")
     dry_run: bool = Field(False, description="Plan and estimate, run nothing")
     yes: bool = Field(False, description="Do not ask before starting a billed run")
@@ -91,7 +95,8 @@ def build_job(values: dict[str, Any]) -> Job:
     run_keys = set(RunOptions.model_fields)
     data = flat.model_dump()
     params = get_recipe(recipe).Params.model_validate(
-        {k: v for k, v in data.items() if k not in run_keys and k != "recipe"})
+        {k: v for k, v in data.items() if k not in run_keys and k != "recipe"}
+    )
     return Job(recipe=recipe, params=params, **{k: data[k] for k in run_keys})
 
 
@@ -114,8 +119,11 @@ def load_job(path: Path, overrides: dict[str, Any] | None = None) -> Job:
 def job_schema() -> dict[str, Any]:
     """JSON Schema of job files (one alternative per recipe), for editors."""
     alternatives = [job_model(name).model_json_schema() for name in sorted(RECIPES)]
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "tilefleet job",
-            "oneOf": alternatives}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "tilefleet job",
+        "oneOf": alternatives,
+    }
 
 
 _VAR = re.compile(r"\$\{(\w+)\}")
@@ -131,10 +139,8 @@ def _expand(value: Any) -> Any:
 
 def _resolve_paths(values: dict[str, Any], base: Path) -> None:
     fields = ["run_dir"]
-    try:
+    with suppress(ValueError):  # an unknown recipe is reported by validation
         fields += list(get_recipe(str(values.get("recipe"))).Params.path_fields)
-    except ValueError:
-        pass  # an unknown recipe is reported by validation
     for key in fields:
         value = values.get(key)
         if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():

@@ -45,8 +45,11 @@ def sample_pixels(sample: SampleRaster, seed: int) -> np.ndarray:
     bands = []
     for band in range(sample.bands):
         phase = rng.uniform(0, 2 * np.pi, 3)
-        field = (np.sin(6 * x + phase[0]) * np.cos(5 * y + phase[1])
-                 + 0.5 * np.sin(17 * (x + y) + phase[2]) + 0.15 * rng.standard_normal(x.shape))
+        field = (
+            np.sin(6 * x + phase[0]) * np.cos(5 * y + phase[1])
+            + 0.5 * np.sin(17 * (x + y) + phase[2])
+            + 0.15 * rng.standard_normal(x.shape)
+        )
         bands.append((field - field.min()) / np.ptp(field) * (0.6 + 0.1 * band))
     unit = np.stack(bands)
     info = np.iinfo(sample.dtype) if np.dtype(sample.dtype).kind in "iu" else None
@@ -69,10 +72,19 @@ def write_sample(path: Path, sample: SampleRaster, seed: int) -> None:
     origin = (5.0, 51.5) if sample.crs == "EPSG:4326" else (600000.0, 5700000.0)
     path.parent.mkdir(parents=True, exist_ok=True)
     with rasterio.open(
-        path, "w", driver="GTiff", width=sample.size, height=sample.size, count=sample.bands,
-        dtype=sample.dtype, crs=sample.crs, nodata=sample.nodata,
+        path,
+        "w",
+        driver="GTiff",
+        width=sample.size,
+        height=sample.size,
+        count=sample.bands,
+        dtype=sample.dtype,
+        crs=sample.crs,
+        nodata=sample.nodata,
         transform=Affine.translation(*origin) @ Affine.scale(resolution, -resolution),
-        tiled=False, compress="NONE", interleave="pixel",  # a plain striped TIFF: not a COG
+        tiled=False,
+        compress="NONE",
+        interleave="pixel",  # a plain striped TIFF: not a COG
     ) as dst:
         dst.write(sample_pixels(sample, seed))
 
@@ -81,8 +93,9 @@ def prepare_demo(out: Path) -> dict[str, str]:
     """Create (or recreate) the demo folder and return the cogify job's values."""
     out = out.resolve()
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise FileExistsError(f"{out} exists and is not a tilefleet demo folder; "
-                              "choose another --out")
+        raise FileExistsError(
+            f"{out} exists and is not a tilefleet demo folder; choose another --out"
+        )
     if out.exists():
         shutil.rmtree(out)
     inputs = out / "input"
@@ -91,5 +104,10 @@ def prepare_demo(out: Path) -> dict[str, str]:
     manifest = out / "manifest.csv"
     manifest.write_text("".join(f"{s.key},{s.bands}\n" for s in SAMPLES))
     (out / MARKER).write_text("made by `tilefleet demo`; safe to delete\n")
-    return {"recipe": "cogify", "manifest": str(manifest), "input_root": str(inputs),
-            "dest": str(out / "output"), "run_dir": str(out / "run")}
+    return {
+        "recipe": "cogify",
+        "manifest": str(manifest),
+        "input_root": str(inputs),
+        "dest": str(out / "output"),
+        "run_dir": str(out / "run"),
+    }

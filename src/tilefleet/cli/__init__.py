@@ -24,26 +24,48 @@ app = typer.Typer(
 )
 
 # Options shared by every command that runs a job; each is also a job-file key.
-RunDir = Annotated[Path | None, typer.Option(
-    "--run-dir", help="Run directory (ledger, reports); an existing one is resumed "
-    "[default: a new folder under ./runs/]")]
-ExecutorName = Annotated[str | None, typer.Option(
-    "--executor", help="Execution engine [default: local]")]
-Workers = Annotated[int | None, typer.Option(
-    "--workers", min=1, help="Parallel workers [default: CPU count]")]
-Retries = Annotated[int | None, typer.Option(
-    "--retries", min=0, help="Retries after a retryable failure [default: 3]")]
-Overwrite = Annotated[bool | None, typer.Option(
-    "--overwrite/--no-overwrite", help="Redo tasks whose outputs already exist")]
-DryRun = Annotated[bool | None, typer.Option(
-    "--dry-run/--no-dry-run", help="Plan and estimate, run nothing")]
-Yes = Annotated[bool | None, typer.Option("--yes/--no-yes", "-y", help="Do not ask before a billed run")]
+RunDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--run-dir",
+        help="Run directory (ledger, reports); an existing one is resumed "
+        "[default: a new folder under ./runs/]",
+    ),
+]
+ExecutorName = Annotated[
+    str | None, typer.Option("--executor", help="Execution engine [default: local]")
+]
+Workers = Annotated[
+    int | None, typer.Option("--workers", min=1, help="Parallel workers [default: CPU count]")
+]
+Retries = Annotated[
+    int | None,
+    typer.Option("--retries", min=0, help="Retries after a retryable failure [default: 3]"),
+]
+Overwrite = Annotated[
+    bool | None,
+    typer.Option("--overwrite/--no-overwrite", help="Redo tasks whose outputs already exist"),
+]
+DryRun = Annotated[
+    bool | None, typer.Option("--dry-run/--no-dry-run", help="Plan and estimate, run nothing")
+]
+Yes = Annotated[
+    bool | None, typer.Option("--yes/--no-yes", "-y", help="Do not ask before a billed run")
+]
 Only = Annotated[str | None, typer.Option("--only", help="Run only these task ids (ID[,ID…])")]
 Limit = Annotated[int | None, typer.Option("--limit", min=1, help="Run at most N tasks")]
-MaxInFlight = Annotated[int | None, typer.Option(
-    "--max-in-flight", min=1, help="Most attempts submitted at once [default: 2 × workers]")]
-BackoffS = Annotated[float | None, typer.Option(
-    "--backoff-s", min=0, help="First retry delay in seconds; doubles each retry [default: 1]")]
+MaxInFlight = Annotated[
+    int | None,
+    typer.Option(
+        "--max-in-flight", min=1, help="Most attempts submitted at once [default: 2 × workers]"
+    ),
+]
+BackoffS = Annotated[
+    float | None,
+    typer.Option(
+        "--backoff-s", min=0, help="First retry delay in seconds; doubles each retry [default: 1]"
+    ),
+]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log every retry and detail")]
 
 
@@ -63,36 +85,83 @@ def _root(
 @app.command()
 def cogify(
     manifest: Annotated[str, typer.Argument(help="CSV manifest (path,num_bands), local or s3://")],
-    input_root: Annotated[str, typer.Option(
-        "--input-root", help="Folder or s3:// prefix the manifest paths are relative to")],
+    input_root: Annotated[
+        str,
+        typer.Option(
+            "--input-root", help="Folder or s3:// prefix the manifest paths are relative to"
+        ),
+    ],
     dest: Annotated[str, typer.Option("--dest", help="Folder or s3:// prefix for the outputs")],
-    profile: Annotated[str | None, typer.Option(
-        "--profile", help="COG profile: deflate (lossless, default), zstd, lzw, lzma, packbits, "
-        "raw, lerc, lerc_deflate, lerc_zstd, jpeg, webp")] = None,
-    overview_resampling: Annotated[str | None, typer.Option(
-        "--overview-resampling", help="Overview resampling [default: nearest]")] = None,
-    blocksize: Annotated[int | None, typer.Option("--blocksize", help="COG tile size [512]")] = None,
-    quality: Annotated[int | None, typer.Option(
-        "--quality", help="Quality of the jpeg/webp profiles (1-100)")] = None,
-    preview_bands: Annotated[str | None, typer.Option(
-        "--preview-bands", help="Bands of the preview, e.g. 4,3,2 [default: 1 or 1,2,3]")] = None,
-    preview_max_size: Annotated[int | None, typer.Option(
-        "--preview-max-size", help="Longest preview side in pixels [default: full size]")] = None,
-    preview_quality: Annotated[int | None, typer.Option(
-        "--preview-quality", help="JPEG quality of the preview [75]")] = None,
-    run_dir: RunDir = None, executor: ExecutorName = None, workers: Workers = None,
-    retries: Retries = None, overwrite: Overwrite = None, dry_run: DryRun = None,
-    yes: Yes = None, only: Only = None, limit: Limit = None, max_in_flight: MaxInFlight = None,
-    backoff_s: BackoffS = None, verbose: Verbose = False,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            help="COG profile: deflate (lossless, default), zstd, lzw, lzma, packbits, "
+            "raw, lerc, lerc_deflate, lerc_zstd, jpeg, webp",
+        ),
+    ] = None,
+    overview_resampling: Annotated[
+        str | None,
+        typer.Option("--overview-resampling", help="Overview resampling [default: nearest]"),
+    ] = None,
+    blocksize: Annotated[
+        int | None, typer.Option("--blocksize", help="COG tile size [512]")
+    ] = None,
+    quality: Annotated[
+        int | None, typer.Option("--quality", help="Quality of the jpeg/webp profiles (1-100)")
+    ] = None,
+    preview_bands: Annotated[
+        str | None,
+        typer.Option(
+            "--preview-bands", help="Bands of the preview, e.g. 4,3,2 [default: 1 or 1,2,3]"
+        ),
+    ] = None,
+    preview_max_size: Annotated[
+        int | None,
+        typer.Option(
+            "--preview-max-size", help="Longest preview side in pixels [default: full size]"
+        ),
+    ] = None,
+    preview_quality: Annotated[
+        int | None, typer.Option("--preview-quality", help="JPEG quality of the preview [75]")
+    ] = None,
+    run_dir: RunDir = None,
+    executor: ExecutorName = None,
+    workers: Workers = None,
+    retries: Retries = None,
+    overwrite: Overwrite = None,
+    dry_run: DryRun = None,
+    yes: Yes = None,
+    only: Only = None,
+    limit: Limit = None,
+    max_in_flight: MaxInFlight = None,
+    backoff_s: BackoffS = None,
+    verbose: Verbose = False,
 ) -> None:
     """Turn the GeoTIFFs of a CSV manifest into COGs + JPEG previews + STAC items."""
     values = _run_options(
-        recipe="cogify", manifest=manifest, input_root=input_root, dest=dest, profile=profile,
-        overview_resampling=overview_resampling, blocksize=blocksize, quality=quality,
-        preview_bands=preview_bands, preview_max_size=preview_max_size,
-        preview_quality=preview_quality, run_dir=run_dir, executor=executor, workers=workers,
-        retries=retries, overwrite=overwrite, dry_run=dry_run, yes=yes, only=only, limit=limit,
-        max_in_flight=max_in_flight, backoff_s=backoff_s,
+        recipe="cogify",
+        manifest=manifest,
+        input_root=input_root,
+        dest=dest,
+        profile=profile,
+        overview_resampling=overview_resampling,
+        blocksize=blocksize,
+        quality=quality,
+        preview_bands=preview_bands,
+        preview_max_size=preview_max_size,
+        preview_quality=preview_quality,
+        run_dir=run_dir,
+        executor=executor,
+        workers=workers,
+        retries=retries,
+        overwrite=overwrite,
+        dry_run=dry_run,
+        yes=yes,
+        only=only,
+        limit=limit,
+        max_in_flight=max_in_flight,
+        backoff_s=backoff_s,
     )
     _setup_logging(verbose)
     _execute(lambda: build_job(values))
@@ -101,16 +170,33 @@ def cogify(
 @app.command()
 def run(
     job_file: Annotated[Path, typer.Argument(help="YAML job file")],
-    run_dir: RunDir = None, executor: ExecutorName = None, workers: Workers = None,
-    retries: Retries = None, overwrite: Overwrite = None, dry_run: DryRun = None,
-    yes: Yes = None, only: Only = None, limit: Limit = None, max_in_flight: MaxInFlight = None,
-    backoff_s: BackoffS = None, verbose: Verbose = False,
+    run_dir: RunDir = None,
+    executor: ExecutorName = None,
+    workers: Workers = None,
+    retries: Retries = None,
+    overwrite: Overwrite = None,
+    dry_run: DryRun = None,
+    yes: Yes = None,
+    only: Only = None,
+    limit: Limit = None,
+    max_in_flight: MaxInFlight = None,
+    backoff_s: BackoffS = None,
+    verbose: Verbose = False,
 ) -> None:
     """Run a job file; options given here override the file's keys."""
-    overrides = _run_options(run_dir=run_dir, executor=executor, workers=workers,
-                             retries=retries, overwrite=overwrite, dry_run=dry_run, yes=yes,
-                             only=only, limit=limit, max_in_flight=max_in_flight,
-                             backoff_s=backoff_s)
+    overrides = _run_options(
+        run_dir=run_dir,
+        executor=executor,
+        workers=workers,
+        retries=retries,
+        overwrite=overwrite,
+        dry_run=dry_run,
+        yes=yes,
+        only=only,
+        limit=limit,
+        max_in_flight=max_in_flight,
+        backoff_s=backoff_s,
+    )
     _setup_logging(verbose)
     _execute(lambda: load_job(job_file, overrides))
 
@@ -118,12 +204,23 @@ def run(
 @app.command()
 def plan(
     job_file: Annotated[Path, typer.Argument(help="YAML job file")],
-    run_dir: RunDir = None, executor: ExecutorName = None, workers: Workers = None,
-    overwrite: Overwrite = None, only: Only = None, limit: Limit = None,
+    run_dir: RunDir = None,
+    executor: ExecutorName = None,
+    workers: Workers = None,
+    overwrite: Overwrite = None,
+    only: Only = None,
+    limit: Limit = None,
 ) -> None:
     """Plan and estimate a job file without running it (same as `run --dry-run`)."""
-    overrides = _run_options(run_dir=run_dir, executor=executor, workers=workers,
-                             overwrite=overwrite, only=only, limit=limit, dry_run=True)
+    overrides = _run_options(
+        run_dir=run_dir,
+        executor=executor,
+        workers=workers,
+        overwrite=overwrite,
+        only=only,
+        limit=limit,
+        dry_run=True,
+    )
     _setup_logging(False)
     _execute(lambda: load_job(job_file, overrides))
 
@@ -154,8 +251,9 @@ def schema() -> None:
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Folder for the sample data, outputs and "
-                                      "run")] = Path("tilefleet-demo"),
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the sample data, outputs and run")
+    ] = Path("tilefleet-demo"),
     workers: Workers = None,
 ) -> None:
     """Make a small sample workload and cogify it on local processes (no network needed)."""
@@ -169,6 +267,63 @@ def demo(
     values.update(_run_options(workers=workers))
     typer.echo(f"sample workload: {values['manifest']} ({values['input_root']})")
     _execute(lambda: build_job(values))
+
+
+@app.command()
+def watch(
+    source: Annotated[str, typer.Argument(help="Folder or s3:// prefix to watch (any depth)")],
+    dest: Annotated[str, typer.Option("--dest", help="Folder or s3:// prefix for the outputs")],
+    pattern: Annotated[str, typer.Option(
+        "--pattern", help="fnmatch pattern of manifest base names")] = "*raw.csv",
+    input_root: Annotated[str | None, typer.Option(
+        "--input-root", help="Root of the manifest paths [default: the source bucket's root, "
+        "or the source folder]")] = None,
+    every: Annotated[str | None, typer.Option(
+        "--every", help="Pass again every DURATION (15m, 1h…) until SIGTERM/Ctrl-C")] = None,
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit (the default)")] = False,
+    stale_after: Annotated[str, typer.Option(
+        "--stale-after", help="Resume processing manifests older than this")] = "2h",
+    runs_dir: Annotated[Path, typer.Option(
+        "--runs-dir", help="Folder of the run directories, one per manifest")] = Path("runs/watch"),
+    profile: Annotated[str | None, typer.Option("--profile", help="COG profile [deflate]")] = None,
+    overview_resampling: Annotated[str | None, typer.Option(
+        "--overview-resampling", help="Overview resampling [default: nearest]")] = None,
+    blocksize: Annotated[int | None, typer.Option(
+        "--blocksize", help="COG tile size [512]")] = None,
+    quality: Annotated[int | None, typer.Option(
+        "--quality", help="Quality of the jpeg/webp profiles (1-100)")] = None,
+    preview_bands: Annotated[str | None, typer.Option(
+        "--preview-bands", help="Bands of the preview, e.g. 4,3,2 [default: 1 or 1,2,3]")] = None,
+    preview_max_size: Annotated[int | None, typer.Option(
+        "--preview-max-size", help="Longest preview side in pixels [default: full size]")] = None,
+    preview_quality: Annotated[int | None, typer.Option(
+        "--preview-quality", help="JPEG quality of the preview [75]")] = None,
+    executor: ExecutorName = None, workers: Workers = None, retries: Retries = None,
+    yes: Yes = None, max_in_flight: MaxInFlight = None, backoff_s: BackoffS = None,
+    verbose: Verbose = False,
+) -> None:
+    """Claim the CSV manifests dropped below SOURCE and cogify each one exactly once."""
+    from tilefleet.engine.watch import WatchOptions, parse_duration
+    from tilefleet.engine.watch import watch as watch_source
+
+    _setup_logging(verbose)
+    job_options = _run_options(
+        profile=profile, overview_resampling=overview_resampling, blocksize=blocksize,
+        quality=quality, preview_bands=preview_bands, preview_max_size=preview_max_size,
+        preview_quality=preview_quality, executor=executor, workers=workers, retries=retries,
+        yes=yes, max_in_flight=max_in_flight, backoff_s=backoff_s,
+    )
+    try:
+        if once and every:
+            raise JobError("give either --once or --every, not both")
+        options = WatchOptions(
+            source=source, dest=dest, pattern=pattern, input_root=input_root, runs_dir=runs_dir,
+            stale_after_s=parse_duration(stale_after),
+            every_s=parse_duration(every) if every else None, job_options=job_options)
+        code = watch_source(options)
+    except JobError as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
 
 
 def _execute(make_job) -> None:
@@ -185,14 +340,17 @@ def _execute(make_job) -> None:
         typer.echo("")
         typer.echo((result.run_dir / "report.txt").read_text(), nl=False)
         typer.echo(f"outputs    {job.params.model_dump().get('dest', '')}")
-        typer.echo(f"reports    {result.run_dir}/ (report.json, report.txt, tasks.csv, "
-                   "failed.csv, succeeded.csv, timeline.png)")
+        typer.echo(
+            f"reports    {result.run_dir}/ (report.json, report.txt, tasks.csv, "
+            "failed.csv, succeeded.csv, timeline.png)"
+        )
     raise typer.Exit(result.exit_code)
 
 
 def _print_plan(job, result) -> None:
-    typer.echo(f"plan: {result.planned} task(s) for recipe {job.recipe}, "
-               f"{len(result.rejected)} rejected")
+    typer.echo(
+        f"plan: {result.planned} task(s) for recipe {job.recipe}, {len(result.rejected)} rejected"
+    )
     for task in result.rejected[:20]:
         typer.echo(f"  rejected {task.id}: {task.rejected}")
     typer.echo(f"estimate: {result.estimate.describe()}")
@@ -219,8 +377,9 @@ def _setup_logging(verbose: bool) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
-                                               "%Y-%m-%dT%H:%M:%S"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
+        )
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False

@@ -29,22 +29,37 @@ class Estimate:
         return asdict(self)
 
     def describe(self) -> str:
-        text = (f"{self.tasks} task(s) to run, {self.skipped} already done; "
-                f"~{_duration(self.wall_s)} on {self.workers} worker(s) "
-                f"(~{self.task_s:.1f} s per task, from {self.task_s_source})")
+        text = (
+            f"{self.tasks} task(s) to run, {self.skipped} already done; "
+            f"~{_duration(self.wall_s)} on {self.workers} worker(s) "
+            f"(~{self.task_s:.1f} s per task, from {self.task_s_source})"
+        )
         if self.cost_usd is not None:
             text += f"; estimated cost ${self.cost_usd:.4f}"
         return text
 
 
-def estimate_run(recipe: str, default_task_s: float, to_run: int, skipped: int, workers: int,
-                 billing: Billing | None) -> Estimate:
+def estimate_run(
+    recipe: str,
+    default_task_s: float,
+    to_run: int,
+    skipped: int,
+    workers: int,
+    billing: Billing | None,
+) -> Estimate:
     measured = median_duration(recipe)
     task_s = measured if measured is not None else default_task_s
     waves = math.ceil(to_run / max(workers, 1))
     cost = billing.cost(task_s * to_run) if billing else None
-    return Estimate(to_run, skipped, task_s, "history" if measured is not None else "default",
-                    workers, waves * task_s, cost)
+    return Estimate(
+        to_run,
+        skipped,
+        task_s,
+        "history" if measured is not None else "default",
+        workers,
+        waves * task_s,
+        cost,
+    )
 
 
 def _duration(seconds: float) -> str:

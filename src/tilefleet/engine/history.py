@@ -27,8 +27,10 @@ def _connect() -> sqlite3.Connection:
     path = history_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=10)
-    db.execute("CREATE TABLE IF NOT EXISTS durations "
-               "(recipe TEXT NOT NULL, seconds REAL NOT NULL, recorded REAL NOT NULL)")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS durations "
+        "(recipe TEXT NOT NULL, seconds REAL NOT NULL, recorded REAL NOT NULL)"
+    )
     return db
 
 
@@ -43,7 +45,8 @@ def record_durations(recipe: str, seconds: Iterable[float]) -> None:
             db.execute(
                 "DELETE FROM durations WHERE recipe = ? AND rowid NOT IN (SELECT rowid FROM "
                 "durations WHERE recipe = ? ORDER BY recorded DESC LIMIT ?)",
-                (recipe, recipe, KEEP_PER_RECIPE))
+                (recipe, recipe, KEEP_PER_RECIPE),
+            )
     except sqlite3.Error:
         pass
 
@@ -52,8 +55,10 @@ def median_duration(recipe: str) -> float | None:
     """Median seconds per task over the remembered runs of ``recipe``, if any."""
     try:
         with _connect() as db:
-            rows = [r[0] for r in db.execute(
-                "SELECT seconds FROM durations WHERE recipe = ?", (recipe,))]
+            rows = [
+                r[0]
+                for r in db.execute("SELECT seconds FROM durations WHERE recipe = ?", (recipe,))
+            ]
     except sqlite3.Error:
         return None
     return statistics.median(rows) if rows else None

@@ -124,8 +124,9 @@ class Ledger:
         counts.update(self.db.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status"))
         return counts
 
-    def mark(self, task_id: str, status: str, error: str | None = None,
-             error_kind: str | None = None) -> None:
+    def mark(
+        self, task_id: str, status: str, error: str | None = None, error_kind: str | None = None
+    ) -> None:
         self.db.execute(
             "UPDATE tasks SET status = ?, error = ?, error_kind = ? WHERE id = ?",
             (status, error, error_kind, task_id),
@@ -134,13 +135,16 @@ class Ledger:
     def mark_many(self, task_ids: Iterable[str], status: str) -> None:
         with self.db:
             self.db.execute("BEGIN")
-            self.db.executemany("UPDATE tasks SET status = ?, error = NULL WHERE id = ?",
-                                ((status, task_id) for task_id in task_ids))
+            self.db.executemany(
+                "UPDATE tasks SET status = ?, error = NULL WHERE id = ?",
+                ((status, task_id) for task_id in task_ids),
+            )
 
     def reset_interrupted(self) -> int:
         """Tasks left 'running' by a killed session go back to pending."""
         return self.db.execute(
-            "UPDATE tasks SET status = 'pending' WHERE status = 'running'").rowcount
+            "UPDATE tasks SET status = 'pending' WHERE status = 'running'"
+        ).rowcount
 
     # -- attempts -----------------------------------------------------------------------
     def start_attempt(self, task_id: str, session: int, started: float) -> int:
@@ -149,10 +153,14 @@ class Ledger:
             self.db.execute("BEGIN IMMEDIATE")
             (attempt,) = self.db.execute(
                 "UPDATE tasks SET attempts = attempts + 1, status = 'running' WHERE id = ? "
-                "RETURNING attempts", (task_id,)).fetchone()
+                "RETURNING attempts",
+                (task_id,),
+            ).fetchone()
             self.db.execute(
                 "INSERT OR REPLACE INTO attempts (task_id, attempt, session, started) "
-                "VALUES (?, ?, ?, ?)", (task_id, attempt, session, started))
+                "VALUES (?, ?, ?, ?)",
+                (task_id, attempt, session, started),
+            )
         return attempt
 
     def finish_attempt(self, outcome: Outcome, status: str) -> None:
@@ -162,50 +170,82 @@ class Ledger:
             self.db.execute(
                 "UPDATE attempts SET worker = ?, started = ?, finished = ?, ok = ?, error = ? "
                 "WHERE task_id = ? AND attempt = ?",
-                (outcome.worker, outcome.started, outcome.finished, int(outcome.ok),
-                 outcome.error, outcome.task_id, outcome.attempt))
+                (
+                    outcome.worker,
+                    outcome.started,
+                    outcome.finished,
+                    int(outcome.ok),
+                    outcome.error,
+                    outcome.task_id,
+                    outcome.attempt,
+                ),
+            )
             self.db.execute(
                 "UPDATE tasks SET status = ?, duration_s = ?, worker = ?, error = ?, "
                 "error_kind = ? WHERE id = ?",
-                (status, outcome.duration, outcome.worker, outcome.error, outcome.error_kind,
-                 outcome.task_id))
+                (
+                    status,
+                    outcome.duration,
+                    outcome.worker,
+                    outcome.error,
+                    outcome.error_kind,
+                    outcome.task_id,
+                ),
+            )
 
     def attempts(self) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT task_id, attempt, session, worker, started, finished, ok, error "
-            "FROM attempts ORDER BY started")
+            "FROM attempts ORDER BY started"
+        )
         keys = ("task_id", "attempt", "session", "worker", "started", "finished", "ok", "error")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     # -- sessions -----------------------------------------------------------------------
-    def start_session(self, started: float, executor: str, settings: dict,
-                      estimate: dict) -> int:
+    def start_session(self, started: float, executor: str, settings: dict, estimate: dict) -> int:
         cursor = self.db.execute(
             "INSERT INTO sessions (started, executor, settings, estimate) VALUES (?, ?, ?, ?)",
-            (started, executor, json.dumps(settings), json.dumps(estimate)))
+            (started, executor, json.dumps(settings), json.dumps(estimate)),
+        )
         return int(cursor.lastrowid)
 
     def finish_session(self, session: int, finished: float, interrupted: bool) -> None:
-        self.db.execute("UPDATE sessions SET finished = ?, interrupted = ? WHERE id = ?",
-                        (finished, int(interrupted), session))
+        self.db.execute(
+            "UPDATE sessions SET finished = ?, interrupted = ? WHERE id = ?",
+            (finished, int(interrupted), session),
+        )
 
     def sessions(self) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT id, started, finished, executor, settings, estimate, interrupted "
-            "FROM sessions ORDER BY id")
+            "FROM sessions ORDER BY id"
+        )
         return [
-            {"id": sid, "started": started, "finished": finished, "executor": executor,
-             "settings": json.loads(settings), "estimate": json.loads(estimate or "null"),
-             "interrupted": bool(interrupted)}
+            {
+                "id": sid,
+                "started": started,
+                "finished": finished,
+                "executor": executor,
+                "settings": json.loads(settings),
+                "estimate": json.loads(estimate or "null"),
+                "interrupted": bool(interrupted),
+            }
             for sid, started, finished, executor, settings, estimate, interrupted in rows
         ]
 
 
 def _encode_task(task: Task) -> str:
-    return json.dumps({
-        "id": task.id, "recipe": task.recipe, "params": task.params, "dest": task.dest,
-        "marker": task.marker, "source": task.source, "rejected": task.rejected,
-    })
+    return json.dumps(
+        {
+            "id": task.id,
+            "recipe": task.recipe,
+            "params": task.params,
+            "dest": task.dest,
+            "marker": task.marker,
+            "source": task.source,
+            "rejected": task.rejected,
+        }
+    )
 
 
 def _decode_task(text: str) -> Task:

@@ -31,9 +31,14 @@ class RunProgress:
             )
 
             self._bar = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                console=Console(file=stream), transient=False,
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[detail]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=Console(file=stream),
+                transient=False,
             )
             self._task = self._bar.add_task(label, total=total, detail="")
             self._bar.start()
@@ -57,8 +62,9 @@ class RunProgress:
             self._bar.update(self._task, advance=advance, detail=detail)
             return
         now = time.monotonic()
-        if advance and (completed % self._every == 0 or completed == self.total
-                        or now - self._last_log > 30):
+        if advance and (
+            completed % self._every == 0 or completed == self.total or now - self._last_log > 30
+        ):
             self._last_log = now
             log.info("%s: %d/%d done (%s)", self.label, completed, self.total, detail)
 

@@ -69,16 +69,25 @@ def write_reports(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
     columns = tuple(ledger.get_meta("source_columns") or ())
     (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     _write_tasks_csv(run_dir / "tasks.csv", records)
-    _write_source_csv(run_dir / "failed.csv", columns, ("reason",),
-                      [{**r.task.source, "reason": r.error or ""} for r in records
-                       if r.status == FAILED])
-    _write_source_csv(run_dir / "succeeded.csv", columns, ("status",),
-                      [{**r.task.source, "status": r.status} for r in records
-                       if r.status in DONE_STATES])
+    _write_source_csv(
+        run_dir / "failed.csv",
+        columns,
+        ("reason",),
+        [{**r.task.source, "reason": r.error or ""} for r in records if r.status == FAILED],
+    )
+    _write_source_csv(
+        run_dir / "succeeded.csv",
+        columns,
+        ("status",),
+        [{**r.task.source, "status": r.status} for r in records if r.status in DONE_STATES],
+    )
     (run_dir / "report.txt").write_text(format_report(report, records))
     try:
-        plot_timeline(ledger.attempts(), run_dir / "timeline.png",
-                      f"{report['recipe']} run {report['run_id']}")
+        plot_timeline(
+            ledger.attempts(),
+            run_dir / "timeline.png",
+            f"{report['recipe']} run {report['run_id']}",
+        )
     except Exception as exc:  # a plot must never cost the record
         log.warning("timeline.png not written: %s", exc)
     return report
@@ -95,16 +104,20 @@ def format_report(report: dict[str, Any], records: list[TaskRecord]) -> str:
     for key in ("succeeded", "skipped", "failed", "pending"):
         lines.append(f"{key:<10} {report[key]:>6}  ({100 * report[key] / total:.1f} %)")
     lines.append(f"retried    {report['retried']:>6}  ({report['attempts']} attempts in all)")
-    lines.append(f"wall time  {report['wall_s']:.1f} s over {report['sessions']} session(s)"
-                 + ("; the last was interrupted" if report["interrupted"] else ""))
+    lines.append(
+        f"wall time  {report['wall_s']:.1f} s over {report['sessions']} session(s)"
+        + ("; the last was interrupted" if report["interrupted"] else "")
+    )
     if report["task_s"]:
         t = report["task_s"]
-        lines.append(f"task time  min {t['min']:.2f} s, median {t['median']:.2f} s, "
-                     f"max {t['max']:.2f} s")
+        lines.append(
+            f"task time  min {t['min']:.2f} s, median {t['median']:.2f} s, max {t['max']:.2f} s"
+        )
     cost = report["cost_usd"]
     if cost["measured"] is not None:
-        lines.append(f"cost       ${cost['measured']:.4f} measured "
-                     f"(estimated ${cost['estimated'] or 0:.4f})")
+        lines.append(
+            f"cost       ${cost['measured']:.4f} measured (estimated ${cost['estimated'] or 0:.4f})"
+        )
     failures = [r for r in records if r.status == FAILED]
     if failures:
         lines.append("")
@@ -116,8 +129,11 @@ def format_report(report: dict[str, Any], records: list[TaskRecord]) -> str:
 def _summary(values: list[float]) -> dict[str, float] | None:
     if not values:
         return None
-    return {"min": round(min(values), 3), "median": round(statistics.median(values), 3),
-            "max": round(max(values), 3)}
+    return {
+        "min": round(min(values), 3),
+        "median": round(statistics.median(values), 3),
+        "max": round(max(values), 3),
+    }
 
 
 def _write_tasks_csv(path: Path, records: list[TaskRecord]) -> None:
@@ -126,15 +142,18 @@ def _write_tasks_csv(path: Path, records: list[TaskRecord]) -> None:
         writer.writerow(["id", "status", "attempts", "duration_s", "worker", "error"])
         for r in records:
             duration = f"{r.duration_s:.3f}" if r.duration_s is not None else ""
-            writer.writerow([r.task.id, r.status, r.attempts, duration, r.worker or "",
-                             r.error or ""])
+            writer.writerow(
+                [r.task.id, r.status, r.attempts, duration, r.worker or "", r.error or ""]
+            )
 
 
-def _write_source_csv(path: Path, columns: tuple[str, ...], extra: tuple[str, ...],
-                      rows: list[dict[str, str]]) -> None:
+def _write_source_csv(
+    path: Path, columns: tuple[str, ...], extra: tuple[str, ...], rows: list[dict[str, str]]
+) -> None:
     fields = list(columns) if columns else sorted({k for row in rows for k in row} - set(extra))
     with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=[*fields, *extra], lineterminator="\n",
-                                extrasaction="ignore")
+        writer = csv.DictWriter(
+            fh, fieldnames=[*fields, *extra], lineterminator="\n", extrasaction="ignore"
+        )
         writer.writeheader()
         writer.writerows(rows)

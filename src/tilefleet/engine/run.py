@@ -75,8 +75,9 @@ def exit_code_for(counts: dict[str, int]) -> int:
 
 def job_fingerprint(job: Job) -> str:
     """What identifies a job for resuming: its recipe and parameters, not how it is run."""
-    body = json.dumps({"recipe": job.recipe, "params": job.params.model_dump(mode="json")},
-                      sort_keys=True)
+    body = json.dumps(
+        {"recipe": job.recipe, "params": job.params.model_dump(mode="json")}, sort_keys=True
+    )
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
@@ -105,34 +106,50 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
     if resuming:
         with _closing(Ledger.in_run_dir(run_dir, readonly=job.dry_run)) as ledger:
             if ledger.get_meta("fingerprint") not in (None, fingerprint):
-                raise JobError(f"run dir {run_dir} holds a different job (other recipe or "
-                               "parameters); choose another --run-dir")
+                raise JobError(
+                    f"run dir {run_dir} holds a different job (other recipe or "
+                    "parameters); choose another --run-dir"
+                )
             known = ledger.statuses()
 
     rejected = [t for t in tasks if t.rejected is not None]
     candidates = _select(tasks, known, job.only, job.limit)
     done_outside = set() if job.overwrite else find_done(candidates)
     to_run = [t for t in candidates if t.id not in done_outside]
-    estimate = estimate_run(recipe.name, recipe.default_task_s, len(to_run),
-                            len(done_outside), executor.workers, executor.billing)
-    result = RunResult(run_dir, estimate, EXIT_OK, dry_run=job.dry_run, planned=len(tasks),
-                       rejected=rejected)
+    estimate = estimate_run(
+        recipe.name,
+        recipe.default_task_s,
+        len(to_run),
+        len(done_outside),
+        executor.workers,
+        executor.billing,
+    )
+    result = RunResult(
+        run_dir, estimate, EXIT_OK, dry_run=job.dry_run, planned=len(tasks), rejected=rejected
+    )
     if job.dry_run:
         result.exit_code = EXIT_ALL_FAILED if rejected and len(rejected) == len(tasks) else EXIT_OK
         return result
     if executor.billing and to_run and not job.yes:
         question = f"{estimate.describe()}. Proceed? [y/N]"
         if confirm is None:
-            raise JobError("this executor bills per use and there is no terminal to ask on: "
-                           "pass --yes to start the run")
+            raise JobError(
+                "this executor bills per use and there is no terminal to ask on: "
+                "pass --yes to start the run"
+            )
         if not confirm(question):
             raise JobError("run not started: declined at the cost prompt")
 
     with _closing(Ledger.in_run_dir(run_dir)) as ledger:
         if not resuming:
-            ledger.set_meta(run_id=run_id, recipe=recipe.name, fingerprint=fingerprint,
-                            job=_job_record(job), source_columns=list(recipe.source_columns),
-                            created=now())
+            ledger.set_meta(
+                run_id=run_id,
+                recipe=recipe.name,
+                fingerprint=fingerprint,
+                job=_job_record(job),
+                source_columns=list(recipe.source_columns),
+                created=now(),
+            )
         ledger.add_tasks(tasks)
         ledger.reset_interrupted()
         for task in rejected:
@@ -150,14 +167,24 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
             with _terminate_as_interrupt():
                 executor.start(preload=(type(recipe).__module__,))
                 try:
-                    _execute(to_run, executor, ledger, session, job, durations,
-                             RunProgress(len(to_run), recipe.name))
+                    _execute(
+                        to_run,
+                        executor,
+                        ledger,
+                        session,
+                        job,
+                        durations,
+                        RunProgress(len(to_run), recipe.name),
+                    )
                 finally:
                     executor.shutdown(cancel=True)
         except KeyboardInterrupt:
             interrupted = True
-            log.warning("interrupted: unfinished tasks stay pending; rerun with "
-                        "--run-dir %s to finish them", run_dir)
+            log.warning(
+                "interrupted: unfinished tasks stay pending; rerun with "
+                "--run-dir %s to finish them",
+                run_dir,
+            )
         finally:
             ledger.reset_interrupted()
             ledger.finish_session(session, now(), interrupted)
@@ -168,8 +195,9 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
     return result
 
 
-def _select(tasks: list[Task], known: dict[str, str], only: list[str] | None,
-            limit: int | None) -> list[Task]:
+def _select(
+    tasks: list[Task], known: dict[str, str], only: list[str] | None, limit: int | None
+) -> list[Task]:
     """Tasks this session may run: not rejected, not done in this run, within --only/--limit."""
     if only:
         ids = {t.id for t in tasks}
@@ -182,8 +210,15 @@ def _select(tasks: list[Task], known: dict[str, str], only: list[str] | None,
     return selected[:limit] if limit else selected
 
 
-def _execute(tasks: list[Task], executor: Executor, ledger: Ledger, session: int, job: Job,
-             durations: list[float], progress: RunProgress) -> None:
+def _execute(
+    tasks: list[Task],
+    executor: Executor,
+    ledger: Ledger,
+    session: int,
+    job: Job,
+    durations: list[float],
+    progress: RunProgress,
+) -> None:
     """Keep at most ``max_in_flight`` attempts submitted, retry retryable failures with
     exponential backoff and jitter, and record every outcome as it arrives."""
     max_in_flight = job.max_in_flight or 2 * executor.workers
@@ -220,8 +255,14 @@ def _execute(tasks: list[Task], executor: Executor, ledger: Ledger, session: int
                     ledger.finish_attempt(outcome, PENDING)
                     heapq.heappush(delayed, (time.monotonic() + delay, next(tie), task))
                     progress.retried()
-                    log.info("retrying %s in %.1f s (attempt %d of %d): %s", task.id, delay,
-                             tries[task.id] + 1, job.retries + 1, outcome.error)
+                    log.info(
+                        "retrying %s in %.1f s (attempt %d of %d): %s",
+                        task.id,
+                        delay,
+                        tries[task.id] + 1,
+                        job.retries + 1,
+                        outcome.error,
+                    )
                 else:
                     ledger.finish_attempt(outcome, FAILED)
                     progress.finished(FAILED)
@@ -233,8 +274,16 @@ def _execute(tasks: list[Task], executor: Executor, ledger: Ledger, session: int
 def _outcome_of(completion: Completion, submitted: float) -> Outcome:
     if completion.outcome is not None:
         return completion.outcome
-    return Outcome(completion.task_id, completion.attempt, False, "lost", submitted, now(),
-                   error=f"worker lost: {one_line(completion.lost)}", error_kind=RETRYABLE)
+    return Outcome(
+        completion.task_id,
+        completion.attempt,
+        False,
+        "lost",
+        submitted,
+        now(),
+        error=f"worker lost: {one_line(completion.lost)}",
+        error_kind=RETRYABLE,
+    )
 
 
 def _backoff(base: float, attempt: int) -> float:

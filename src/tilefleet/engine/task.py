@@ -13,7 +13,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-PENDING, RUNNING, SUCCEEDED, SKIPPED, FAILED = "pending", "running", "succeeded", "skipped", "failed"
+PENDING, RUNNING, SUCCEEDED, SKIPPED, FAILED = (
+    "pending",
+    "running",
+    "succeeded",
+    "skipped",
+    "failed",
+)
 DONE_STATES = (SUCCEEDED, SKIPPED)
 
 

@@ -37,15 +37,23 @@ def plot_timeline(attempts: list[dict[str, Any]], path: Path, title: str) -> Non
     fig, ax = plt.subplots(figsize=(11, height), dpi=100)
     for a in finished:
         outcome = attempt_outcome(a, final_attempts)
-        ax.barh(lane[a["worker"] or "lost"], max(a["finished"] - a["started"], 1e-3),
-                left=a["started"] - origin, height=0.7, color=COLOURS[outcome],
-                edgecolor="none")
+        ax.barh(
+            lane[a["worker"] or "lost"],
+            max(a["finished"] - a["started"], 1e-3),
+            left=a["started"] - origin,
+            height=0.7,
+            color=COLOURS[outcome],
+            edgecolor="none",
+        )
     ax.set_yticks(range(len(workers)), labels=workers if len(workers) <= 60 else None)
     ax.set_xlabel("seconds since the first attempt started")
     ax.set_ylabel("worker")
     ax.set_title(title)
-    ax.legend(handles=[Patch(color=c, label=k) for k, c in COLOURS.items()],
-              loc="upper right", fontsize="small")
+    ax.legend(
+        handles=[Patch(color=c, label=k) for k, c in COLOURS.items()],
+        loc="upper right",
+        fontsize="small",
+    )
     if not finished:
         ax.text(0.5, 0.5, "no attempts ran", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()

@@ -22,6 +22,14 @@ def execute(task: Task, attempt: int) -> Outcome:
     try:
         metrics = get_recipe(task.recipe).run(task)
     except Exception as exc:  # every failure becomes a recorded outcome, never a crash
-        return Outcome(task.id, attempt, False, worker_name(), started, now(),
-                       error=one_line(exc), error_kind=classify(exc))
+        return Outcome(
+            task.id,
+            attempt,
+            False,
+            worker_name(),
+            started,
+            now(),
+            error=one_line(exc),
+            error_kind=classify(exc),
+        )
     return Outcome(task.id, attempt, True, worker_name(), started, now(), metrics=metrics or {})

@@ -45,7 +45,9 @@ class CogifyParams(RecipeParams):
     path_fields: ClassVar[tuple[str, ...]] = ("manifest", "input_root", "dest")
 
     manifest: str = Field(description="CSV manifest (path,num_bands), local or s3://")
-    input_root: str = Field(description="Folder or s3:// prefix that manifest paths are relative to")
+    input_root: str = Field(
+        description="Folder or s3:// prefix that manifest paths are relative to"
+    )
     dest: str = Field(description="Folder or s3:// prefix the COGs, previews and items go to")
     profile: ProfileName = Field(DEFAULT_PROFILE, description="COG profile (deflate is lossless)")
     overview_resampling: ResamplingName = Field("nearest", description="Overview resampling")
@@ -95,13 +97,27 @@ class CogifyRecipe(Recipe):
             if key is not None and key in seen:
                 reason = f"line {row.line}: {key} is already listed on line {seen[key]}"
             if reason is not None:
-                tasks.append(Task(f"line-{row.line}", self.name, {}, params.dest, "",
-                                  source=row.fields, rejected=reason))
+                tasks.append(
+                    Task(
+                        f"line-{row.line}",
+                        self.name,
+                        {},
+                        params.dest,
+                        "",
+                        source=row.fields,
+                        rejected=reason,
+                    )
+                )
                 continue
             seen[key] = row.line
             cog, preview, item = output_keys(key)
-            task_params = {**shared, "key": key, "num_bands": row.num_bands,
-                           "cog": cog, "preview": preview}
+            task_params = {
+                **shared,
+                "key": key,
+                "num_bands": row.num_bands,
+                "cog": cog,
+                "preview": preview,
+            }
             tasks.append(Task(key, self.name, task_params, params.dest, item, source=row.fields))
         return tasks
 
@@ -116,20 +132,31 @@ class CogifyRecipe(Recipe):
                 )
             check_profile_fits(p["profile"], dtype, count)
             cog_path, preview_path = Path(tmp, "cog.tif"), Path(tmp, "preview.jpg")
-            options = cog_options(p["profile"], blocksize=p["blocksize"],
-                                  overview_resampling=p["overview_resampling"],
-                                  quality=p["quality"])
+            options = cog_options(
+                p["profile"],
+                blocksize=p["blocksize"],
+                overview_resampling=p["overview_resampling"],
+                quality=p["quality"],
+            )
             write_cog(src, cog_path, options)
-            rows, cols = write_preview(str(cog_path), preview_path, bands=p["preview_bands"],
-                                       max_size=p["preview_max_size"],
-                                       quality=p["preview_quality"])
+            rows, cols = write_preview(
+                str(cog_path),
+                preview_path,
+                bands=p["preview_bands"],
+                max_size=p["preview_max_size"],
+                quality=p["preview_quality"],
+            )
             cog_name = posixpath.basename(p["cog"])
             preview_asset = pystac.Asset(
-                f"./{posixpath.basename(p['preview'])}", media_type=pystac.MediaType.JPEG,
-                roles=["overview"], extra_fields={"proj:shape": [rows, cols]},
+                f"./{posixpath.basename(p['preview'])}",
+                media_type=pystac.MediaType.JPEG,
+                roles=["overview"],
+                extra_fields={"proj:shape": [rows, cols]},
             )
             item = raster_item(
-                str(cog_path), item_id=posixpath.splitext(cog_name)[0], data_href=f"./{cog_name}",
+                str(cog_path),
+                item_id=posixpath.splitext(cog_name)[0],
+                data_href=f"./{cog_name}",
                 extra_assets={"preview": preview_asset},
                 properties={"tilefleet:source": Location.parse(p["input_root"]).join(p["key"])},
             )

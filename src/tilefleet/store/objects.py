@@ -184,7 +184,9 @@ class ObjectStore(Store):
 
         full = self._key(prefix).rstrip("/")
         listed = obstore.list_with_delimiter(self._store, f"{full}/" if full else None)
-        return [ObjectInfo(self._relative(meta["path"]), meta["size"]) for meta in listed["objects"]]
+        return [
+            ObjectInfo(self._relative(meta["path"]), meta["size"]) for meta in listed["objects"]
+        ]
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         import obstore

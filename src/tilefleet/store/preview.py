@@ -51,7 +51,9 @@ def write_preview(
         indexes = preview_bands(ds.count, bands)
         rows, cols = preview_shape(ds.height, ds.width, max_size)
         data = ds.read(
-            indexes, out_shape=(len(indexes), rows, cols), masked=True,
+            indexes,
+            out_shape=(len(indexes), rows, cols),
+            masked=True,
             resampling=Resampling.nearest,
         )
     image = to_display_bytes(data)
@@ -64,7 +66,13 @@ def write_preview(
 def _write_jpeg(dst: Path, image: np.ndarray, quality: int) -> None:
     count, rows, cols = image.shape
     with rasterio.open(
-        dst, "w", driver="JPEG", width=cols, height=rows, count=count, dtype=np.uint8,
+        dst,
+        "w",
+        driver="JPEG",
+        width=cols,
+        height=rows,
+        count=count,
+        dtype=np.uint8,
         QUALITY=str(quality),
     ) as out:
         out.write(image)

@@ -24,7 +24,7 @@ def raster_item(
     extra_assets: dict[str, pystac.Asset] | None = None,
     properties: dict | None = None,
 ) -> dict:
-    """A STAC item (as a dict) for the raster at ``local_path``, whose asset points at ``data_href``.
+    """A STAC item (as a dict) for the raster at ``local_path``; its asset points at ``data_href``.
 
     Rasters without a CRS (radar geometry, GCPs only) get an item without geometry.
     """
@@ -34,13 +34,22 @@ def raster_item(
         props = {"created": created.isoformat().replace("+00:00", "Z"), **(properties or {})}
         if georeferenced:
             item = create_stac_item(
-                ds, input_datetime=created, id=item_id, asset_name="data",
-                asset_roles=["data"], asset_media_type=COG_MEDIA_TYPE, asset_href=data_href,
-                with_proj=True, with_raster=True, properties=props,
+                ds,
+                input_datetime=created,
+                id=item_id,
+                asset_name="data",
+                asset_roles=["data"],
+                asset_media_type=COG_MEDIA_TYPE,
+                asset_href=data_href,
+                with_proj=True,
+                with_raster=True,
+                properties=props,
             )
         else:
             item = pystac.Item(item_id, None, None, created, props)
-            item.add_asset("data", pystac.Asset(data_href, media_type=COG_MEDIA_TYPE, roles=["data"]))
+            item.add_asset(
+                "data", pystac.Asset(data_href, media_type=COG_MEDIA_TYPE, roles=["data"])
+            )
     for key, asset in (extra_assets or {}).items():
         item.add_asset(key, asset)
     return item.to_dict(include_self_link=False, transform_hrefs=False)

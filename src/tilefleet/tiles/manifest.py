@@ -40,7 +40,9 @@ def parse_manifest(data: bytes, name: str = "manifest") -> list[ManifestRow]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise JobError(f"{name}: not a UTF-8 CSV file ({exc.reason} at byte {exc.start})") from exc
-    records = [(number, fields) for number, fields in _records(text) if any(f.strip() for f in fields)]
+    records = [
+        (number, fields) for number, fields in _records(text) if any(f.strip() for f in fields)
+    ]
     if not records:
         raise JobError(f"{name}: manifest has no rows")
     first = [field.strip().lower() for field in records[0][1]]
@@ -62,7 +64,9 @@ def _headerless_row(number: int, fields: list[str]) -> ManifestRow:
     if len(fields) != 2:
         raw = ",".join(fields)
         return ManifestRow(
-            number, fields[0].strip() if fields else "", ",".join(fields[1:]),
+            number,
+            fields[0].strip() if fields else "",
+            ",".join(fields[1:]),
             error=f"line {number}: expected 2 columns (path,num_bands), got {len(fields)}: {raw!r}",
         )
     return _row(number, fields[0], fields[1])
@@ -74,12 +78,15 @@ def _rows_with_header(header: list[str], records, name: str) -> list[ManifestRow
     rows = []
     for number, fields in records:
         if len(fields) != len(header):
-            rows.append(ManifestRow(
-                number, fields[path_at].strip() if len(fields) > path_at else "",
-                fields[bands_at] if bands_at is not None and len(fields) > bands_at else "",
-                error=f"line {number}: expected {len(header)} columns as in the header, "
-                f"got {len(fields)}",
-            ))
+            rows.append(
+                ManifestRow(
+                    number,
+                    fields[path_at].strip() if len(fields) > path_at else "",
+                    fields[bands_at] if bands_at is not None and len(fields) > bands_at else "",
+                    error=f"line {number}: expected {len(header)} columns as in the header, "
+                    f"got {len(fields)}",
+                )
+            )
             continue
         rows.append(_row(number, fields[path_at], fields[bands_at] if bands_at is not None else ""))
     if not rows:
@@ -99,7 +106,9 @@ def _row(number: int, path: str, num_bands: str) -> ManifestRow:
         count = 0
     if count < 1:
         return ManifestRow(
-            number, path, num_bands,
+            number,
+            path,
+            num_bands,
             error=f"line {number}: num_bands {num_bands!r} is not a positive integer",
         )
     return ManifestRow(number, path, num_bands, num_bands=count)
@@ -108,8 +117,9 @@ def _row(number: int, path: str, num_bands: str) -> ManifestRow:
 def format_manifest(rows: list[dict[str, str]], extra: tuple[str, ...] = ()) -> str:
     """Rows (with ``path`` and ``num_bands``, plus any ``extra`` columns) as manifest CSV text."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=[*MANIFEST_COLUMNS, *extra], lineterminator="\n",
-                            extrasaction="ignore")
+    writer = csv.DictWriter(
+        out, fieldnames=[*MANIFEST_COLUMNS, *extra], lineterminator="\n", extrasaction="ignore"
+    )
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()

@@ -78,4 +78,3 @@ class Executor(ABC):
     @abstractmethod
     def shutdown(self, cancel: bool = False) -> None:
         """Release the engine; with ``cancel``, drop attempts that have not finished."""
-

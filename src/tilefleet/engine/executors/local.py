@@ -3,9 +3,9 @@
 Workers are started with the ``spawn`` method: the parent holds threads (obstore's runtime,
 the progress display) that must not be forked, and a spawned worker sees the environment of
 this run (credentials, endpoints) as it is now. Each worker imports the task modules once
-when it starts, so their import time does not count against the first task. A worker that dies (killed, out of memory,
-segfault in a C library) breaks the pool; the attempts it held are reported as lost
-(retryable) and a fresh pool is started for what follows.
+when it starts, so their import time does not count against the first task. A worker that
+dies (killed, out of memory, segfault in a C library) breaks the pool; the attempts it held
+are reported as lost (retryable) and a fresh pool is started for what follows.
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ class LocalExecutor(Executor):
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_import_modules, initargs=(tuple(self._preload),),
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_import_modules,
+                initargs=(tuple(self._preload),),
             )
         return self._pool
 
