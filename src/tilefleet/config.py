@@ -10,8 +10,8 @@ environment; relative paths are relative to the job file.
 from __future__ import annotations
 
 import os
-from contextlib import suppress
 import re
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, Literal
 
