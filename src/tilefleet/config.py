@@ -53,6 +53,38 @@ class RunOptions(BaseModel):
     yes: bool = Field(False, description="Do not ask before starting a billed run")
     only: list[str] | None = Field(None, description="Run only these task ids")
     limit: int | None = Field(None, ge=1, description="Run at most this many tasks")
+    # Settings of particular executors; an option that does not apply to the chosen one is
+    # an error rather than silently ignored.
+    scheduler: str | None = Field(None, description="dask: address of a running scheduler")
+    gateway: str | None = Field(None, description="dask: Dask Gateway URL")
+    cluster_options: dict[str, Any] | None = Field(
+        None,
+        description="dask: Gateway cluster options (image, worker_cores, worker_memory, "
+        "adaptive_minimum, adaptive_maximum)",
+    )
+    address: str | None = Field(None, description="ray: cluster address (default: local)")
+    cpus_per_task: float | None = Field(None, gt=0, description="ray: CPUs per task")
+    lithops_config: str | None = Field(None, description="lithops: Lithops config file")
+    mem: int | None = Field(
+        None, ge=128, description="Memory per task in MB (lithops, ray, htcondor); billed "
+        "executors estimate cost from it"
+    )
+
+    @field_validator("cluster_options", mode="before")
+    @classmethod
+    def _parse_pairs(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):  # KEY=VALUE pairs from the command line
+            pairs = [str(item).partition("=") for item in value]
+            return {key.strip(): yaml.safe_load(val) for key, _, val in pairs}
+        return value
+
+    def executor_settings(self) -> dict[str, Any]:
+        """The executor-specific settings that were given."""
+        return {
+            key: value
+            for key in EXECUTOR_SETTING_KEYS
+            if (value := getattr(self, key)) is not None
+        }
 
     @field_validator("only", mode="before")
     @classmethod
@@ -60,6 +92,12 @@ class RunOptions(BaseModel):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+
+EXECUTOR_SETTING_KEYS = (
+    "scheduler", "gateway", "cluster_options", "address", "cpus_per_task", "lithops_config",
+    "mem",
+)
 
 
 class Job(RunOptions):
@@ -138,7 +176,7 @@ def _expand(value: Any) -> Any:
 
 
 def _resolve_paths(values: dict[str, Any], base: Path) -> None:
-    fields = ["run_dir"]
+    fields = ["run_dir", "lithops_config"]
     with suppress(ValueError):  # an unknown recipe is reported by validation
         fields += list(get_recipe(str(values.get("recipe"))).Params.path_fields)
     for key in fields:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from tilefleet import __version__
+from tilefleet.cli.options import COGIFY_OPTIONS, EXECUTOR_OPTIONS, RUN_OPTIONS, with_options
 from tilefleet.config import build_job, job_schema, load_job
 from tilefleet.errors import JobError
 
@@ -83,6 +84,7 @@ def _root(
 
 
 @app.command()
+@with_options(COGIFY_OPTIONS, RUN_OPTIONS, EXECUTOR_OPTIONS)
 def cogify(
     manifest: Annotated[str, typer.Argument(help="CSV manifest (path,num_bands), local or s3://")],
     input_root: Annotated[
@@ -92,137 +94,42 @@ def cogify(
         ),
     ],
     dest: Annotated[str, typer.Option("--dest", help="Folder or s3:// prefix for the outputs")],
-    profile: Annotated[
-        str | None,
-        typer.Option(
-            "--profile",
-            help="COG profile: deflate (lossless, default), zstd, lzw, lzma, packbits, "
-            "raw, lerc, lerc_deflate, lerc_zstd, jpeg, webp",
-        ),
-    ] = None,
-    overview_resampling: Annotated[
-        str | None,
-        typer.Option("--overview-resampling", help="Overview resampling [default: nearest]"),
-    ] = None,
-    blocksize: Annotated[
-        int | None, typer.Option("--blocksize", help="COG tile size [512]")
-    ] = None,
-    quality: Annotated[
-        int | None, typer.Option("--quality", help="Quality of the jpeg/webp profiles (1-100)")
-    ] = None,
-    preview_bands: Annotated[
-        str | None,
-        typer.Option(
-            "--preview-bands", help="Bands of the preview, e.g. 4,3,2 [default: 1 or 1,2,3]"
-        ),
-    ] = None,
-    preview_max_size: Annotated[
-        int | None,
-        typer.Option(
-            "--preview-max-size", help="Longest preview side in pixels [default: full size]"
-        ),
-    ] = None,
-    preview_quality: Annotated[
-        int | None, typer.Option("--preview-quality", help="JPEG quality of the preview [75]")
-    ] = None,
-    run_dir: RunDir = None,
-    executor: ExecutorName = None,
-    workers: Workers = None,
-    retries: Retries = None,
-    overwrite: Overwrite = None,
-    dry_run: DryRun = None,
-    yes: Yes = None,
-    only: Only = None,
-    limit: Limit = None,
-    max_in_flight: MaxInFlight = None,
-    backoff_s: BackoffS = None,
     verbose: Verbose = False,
+    options: dict[str, Any] | None = None,
 ) -> None:
     """Turn the GeoTIFFs of a CSV manifest into COGs + JPEG previews + STAC items."""
-    values = _run_options(
-        recipe="cogify",
-        manifest=manifest,
-        input_root=input_root,
-        dest=dest,
-        profile=profile,
-        overview_resampling=overview_resampling,
-        blocksize=blocksize,
-        quality=quality,
-        preview_bands=preview_bands,
-        preview_max_size=preview_max_size,
-        preview_quality=preview_quality,
-        run_dir=run_dir,
-        executor=executor,
-        workers=workers,
-        retries=retries,
-        overwrite=overwrite,
-        dry_run=dry_run,
-        yes=yes,
-        only=only,
-        limit=limit,
-        max_in_flight=max_in_flight,
-        backoff_s=backoff_s,
-    )
+    values = {
+        "recipe": "cogify",
+        "manifest": manifest,
+        "input_root": input_root,
+        "dest": dest,
+        **(options or {}),
+    }
     _setup_logging(verbose)
     _execute(lambda: build_job(values))
 
 
 @app.command()
+@with_options(RUN_OPTIONS, EXECUTOR_OPTIONS)
 def run(
     job_file: Annotated[Path, typer.Argument(help="YAML job file")],
-    run_dir: RunDir = None,
-    executor: ExecutorName = None,
-    workers: Workers = None,
-    retries: Retries = None,
-    overwrite: Overwrite = None,
-    dry_run: DryRun = None,
-    yes: Yes = None,
-    only: Only = None,
-    limit: Limit = None,
-    max_in_flight: MaxInFlight = None,
-    backoff_s: BackoffS = None,
     verbose: Verbose = False,
+    options: dict[str, Any] | None = None,
 ) -> None:
     """Run a job file; options given here override the file's keys."""
-    overrides = _run_options(
-        run_dir=run_dir,
-        executor=executor,
-        workers=workers,
-        retries=retries,
-        overwrite=overwrite,
-        dry_run=dry_run,
-        yes=yes,
-        only=only,
-        limit=limit,
-        max_in_flight=max_in_flight,
-        backoff_s=backoff_s,
-    )
     _setup_logging(verbose)
-    _execute(lambda: load_job(job_file, overrides))
+    _execute(lambda: load_job(job_file, options))
 
 
 @app.command()
+@with_options(RUN_OPTIONS, EXECUTOR_OPTIONS)
 def plan(
     job_file: Annotated[Path, typer.Argument(help="YAML job file")],
-    run_dir: RunDir = None,
-    executor: ExecutorName = None,
-    workers: Workers = None,
-    overwrite: Overwrite = None,
-    only: Only = None,
-    limit: Limit = None,
+    options: dict[str, Any] | None = None,
 ) -> None:
     """Plan and estimate a job file without running it (same as `run --dry-run`)."""
-    overrides = _run_options(
-        run_dir=run_dir,
-        executor=executor,
-        workers=workers,
-        overwrite=overwrite,
-        only=only,
-        limit=limit,
-        dry_run=True,
-    )
     _setup_logging(False)
-    _execute(lambda: load_job(job_file, overrides))
+    _execute(lambda: load_job(job_file, {**(options or {}), "dry_run": True}))
 
 
 @app.command()
@@ -270,57 +177,59 @@ def demo(
 
 
 @app.command()
+@with_options(
+    COGIFY_OPTIONS,
+    {key: RUN_OPTIONS[key] for key in (
+        "executor", "workers", "retries", "backoff_s", "max_in_flight", "yes")},
+    EXECUTOR_OPTIONS,
+)
 def watch(
     source: Annotated[str, typer.Argument(help="Folder or s3:// prefix to watch (any depth)")],
     dest: Annotated[str, typer.Option("--dest", help="Folder or s3:// prefix for the outputs")],
-    pattern: Annotated[str, typer.Option(
-        "--pattern", help="fnmatch pattern of manifest base names")] = "*raw.csv",
-    input_root: Annotated[str | None, typer.Option(
-        "--input-root", help="Root of the manifest paths [default: the source bucket's root, "
-        "or the source folder]")] = None,
-    every: Annotated[str | None, typer.Option(
-        "--every", help="Pass again every DURATION (15m, 1h…) until SIGTERM/Ctrl-C")] = None,
+    pattern: Annotated[
+        str, typer.Option("--pattern", help="fnmatch pattern of manifest base names")
+    ] = "*raw.csv",
+    input_root: Annotated[
+        str | None,
+        typer.Option(
+            "--input-root",
+            help="Root of the manifest paths [default: the source bucket's root, "
+            "or the source folder]",
+        ),
+    ] = None,
+    every: Annotated[
+        str | None,
+        typer.Option("--every", help="Pass again every DURATION (15m, 1h…) until SIGTERM/Ctrl-C"),
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit (the default)")] = False,
-    stale_after: Annotated[str, typer.Option(
-        "--stale-after", help="Resume processing manifests older than this")] = "2h",
-    runs_dir: Annotated[Path, typer.Option(
-        "--runs-dir", help="Folder of the run directories, one per manifest")] = Path("runs/watch"),
-    profile: Annotated[str | None, typer.Option("--profile", help="COG profile [deflate]")] = None,
-    overview_resampling: Annotated[str | None, typer.Option(
-        "--overview-resampling", help="Overview resampling [default: nearest]")] = None,
-    blocksize: Annotated[int | None, typer.Option(
-        "--blocksize", help="COG tile size [512]")] = None,
-    quality: Annotated[int | None, typer.Option(
-        "--quality", help="Quality of the jpeg/webp profiles (1-100)")] = None,
-    preview_bands: Annotated[str | None, typer.Option(
-        "--preview-bands", help="Bands of the preview, e.g. 4,3,2 [default: 1 or 1,2,3]")] = None,
-    preview_max_size: Annotated[int | None, typer.Option(
-        "--preview-max-size", help="Longest preview side in pixels [default: full size]")] = None,
-    preview_quality: Annotated[int | None, typer.Option(
-        "--preview-quality", help="JPEG quality of the preview [75]")] = None,
-    executor: ExecutorName = None, workers: Workers = None, retries: Retries = None,
-    yes: Yes = None, max_in_flight: MaxInFlight = None, backoff_s: BackoffS = None,
+    stale_after: Annotated[
+        str, typer.Option("--stale-after", help="Resume processing manifests older than this")
+    ] = "2h",
+    runs_dir: Annotated[
+        Path, typer.Option("--runs-dir", help="Folder of the run directories, one per manifest")
+    ] = Path("runs/watch"),
     verbose: Verbose = False,
+    options: dict[str, Any] | None = None,
 ) -> None:
     """Claim the CSV manifests dropped below SOURCE and cogify each one exactly once."""
     from tilefleet.engine.watch import WatchOptions, parse_duration
     from tilefleet.engine.watch import watch as watch_source
 
     _setup_logging(verbose)
-    job_options = _run_options(
-        profile=profile, overview_resampling=overview_resampling, blocksize=blocksize,
-        quality=quality, preview_bands=preview_bands, preview_max_size=preview_max_size,
-        preview_quality=preview_quality, executor=executor, workers=workers, retries=retries,
-        yes=yes, max_in_flight=max_in_flight, backoff_s=backoff_s,
-    )
     try:
         if once and every:
             raise JobError("give either --once or --every, not both")
-        options = WatchOptions(
-            source=source, dest=dest, pattern=pattern, input_root=input_root, runs_dir=runs_dir,
+        settings = WatchOptions(
+            source=source,
+            dest=dest,
+            pattern=pattern,
+            input_root=input_root,
+            runs_dir=runs_dir,
             stale_after_s=parse_duration(stale_after),
-            every_s=parse_duration(every) if every else None, job_options=job_options)
-        code = watch_source(options)
+            every_s=parse_duration(every) if every else None,
+            job_options=options or {},
+        )
+        code = watch_source(settings)
     except JobError as exc:
         _fail(str(exc))
     raise typer.Exit(code)

@@ -94,7 +94,7 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
     recipe = get_recipe(job.recipe)
     tasks = recipe.plan(job.params)
     try:
-        executor = create_executor(job.executor, job.workers)
+        executor = create_executor(job.executor, job.workers, **job.executor_settings())
     except ValueError as exc:
         raise JobError(str(exc)) from None
 

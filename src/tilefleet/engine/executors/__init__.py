@@ -13,13 +13,18 @@ EXECUTORS: dict[str, str] = {
 
 
 def create_executor(name: str, workers: int | None = None, **settings: Any) -> Executor:
-    """An executor of the given name; raises ValueError for an unknown one."""
+    """An executor of the given name with its settings; raises ValueError for an unknown
+    executor or a setting it does not take."""
     try:
         module, _, attr = EXECUTORS[name].partition(":")
     except KeyError:
         known = ", ".join(sorted(EXECUTORS))
         raise ValueError(f"unknown executor {name!r}; known: {known}") from None
-    return getattr(import_module(module), attr)(workers, **settings)
+    executor_class = getattr(import_module(module), attr)
+    foreign = sorted(set(settings) - set(executor_class.setting_keys))
+    if foreign:
+        raise ValueError(f"executor {name!r} does not take: {', '.join(foreign)}")
+    return executor_class(workers, **settings)
 
 
 __all__ = ["EXECUTORS", "Billing", "Completion", "Executor", "create_executor"]

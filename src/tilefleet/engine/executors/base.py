@@ -42,6 +42,8 @@ class Executor(ABC):
     """Base of all executors: ``start``, then ``submit``/``wait``, then ``shutdown``."""
 
     name: ClassVar[str]
+    #: Job-file keys (beyond ``workers``) this executor takes; others are refused.
+    setting_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, workers: int | None = None, **settings: Any):
         self.workers = workers or self.default_workers()
