@@ -12,6 +12,7 @@ import typer
 
 from tilefleet import __version__
 from tilefleet.cli.options import COGIFY_OPTIONS, EXECUTOR_OPTIONS, RUN_OPTIONS, with_options
+from tilefleet.cli.tiles import app as tiles_app
 from tilefleet.config import build_job, job_schema, load_job
 from tilefleet.errors import JobError
 
@@ -72,6 +73,10 @@ Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log every retry 
 
 def _run_options(**options: Any) -> dict[str, Any]:
     return {key: value for key, value in options.items() if value is not None}
+
+
+app.add_typer(tiles_app, name="tiles", help="Cut an area, a request or a list into tiles of "
+              "a grid (TTC 1/18°, UTM patches, HEALPix cells) and write them out.")
 
 
 @app.callback(invoke_without_command=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,13 +29,14 @@ TILE_SIZE = 1 / 18
 TILE_HALF_SIZE = 1 / 36
 TILE_ID_PATTERN = re.compile(r"^\s*(-?\d+)X(-?\d+)Y\s*$")
 TILES_CSV_COLUMNS = ("Year", "X", "Y", "Y_tile", "X_tile")
+DATABASE_COLUMNS = ("X", "Y", "X_tile", "Y_tile")
 
 # A tiles CSV whose X/Y differ from the database by more than this (degrees) is suspect.
 _CENTRE_MISMATCH = 1e-3
 # Warnings that list ids show at most this many examples.
 _EXAMPLES = 5
-# Area selection: the finest block (in tiles) tested as a whole before single tiles are.
-_FINEST_BLOCK_TILES = 4
+# Area selection: the finest blocks tested as a whole before single tiles are 2**2 tiles wide.
+_FINEST_BLOCK_LEVEL = 2
 
 
 def format_tile_id(x_tile: int, y_tile: int) -> str:
@@ -45,7 +45,7 @@ def format_tile_id(x_tile: int, y_tile: int) -> str:
 
 
 def parse_tile_id(text: str) -> tuple[int, int]:
-    """``(X_tile, Y_tile)`` of a tile id such as ``" 1035X727Y"``; ``TileInputError`` if malformed."""
+    """``(X_tile, Y_tile)`` of an id such as ``" 1035X727Y"``; ``TileInputError`` if malformed."""
     match = TILE_ID_PATTERN.match(text) if isinstance(text, str) else None
     if match is None:
         raise TileInputError(f"not a TTC tile id: {text!r}")
@@ -69,36 +69,46 @@ class TileDatabase:
         self.x_tile, self.y_tile = x_tile, y_tile
         self.source = source
         self._sorted_keys: tuple[np.ndarray, np.ndarray] | None = None
+        self._bands: tuple[np.ndarray, ...] | bool | None = None
 
     @classmethod
     def open(cls, path: str | Path) -> TileDatabase:
         """The database in ``path``; a second call for an unchanged file reuses the first read."""
-        import pyarrow.parquet as pq  # ParquetFile avoids pyarrow.dataset's ~1 s import
-
         path = Path(path)
         try:
             stat = path.stat()
         except OSError as exc:
             raise TileInputError(f"tile database not found: {path}") from exc
         key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-        if key in cls._cache:
-            return cls._cache[key]
+        if key not in cls._cache:
+            cls._cache.clear()  # one database per process is the normal case; keep memory flat
+            cls._cache[key] = cls.read(path)
+        return cls._cache[key]
+
+    @classmethod
+    def read(cls, path: str | Path) -> TileDatabase:
+        """Read the database in ``path`` (only the four columns it needs), bypassing the cache."""
+        import pyarrow.parquet as pq  # ParquetFile avoids pyarrow.dataset's ~1 s import
+
+        path = Path(path)
+        if not path.is_file():
+            raise TileInputError(f"tile database not found: {path}")
         try:
-            table = pq.ParquetFile(path).read(columns=["X", "Y", "X_tile", "Y_tile"])
+            table = pq.ParquetFile(path).read(columns=list(DATABASE_COLUMNS))
         except (OSError, pa.ArrowException, KeyError) as exc:
             raise TileInputError(f"cannot read tile database {path}: {exc}") from exc
+        missing = [c for c in DATABASE_COLUMNS if c not in table.column_names]
+        if missing:
+            raise TileInputError(f"tile database {path} lacks column(s) {', '.join(missing)}")
         if any(table.column(c).null_count for c in table.column_names):
             raise TileInputError(f"tile database {path} has empty X/Y/X_tile/Y_tile values")
-        database = cls(
-            table.column("X").to_numpy().astype(np.float64, copy=False),
-            table.column("Y").to_numpy().astype(np.float64, copy=False),
-            table.column("X_tile").to_numpy().astype(np.int64, copy=False),
-            table.column("Y_tile").to_numpy().astype(np.int64, copy=False),
+        return cls(
+            _numpy_column(table, "X", pa.float64()),
+            _numpy_column(table, "Y", pa.float64()),
+            _numpy_column(table, "X_tile", pa.int64()),
+            _numpy_column(table, "Y_tile", pa.int64()),
             source=str(path),
         )
-        cls._cache.clear()  # one database per process is the normal case; keep memory flat
-        cls._cache[key] = database
-        return database
 
     def __len__(self) -> int:
         return len(self.x)
@@ -106,13 +116,36 @@ class TileDatabase:
     def rows_in_bbox(self, bbox: Sequence[float] | str) -> np.ndarray:
         """Rows whose tile square intersects a lon/lat bbox (``west > east`` crosses 180)."""
         west, south, east, north = parse_bbox(bbox)
-        h = TILE_HALF_SIZE
-        in_lat = (self.y + h >= south) & (self.y - h <= north)
         if west < east:
-            in_lon = (self.x + h >= west) & (self.x - h <= east)
-        else:
-            in_lon = (self.x + h >= west) | (self.x - h <= east)
-        return np.flatnonzero(in_lat & in_lon)
+            return self._rows_near(west, south, east, north)
+        return np.union1d(
+            self._rows_near(west, south, 180.0, north), self._rows_near(-180.0, south, east, north)
+        )
+
+    def _rows_near(self, minx: float, miny: float, maxx: float, maxy: float) -> np.ndarray:
+        """Rows whose tile square meets the box ``minx..maxx, miny..maxy``, in database order."""
+        h = TILE_HALF_SIZE
+        start, stop = self._latitude_rows(miny - h, maxy + h)
+        x, y = self.x[start:stop], self.y[start:stop]
+        near = (x + h >= minx) & (x - h <= maxx) & (y + h >= miny) & (y - h <= maxy)
+        return start + np.flatnonzero(near)
+
+    def _latitude_rows(self, south: float, north: float) -> tuple[int, int]:
+        """A row range holding every tile centred between ``south`` and ``north``.
+
+        The database is stored row by row of tiles (``Y_tile`` ascending), so a latitude band
+        is a contiguous slice: scanning it instead of all 2.9M rows is most of the speed of
+        small selections. Any other order falls back to the whole table.
+        """
+        if self._bands is None:
+            self._bands = _latitude_bands(self.y_tile, self.y)
+        if self._bands is False:
+            return 0, len(self.y)
+        starts, stops, lowest, highest = self._bands
+        overlapping = np.flatnonzero((highest >= south) & (lowest <= north))
+        if overlapping.size == 0:
+            return 0, 0
+        return int(starts[overlapping[0]]), int(stops[overlapping[-1]])
 
     def rows_in_area(self, area: BaseGeometry) -> np.ndarray:
         """Rows whose tile square intersects ``area`` (lon/lat), in database order.
@@ -126,17 +159,19 @@ class TileDatabase:
         area = normalize_longitudes(area)
         minx, miny, maxx, maxy = area.bounds
         h = TILE_HALF_SIZE
-        undecided = np.flatnonzero(
-            (self.x + h >= minx) & (self.x - h <= maxx) & (self.y + h >= miny) & (self.y - h <= maxy)
-        )
+        undecided = self._rows_near(minx, miny, maxx, maxy)
         shapely.prepare(area)
         accepted = [np.empty(0, dtype=np.int64)]
         extent_tiles = max(maxx - minx, maxy - miny) / TILE_SIZE
-        level = max(int(math.log2(max(extent_tiles, 1) / 4)), 2)
-        while level >= int(math.log2(_FINEST_BLOCK_TILES)) and undecided.size:
+        level = max(int(math.log2(max(extent_tiles, 1) / 4)), _FINEST_BLOCK_LEVEL)
+        while level >= _FINEST_BLOCK_LEVEL and undecided.size:
             inside, undecided = self._classify_blocks(area, undecided, (minx, miny), 2**level)
             accepted.append(inside)
             level -= 1
+        # Along the edge: a tile whose centre is inside intersects; the rest need their square.
+        centre_inside = shapely.contains_xy(area, self.x[undecided], self.y[undecided])
+        accepted.append(undecided[centre_inside])
+        undecided = undecided[~centre_inside]
         x, y = self.x[undecided], self.y[undecided]
         squares = shapely.box(x - h, y - h, x + h, y + h)
         accepted.append(undecided[shapely.intersects(area, squares)])
@@ -151,17 +186,21 @@ class TileDatabase:
         by = np.floor((self.y[rows] - origin[1]) / block).astype(np.int64)
         bx0, by0 = bx.min(), by.min()
         height = by.max() - by0 + 1
-        keys, which = np.unique((bx - bx0) * height + (by - by0), return_inverse=True)
-        x0 = origin[0] + (keys // height + bx0) * block
-        y0 = origin[1] + (keys % height + by0) * block
+        keys = (bx - bx0) * height + (by - by0)
+        blocks = np.flatnonzero(np.bincount(keys))  # the occupied blocks, without a sort
+        x0 = origin[0] + (blocks // height + bx0) * block
+        y0 = origin[1] + (blocks % height + by0) * block
         # A tile belongs to the block holding its centre, so its square reaches half a tile out.
         pad = TILE_HALF_SIZE + 1e-9
         boxes = shapely.box(x0 - pad, y0 - pad, x0 + block + pad, y0 + block + pad)
         touches = shapely.intersects(area, boxes)
-        inside = np.zeros(len(keys), dtype=bool)
+        inside = np.zeros(len(blocks), dtype=bool)
         inside[touches] = shapely.contains_properly(area, boxes[touches])
-        edge = touches & ~inside
-        return rows[inside[which]], rows[edge[which]]
+        verdict = np.zeros(blocks[-1] + 1, dtype=np.int8)  # 0 outside, 1 inside, 2 edge
+        verdict[blocks[inside]] = 1
+        verdict[blocks[touches & ~inside]] = 2
+        of_row = verdict[keys]
+        return rows[of_row == 1], rows[of_row == 2]
 
     def rows_of(self, x_tile: np.ndarray, y_tile: np.ndarray) -> np.ndarray:
         """Database rows of (X_tile, Y_tile) pairs; -1 where the database has no such tile."""
@@ -175,7 +214,9 @@ class TileDatabase:
         found = sorted_keys[pos] == wanted
         return np.where(found, order[pos], -1)
 
-    def take(self, rows: np.ndarray, years: np.ndarray | None = None, warnings=()) -> TtcTileSet:
+    def take(
+        self, rows: np.ndarray, years: np.ndarray | None = None, warnings: Sequence[str] = ()
+    ) -> TtcTileSet:
         """The tiles at ``rows`` (with a year per row, if given) as a tile set."""
         return TtcTileSet(
             x=self.x[rows],
@@ -185,6 +226,31 @@ class TileDatabase:
             years=years,
             warnings=tuple(warnings),
         )
+
+
+def _latitude_bands(y_tile: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...] | bool:
+    """(first row, end row, lowest y, highest y) of each run of equal ``Y_tile``; False
+    when the rows are not ordered by ``Y_tile``."""
+    if len(y_tile) == 0 or np.any(y_tile[1:] < y_tile[:-1]):
+        return False
+    starts = np.concatenate([[0], np.flatnonzero(y_tile[1:] != y_tile[:-1]) + 1])
+    stops = np.append(starts[1:], len(y_tile))
+    return starts, stops, np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
+
+
+def _numpy_column(table: pa.Table, name: str, arrow_type: pa.DataType) -> np.ndarray:
+    """A null-free numeric column as numpy, read off its Arrow buffer.
+
+    ``to_numpy`` would do, but it imports pandas (over a second when uncached).
+    """
+    try:
+        column = table.column(name).combine_chunks().cast(arrow_type)
+    except pa.ArrowInvalid as exc:
+        raise TileInputError(f"tile database column {name} is not {arrow_type}: {exc}") from exc
+    dtype = np.dtype(arrow_type.to_pandas_dtype())
+    return np.frombuffer(
+        column.buffers()[1], dtype=dtype, count=len(column), offset=column.offset * dtype.itemsize
+    )
 
 
 def _pair_keys(x_tile: np.ndarray, y_tile: np.ndarray) -> np.ndarray:
@@ -217,10 +283,11 @@ class TtcTileSet:
         h = TILE_HALF_SIZE
         return np.column_stack([self.x - h, self.y - h, self.x + h, self.y + h])
 
-    def columns(self) -> dict[str, np.ndarray | pa.Array]:
+    def columns(self) -> dict[str, np.ndarray]:
         """The tiles CSV columns ``Year,X,Y,Y_tile,X_tile`` (Year empty when unknown)."""
-        years = self.years if self.years is not None else pa.nulls(len(self), pa.int64())
-        return {"Year": years, "X": self.x, "Y": self.y, "Y_tile": self.y_tile, "X_tile": self.x_tile}
+        years = self.years if self.years is not None else np.ma.masked_all(len(self), np.int64)
+        values = (years, self.x, self.y, self.y_tile, self.x_tile)
+        return dict(zip(TILES_CSV_COLUMNS, values, strict=True))
 
     def footprints(self) -> np.ndarray:
         return shapely.box(*self.bounds().T)
@@ -228,8 +295,14 @@ class TtcTileSet:
     def tiles(self) -> Iterator[Tile]:
         years = self.years.tolist() if self.years is not None else [None] * len(self)
         rows = zip(
-            self.ids(), self.bounds().tolist(), self.x_tile.tolist(), self.y_tile.tolist(),
-            self.x.tolist(), self.y.tolist(), years, strict=True,
+            self.ids(),
+            self.bounds().tolist(),
+            self.x_tile.tolist(),
+            self.y_tile.tolist(),
+            self.x.tolist(),
+            self.y.tolist(),
+            years,
+            strict=True,
         )
         for tile_id, bounds, x_tile, y_tile, x, y, year in rows:
             attrs = {"X_tile": x_tile, "Y_tile": y_tile, "X": x, "Y": y}
@@ -243,18 +316,6 @@ class TtcTileSet:
             return self
         years = np.full(len(self), year, dtype=np.int64)
         return TtcTileSet(self.x, self.y, self.x_tile, self.y_tile, years, self.warnings)
-
-    def only_year(self, year: int | None) -> TtcTileSet:
-        """The rows of ``year``; rows without a year take it."""
-        if year is None:
-            return self
-        if self.years is None:
-            return self.with_year(year)
-        keep = self.years == year
-        return TtcTileSet(
-            self.x[keep], self.y[keep], self.x_tile[keep], self.y_tile[keep],
-            self.years[keep], self.warnings,
-        )
 
 
 def _database(tiledb: TileDatabase | str | Path) -> TileDatabase:
@@ -296,8 +357,10 @@ def ttc_tiles_from_request(
         suffix = f" for year {year}" if year is not None else ""
         raise TileInputError(f"request {name} has no valid tile ids{suffix}")
     years, x_tile, y_tile = (np.array(c, dtype=np.int64) for c in zip(*sorted(pairs), strict=True))
-    tiles, _ = _join(_database(tiledb), years, x_tile, y_tile, warnings, f"request {name}")
-    return tiles
+    database = _database(tiledb)
+    rows = _rows_in_database(database, x_tile, y_tile, warnings, f"request {name}")
+    found = rows >= 0
+    return database.take(rows[found], years[found], warnings)
 
 
 def _load_request(request: str | Path | Mapping[str, Any]) -> tuple[Any, str]:
@@ -342,25 +405,21 @@ def _request_pairs(document: Any, name: str) -> tuple[set[tuple[int, int, int]],
     return pairs, warnings
 
 
-def _join(
-    database: TileDatabase,
-    years: np.ndarray | None,
-    x_tile: np.ndarray,
-    y_tile: np.ndarray,
-    warnings: list[str],
-    name: str,
-) -> tuple[TtcTileSet, np.ndarray]:
-    """(the tiles the database has, which inputs they are); the others become a warning."""
+def _rows_in_database(
+    database: TileDatabase, x_tile: np.ndarray, y_tile: np.ndarray, warnings: list[str], name: str
+) -> np.ndarray:
+    """Database rows of the given tiles, -1 for those it lacks (reported in ``warnings``)."""
     rows = database.rows_of(x_tile, y_tile)
-    found = rows >= 0
-    if not found.all():
-        lost = zip(x_tile[~found].tolist(), y_tile[~found].tolist(), strict=True)
-        ids = [format_tile_id(x, y) for x, y in lost]
-        warnings.append(f"{len(ids)} tile ids are not in the tile database, skipped: {_examples(ids)}")
-    if not found.any():
+    lost = rows < 0
+    if lost.any():
+        pairs = zip(x_tile[lost].tolist(), y_tile[lost].tolist(), strict=True)
+        ids = [format_tile_id(x, y) for x, y in pairs]
+        warnings.append(
+            f"{len(ids)} tile ids are not in the tile database, skipped: {_examples(ids)}"
+        )
+    if lost.all():
         raise TileInputError(f"{name}: none of its {len(rows)} tiles is in the tile database")
-    kept_years = years[found] if years is not None else None
-    return database.take(rows[found], kept_years, warnings), found
+    return rows
 
 
 def ttc_tiles_from_csv(
@@ -394,27 +453,39 @@ def ttc_tiles_from_csv(
             f"lines {_examples(bad_lines)}"
         )
     if not keys:
-        raise TileInputError(f"{name} has no valid rows" + (f" for year {year}" if year else ""))
+        raise TileInputError(
+            f"{name} has no valid rows" + (f" for year {year}" if year is not None else "")
+        )
     years, x_tile, y_tile = (np.array(c, dtype=np.int64) for c in zip(*keys, strict=True))
-    tiles, found = _join(
-        _database(tiledb), years if has_year else None, x_tile, y_tile, warnings, name
-    )
+    database = _database(tiledb)
+    rows = _rows_in_database(database, x_tile, y_tile, warnings, name)
+    found = rows >= 0
     if "X" in columns and "Y" in columns:
         lines = np.array(list(keys.values()))[found]
-        _warn_on_centre_mismatch(tiles, columns["X"], columns["Y"], lines, warnings)
-    return tiles.with_year(year) if not has_year else tiles
+        _warn_on_centre_mismatch(database, rows[found], columns["X"], columns["Y"], lines, warnings)
+    if not has_year:
+        return database.take(rows[found], warnings=warnings).with_year(year)
+    return database.take(rows[found], years[found], warnings)
 
 
 def _warn_on_centre_mismatch(
-    tiles: TtcTileSet, x_text: list[str], y_text: list[str], lines: np.ndarray, warnings: list[str]
+    database: TileDatabase,
+    rows: np.ndarray,
+    x_text: list[str],
+    y_text: list[str],
+    lines: np.ndarray,
+    warnings: list[str],
 ) -> None:
     x = np.array([_float_or_nan(x_text[i]) for i in lines])
     y = np.array([_float_or_nan(y_text[i]) for i in lines])
-    off = ~((np.abs(x - tiles.x) <= _CENTRE_MISMATCH) & (np.abs(y - tiles.y) <= _CENTRE_MISMATCH))
-    if off.any():
-        examples = [format_tile_id(a, b) for a, b in zip(tiles.x_tile[off], tiles.y_tile[off], strict=True)]
+    close = (np.abs(x - database.x[rows]) <= _CENTRE_MISMATCH) & (
+        np.abs(y - database.y[rows]) <= _CENTRE_MISMATCH
+    )
+    if not close.all():
+        pairs = zip(database.x_tile[rows[~close]], database.y_tile[rows[~close]], strict=True)
+        examples = [format_tile_id(a, b) for a, b in pairs]
         warnings.append(
-            f"{int(off.sum())} rows have X/Y that differ from the tile database (its centres "
+            f"{len(examples)} rows have X/Y that differ from the tile database (its centres "
             f"are used; are X_tile and Y_tile swapped?): {_examples(examples)}"
         )
 

@@ -1,0 +1,129 @@
+"""The tile: an id and a footprint, small enough to travel inside a task to any worker."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+if TYPE_CHECKING:
+    from odc.geo.geobox import GeoBox
+
+WGS84_EPSG = 4326
+
+# Bounds closer to a pixel edge than this fraction of a pixel are float noise, not a new pixel.
+_PIXEL_SNAP_TOLERANCE = 1e-6
+
+
+class TileInputError(ValueError):
+    """Bad input to a tile grid (empty AOI, unreadable file, unknown id, ...): not retryable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tile:
+    """One tile of a grid.
+
+    ``bounds`` are the tile's extent in its native CRS (``epsg``): lon/lat for TTC and
+    HEALPix tiles (running past +-180 for a tile across the antimeridian), UTM metres for
+    UTM patches. The WGS84 ``footprint`` is derived from them when they are a lon/lat box;
+    otherwise it is kept as WKB in ``outline`` (cut at the antimeridian). Plain data only,
+    so a tile pickles to a couple of hundred bytes.
+    """
+
+    id: str
+    bounds: tuple[float, float, float, float]
+    epsg: int = WGS84_EPSG
+    outline: bytes | None = field(default=None, repr=False)
+    attrs: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @classmethod
+    def from_footprint(
+        cls, tile_id: str, footprint: BaseGeometry, attrs: Mapping[str, Any] | None = None
+    ) -> Tile:
+        """A lon/lat tile whose extent is ``footprint`` (any shape, WGS84)."""
+        if footprint.is_empty:
+            raise TileInputError(f"tile {tile_id}: empty footprint")
+        bounds = tuple(float(v) for v in footprint.bounds)
+        is_box = footprint.equals(shapely.box(*bounds))
+        outline = None if is_box else shapely.to_wkb(footprint)
+        return cls(tile_id, bounds, WGS84_EPSG, outline, dict(attrs or {}))
+
+    @property
+    def footprint(self) -> BaseGeometry:
+        """The tile's extent in WGS84 lon/lat."""
+        if self.outline is not None:
+            return shapely.from_wkb(self.outline)
+        if self.epsg != WGS84_EPSG:
+            raise TileInputError(f"tile {self.id}: no WGS84 outline for EPSG:{self.epsg} bounds")
+        return shapely.box(*self.bounds)
+
+    def geobox(self, resolution: float, crs: Any = None) -> GeoBox:
+        """A pixel grid covering the tile, with pixel edges on multiples of ``resolution``.
+
+        Like ``gdalwarp -tap``: the grid is snapped outwards to the resolution's lattice in
+        ``crs`` (default: the tile's native CRS), so neighbouring tiles and separate runs
+        share pixel edges. ``resolution`` is in units of that CRS.
+        """
+        from pyproj import CRS
+
+        target = CRS.from_epsg(self.epsg) if crs is None else CRS.from_user_input(crs)
+        if target.to_epsg() == self.epsg:
+            bounds = self.bounds
+        else:
+            from tilefleet.tiles.aoi import transform_geometry
+
+            bounds = transform_geometry(self.footprint, WGS84_EPSG, target).bounds
+        return aligned_geobox(bounds, resolution, target)
+
+
+def aligned_geobox(
+    bounds: tuple[float, float, float, float], resolution: float, crs: Any
+) -> GeoBox:
+    """The smallest GeoBox on the ``resolution`` lattice of ``crs`` that covers ``bounds``."""
+    from affine import Affine
+    from odc.geo.geobox import GeoBox
+
+    if not (
+        isinstance(resolution, numbers.Real)
+        and not isinstance(resolution, bool)
+        and resolution > 0
+        and math.isfinite(resolution)
+    ):
+        raise TileInputError(f"resolution must be a positive number, got {resolution!r}")
+    minx, miny, maxx, maxy = bounds
+    col0 = math.floor(minx / resolution + _PIXEL_SNAP_TOLERANCE)
+    col1 = math.ceil(maxx / resolution - _PIXEL_SNAP_TOLERANCE)
+    row0 = math.floor(miny / resolution + _PIXEL_SNAP_TOLERANCE)
+    row1 = math.ceil(maxy / resolution - _PIXEL_SNAP_TOLERANCE)
+    transform = Affine(resolution, 0.0, col0 * resolution, 0.0, -resolution, row1 * resolution)
+    return GeoBox((max(row1 - row0, 1), max(col1 - col0, 1)), transform, crs)
+
+
+class TileCollection(Protocol):
+    """What every grid returns: a columnar set of tiles that makes ``Tile`` objects lazily."""
+
+    warnings: tuple[str, ...]
+
+    def __len__(self) -> int: ...
+
+    def ids(self) -> list[str]:
+        """The tile ids, in the set's order."""
+        ...
+
+    def tiles(self) -> Iterator[Tile]:
+        """One ``Tile`` per row, made on demand."""
+        ...
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The rows as named columns, in the order a CSV or parquet file holds them."""
+        ...
+
+    def footprints(self) -> np.ndarray:
+        """WGS84 footprints (shapely geometries), one per row."""
+        ...
