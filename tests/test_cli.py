@@ -225,7 +225,9 @@ def test_sigkill_midway_then_resume_finishes_only_the_rest(data_dir, tmp_path):
     assert len(list(dest.glob("*.tif"))) == count
     assert no_partials(dest) == []
     report = json.loads((run_dir / "report.json").read_text())
-    assert report["succeeded"] == count and report["sessions"] == 2
+    # Tasks that finished just before the kill, unrecorded, are found done in the destination.
+    assert report["succeeded"] + report["skipped"] == count and report["sessions"] == 2
+    assert report["failed"] == 0
     assert_same_pixels(str(source), str(dest / "dem_00.tif"))
 
 

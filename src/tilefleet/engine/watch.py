@@ -334,8 +334,12 @@ def utc_timestamp(at: float | None = None) -> str:
     return moment.strftime(TIMESTAMP_FORMAT)
 
 
-def timestamp_seconds(text: str) -> float:
-    return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=UTC).timestamp()
+def timestamp_seconds(text: str) -> float | None:
+    """Seconds since the epoch of a ``20260522T181203Z`` stamp; None for an impossible date."""
+    try:
+        return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
 
 
 def manifest_stem(key: str) -> str:
@@ -442,7 +446,9 @@ class Watcher:
             elif state["state"] == "processing" and may_be_from_pattern(
                 state["stem"], self.options.pattern
             ):
-                processing.append((key, timestamp_seconds(state["ts"])))
+                since = timestamp_seconds(state["ts"])
+                if since is not None:
+                    processing.append((key, since))
         return _Listing(sorted(raw), sorted(processing), frozenset(keys))
 
     # claiming a new manifest --------------------------------------------------------------
