@@ -66,8 +66,10 @@ class RunOptions(BaseModel):
     cpus_per_task: float | None = Field(None, gt=0, description="ray: CPUs per task")
     lithops_config: str | None = Field(None, description="lithops: Lithops config file")
     mem: int | None = Field(
-        None, ge=128, description="Memory per task in MB (lithops, ray, htcondor); billed "
-        "executors estimate cost from it"
+        None,
+        ge=128,
+        description="Memory per task in MB (lithops, ray, htcondor); billed "
+        "executors estimate cost from it",
     )
 
     @field_validator("cluster_options", mode="before")
@@ -81,9 +83,7 @@ class RunOptions(BaseModel):
     def executor_settings(self) -> dict[str, Any]:
         """The executor-specific settings that were given."""
         return {
-            key: value
-            for key in EXECUTOR_SETTING_KEYS
-            if (value := getattr(self, key)) is not None
+            key: value for key in EXECUTOR_SETTING_KEYS if (value := getattr(self, key)) is not None
         }
 
     @field_validator("only", mode="before")
@@ -95,7 +95,12 @@ class RunOptions(BaseModel):
 
 
 EXECUTOR_SETTING_KEYS = (
-    "scheduler", "gateway", "cluster_options", "address", "cpus_per_task", "lithops_config",
+    "scheduler",
+    "gateway",
+    "cluster_options",
+    "address",
+    "cpus_per_task",
+    "lithops_config",
     "mem",
 )
 
@@ -179,10 +184,16 @@ def _resolve_paths(values: dict[str, Any], base: Path) -> None:
     fields = ["run_dir", "lithops_config"]
     with suppress(ValueError):  # an unknown recipe is reported by validation
         fields += list(get_recipe(str(values.get("recipe"))).Params.path_fields)
-    for key in fields:
-        value = values.get(key)
+    for field in fields:
+        *parents, key = field.split(".")
+        holder = values
+        for parent in parents:
+            holder = holder.get(parent) if isinstance(holder, dict) else None
+        if not isinstance(holder, dict):
+            continue
+        value = holder.get(key)
         if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
-            values[key] = str(base / value)
+            holder[key] = str(base / value)
 
 
 def _describe(exc: ValidationError) -> str:

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 RECIPES: dict[str, str] = {
     "cogify": "tilefleet.recipes.cogify:CogifyRecipe",
+    "tile-index": "tilefleet.recipes.tile_index:TileIndexRecipe",
 }
 
 

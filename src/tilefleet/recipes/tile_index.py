@@ -1,0 +1,84 @@
+"""``tile-index``: publish the tiles of a grid over an area as STAC items.
+
+One item per tile at ``{dest}/{tile_id}.json``: the tile's footprint and attributes (TTC
+indices and year, UTM zone, HEALPix order and cell), and, with ``resolution``, the pixel
+grid a recipe would write for it (projection extension: code, shape, transform). It is the
+cheapest way to see, in any STAC browser or GIS, exactly what a tiled job will cover, and to
+check that neighbouring tiles line up.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pystac
+from pydantic import Field
+from pystac.extensions.projection import ProjectionExtension
+from shapely.geometry import mapping
+
+from tilefleet.engine.task import Task
+from tilefleet.recipes.base import TiledParams, TiledRecipe
+from tilefleet.store.objects import open_store
+from tilefleet.tiles.tile import Tile
+
+
+class TileIndexParams(TiledParams):
+    resolution: float | None = Field(
+        None, gt=0, description="Pixel size (in the tile's CRS units) of the pixel grid to record"
+    )
+    crs: str | None = Field(None, description="CRS of the pixel grid [default: the tile's own]")
+
+
+class TileIndexRecipe(TiledRecipe):
+    name = "tile-index"
+    Params = TileIndexParams
+    default_task_s = 0.05
+
+    def task_for(self, tile: Tile, params: TileIndexParams) -> Task:
+        key = f"{tile.id}.json"
+        payload = {
+            "tile": _tile_record(tile),
+            "grid": params.tiles.grid,
+            "resolution": params.resolution,
+            "crs": params.crs,
+        }
+        return Task(tile.id, self.name, payload, params.dest, key, source={"tile": tile.id})
+
+    def run(self, task: Task) -> dict[str, Any]:
+        p = task.params
+        tile = Tile(
+            **{
+                **p["tile"],
+                "bounds": tuple(p["tile"]["bounds"]),
+                "outline": bytes.fromhex(p["tile"]["outline"]) if p["tile"]["outline"] else None,
+            }
+        )
+        footprint = tile.footprint
+        properties = {
+            "tilefleet:grid": p["grid"],
+            **{f"tilefleet:{k}": v for k, v in tile.attrs.items()},
+        }
+        item = pystac.Item(
+            tile.id, mapping(footprint), list(footprint.bounds), datetime.now(UTC), properties
+        )
+        if p["resolution"]:
+            geobox = tile.geobox(p["resolution"], p["crs"])
+            projection = ProjectionExtension.ext(item, add_if_missing=True)
+            projection.code = f"EPSG:{geobox.crs.epsg}" if geobox.crs.epsg else None
+            projection.shape = [geobox.shape.y, geobox.shape.x]
+            projection.transform = list(geobox.transform)[:6]
+        body = json.dumps(item.to_dict(include_self_link=False), indent=1).encode()
+        open_store(task.dest).put_bytes(body, task.marker)
+        return {"bytes_out": len(body)}
+
+
+def _tile_record(tile: Tile) -> dict[str, Any]:
+    return {
+        "id": tile.id,
+        "bounds": list(tile.bounds),
+        "epsg": tile.epsg,
+        "outline": tile.outline.hex() if tile.outline else None,
+        "attrs": {k: v.item() if hasattr(v, "item") else v for k, v in tile.attrs.items()},
+    }
