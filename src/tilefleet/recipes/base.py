@@ -69,8 +69,8 @@ class TiledRecipe(Recipe):
     source_columns = ("tile",)
 
     def plan(self, params: TiledParams) -> list[Task]:
-        from tilefleet.tiles.tile import TileInputError
         from tilefleet.tiles.spec import tiles_from_spec
+        from tilefleet.tiles.tile import TileInputError
 
         try:
             tiles = tiles_from_spec(params.tiles)

@@ -9,6 +9,11 @@ from tilefleet.engine.executors.base import Billing, Completion, Executor
 
 EXECUTORS: dict[str, str] = {
     "local": "tilefleet.engine.executors.local:LocalExecutor",
+    "dask": "tilefleet.engine.executors.dask:DaskExecutor",
+    "ray": "tilefleet.engine.executors.ray:RayExecutor",
+    "lithops": "tilefleet.engine.executors.lithops:LithopsExecutor",
+    "htcondor": "tilefleet.engine.executors.htcondor:HTCondorExecutor",
+    "routed": "tilefleet.engine.executors.routed:RoutedExecutor",
 }
 
 
