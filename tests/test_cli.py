@@ -176,33 +176,29 @@ def test_demo_runs_the_sample_workload(tmp_path):
     assert refused.exit_code == 3 and (tmp_path / "mine/precious.txt").exists()
 
 
+DEM = "copernicus_dem/Copernicus_DSM_COG_10_N00_00_E006_00_DEM.tif"
+
+
+def dem_cogify_command(data_dir, tmp_path, count: int) -> list[str]:
+    """A `tilefleet cogify` command over ``count`` links to a real 3600² DEM (one worker), into
+    ``tmp_path/out`` with run dir ``tmp_path/run``: slow enough to be interrupted midway."""
+    root = tmp_path / "in"
+    root.mkdir()
+    for i in range(count):
+        (root / f"dem_{i:02d}.tif").symlink_to(data_dir / DEM)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("".join(f"dem_{i:02d}.tif,1\n" for i in range(count)))
+    return [sys.executable, "-m", "tilefleet", "cogify", str(manifest), "--input-root",
+            str(root), "--dest", str(tmp_path / "out"), "--run-dir", str(tmp_path / "run"),
+            "--workers", "1"]  # fmt: skip
+
+
 def test_sigkill_midway_then_resume_finishes_only_the_rest(data_dir, tmp_path):
     """Kill the whole process group (driver and workers) with SIGKILL while tasks run; the
     rerun with the same run dir does only what is missing and leaves no temporary files."""
-    source = data_dir / "copernicus_dem/Copernicus_DSM_COG_10_N00_00_E006_00_DEM.tif"
-    root = tmp_path / "in"
-    root.mkdir()
     count = 10
-    for i in range(count):
-        (root / f"dem_{i:02d}.tif").symlink_to(source)
-    manifest = tmp_path / "m.csv"
-    manifest.write_text("".join(f"dem_{i:02d}.tif,1\n" for i in range(count)))
+    command = dem_cogify_command(data_dir, tmp_path, count)
     dest, run_dir = tmp_path / "out", tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "tilefleet",
-        "cogify",
-        str(manifest),
-        "--input-root",
-        str(root),
-        "--dest",
-        str(dest),
-        "--run-dir",
-        str(run_dir),
-        "--workers",
-        "1",
-    ]
     process = subprocess.Popen(
         command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -228,7 +224,7 @@ def test_sigkill_midway_then_resume_finishes_only_the_rest(data_dir, tmp_path):
     # Tasks that finished just before the kill, unrecorded, are found done in the destination.
     assert report["succeeded"] + report["skipped"] == count and report["sessions"] == 2
     assert report["failed"] == 0
-    assert_same_pixels(str(source), str(dest / "dem_00.tif"))
+    assert_same_pixels(str(data_dir / DEM), str(dest / "dem_00.tif"))
 
 
 def _succeeded_in_ledger(run_dir) -> int:
@@ -241,34 +237,9 @@ def _succeeded_in_ledger(run_dir) -> int:
 
 
 def test_sigterm_stops_cleanly_with_reports(data_dir, tmp_path):
-    source = data_dir / "copernicus_dem/Copernicus_DSM_COG_10_N00_00_E006_00_DEM.tif"
-    root = tmp_path / "in"
-    root.mkdir()
-    for i in range(8):
-        (root / f"dem_{i}.tif").symlink_to(source)
-    manifest = tmp_path / "m.csv"
-    manifest.write_text("".join(f"dem_{i}.tif,1\n" for i in range(8)))
+    command = dem_cogify_command(data_dir, tmp_path, 8)
     run_dir = tmp_path / "run"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tilefleet",
-            "cogify",
-            str(manifest),
-            "--input-root",
-            str(root),
-            "--dest",
-            str(tmp_path / "out"),
-            "--run-dir",
-            str(run_dir),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while _succeeded_in_ledger(run_dir) < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
