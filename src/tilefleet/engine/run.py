@@ -14,8 +14,6 @@ import json
 import logging
 import random
 import secrets
-import signal
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -31,6 +29,7 @@ from tilefleet.engine.history import record_durations
 from tilefleet.engine.ledger import LEDGER_NAME, Ledger
 from tilefleet.engine.progress import RunProgress
 from tilefleet.engine.report import write_reports
+from tilefleet.engine.signals import sigterm_as_interrupt
 from tilefleet.engine.skip import find_done
 from tilefleet.engine.task import (
     DONE_STATES,
@@ -164,7 +163,7 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
         interrupted = False
         durations: list[float] = []
         try:
-            with _terminate_as_interrupt():
+            with sigterm_as_interrupt():
                 executor.start(preload=(type(recipe).__module__,))
                 try:
                     _execute(
@@ -296,21 +295,3 @@ def _job_record(job: Job) -> dict:
     record = job.model_dump(mode="json", exclude={"params"})
     record.update(job.params.model_dump(mode="json"))
     return record
-
-
-class _terminate_as_interrupt:
-    """Treat SIGTERM like Ctrl-C while a run executes, so it stops cleanly with reports."""
-
-    def __enter__(self):
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt

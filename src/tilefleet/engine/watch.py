@@ -37,12 +37,9 @@ import logging
 import os
 import re
 import secrets
-import signal
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +49,7 @@ from tilefleet.config import build_job
 from tilefleet.engine.executors import EXECUTORS
 from tilefleet.engine.ledger import Ledger
 from tilefleet.engine.run import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, run_job
+from tilefleet.engine.signals import sigterm_as_interrupt
 from tilefleet.engine.task import DONE_STATES, FAILED, SKIPPED
 from tilefleet.errors import JobError, one_line
 from tilefleet.store.location import Location
@@ -629,23 +627,6 @@ def format_rows(rows: list[dict[str, str]]) -> str:
     return out.getvalue()
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the watcher like Ctrl-C (the engine already does so inside a run)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def watch(options: WatchOptions) -> int:
     """Run ``tilefleet watch``: one pass (``every_s`` None) or a loop; return the exit status.
 
@@ -654,7 +635,7 @@ def watch(options: WatchOptions) -> int:
     :class:`JobError` (exit status 3) before anything is claimed.
     """
     watcher = Watcher(options)
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         if options.every_s is not None:
             return watcher.run_forever(options.every_s)
         outcome = watcher.run_pass()
