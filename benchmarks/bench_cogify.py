@@ -1,0 +1,388 @@
+"""tilefleet ``cogify`` against the tools it replaces, on the same GeoTIFFs.
+
+Sides, all writing the same COG settings (``tilefleet.store.cog.cog_options("deflate")``:
+DEFLATE, 512-pixel blocks, overviews AUTO with nearest resampling, one thread per file):
+
+- GDAL's COG driver, one file after another (what the GeoTIFF → COG crank runs);
+- rio-cogeo's ``cog_translate``, one file after another;
+- tilefleet ``cogify`` on the local executor with 1 worker, then with 2 workers;
+- for reference, the COG driver on 2 spawned processes: the speed-up this machine allows.
+
+tilefleet does more per file than the peers: it also writes a JPEG preview and a STAC item,
+validates the COG, and keeps its run record (ledger, reports). That is part of its job and
+part of its time. Each side runs ``--repeat`` times; the best (min) wall time counts. CPU
+seconds (this process and its children) are printed too: on a shared machine they show the
+work done when wall times are disturbed by other load.
+
+    .venv/bin/python benchmarks/bench_cogify.py [--files 16] [--size 3072] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import resource
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+import rio_cogeo
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+from rio_cogeo.cogeo import cog_translate
+from rio_cogeo.profiles import cog_profiles
+
+from tilefleet.config import build_job
+from tilefleet.engine.run import run_job
+from tilefleet.store.cog import cog_options
+
+GENERATOR_VERSION = 1  # bump when the synthetic scenes change, to regenerate cached inputs
+BANDS = 3
+DTYPE = "uint16"
+SEED = 20240611
+CHECK_FILES = 2  # files whose pixels are compared across sides
+PIXEL_M = 10.0
+GOAL_ONE_WORKER = 1.1  # tilefleet on 1 worker at most this many times the peer's time
+GOAL_SPEEDUP = 1.7  # 2 workers at least this many times faster than 1
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _interpolation_matrix(size: int, cells: int) -> np.ndarray:
+    """(size, cells) weights that linearly interpolate a coarse axis onto ``size`` pixels."""
+    position = np.linspace(0, cells - 1, size)
+    low = np.clip(np.floor(position).astype(int), 0, cells - 2)
+    frac = position - low
+    weights = np.zeros((size, cells))
+    rows = np.arange(size)
+    weights[rows, low] = 1 - frac
+    weights[rows, low + 1] = frac
+    return weights
+
+
+def smooth_field(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
+    """A smooth random surface in about [-1, 1]: a coarse random grid, bilinearly upsampled."""
+    coarse = rng.standard_normal((cells, cells))
+    weights = _interpolation_matrix(size, cells)
+    return weights @ coarse @ weights.T
+
+
+def synthetic_scene(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A (bands, size, size) uint16 scene that looks like surface reflectance × 10000.
+
+    Large smooth landforms, parcels (piecewise-constant blocks, like fields), a band-wise
+    response to both and sensor noise: deflate has real work to do, as on real imagery.
+    """
+    terrain = smooth_field(rng, size, 12) + 0.35 * smooth_field(rng, size, 96)
+    parcel = max(8, size // 48)
+    parcels_n = -(-size // parcel)
+    labels = rng.standard_normal((parcels_n, parcels_n))
+    parcels = np.repeat(np.repeat(labels, parcel, axis=0), parcel, axis=1)[:size, :size]
+    scene = np.empty((BANDS, size, size), dtype=np.uint16)
+    for band in range(BANDS):
+        base = 900 + 700 * band
+        values = (
+            base
+            + (300 + 120 * band) * terrain
+            + (150 - 40 * band) * parcels
+            + rng.normal(0.0, 25.0 + 5 * band, (size, size))
+        )
+        scene[band] = np.clip(np.rint(values), 1, 10000).astype(np.uint16)
+    return scene
+
+
+def ensure_inputs(work: Path, files: int, size: int) -> tuple[Path, Path, list[Path]]:
+    """Striped, uncompressed GeoTIFFs and their headerless manifest, reused when unchanged."""
+    inputs = work / "inputs"
+    stamp = inputs / "params.json"
+    params = {"files": files, "size": size, "bands": BANDS, "dtype": DTYPE, "seed": SEED,
+              "version": GENERATOR_VERSION}
+    names = [f"scene_{index:03d}.tif" for index in range(files)]
+    paths = [inputs / "scenes" / name for name in names]
+    manifest = inputs / "manifest.csv"
+    if (stamp.exists() and json.loads(stamp.read_text()) == params
+            and manifest.exists() and all(path.exists() for path in paths)):
+        print(f"inputs: reusing {files} files in {inputs}")
+        return manifest, inputs, paths
+    shutil.rmtree(inputs, ignore_errors=True)
+    (inputs / "scenes").mkdir(parents=True)
+    started = time.perf_counter()
+    rng = np.random.default_rng(SEED)
+    crs = CRS.from_epsg(32633)
+    for index, path in enumerate(paths):
+        transform = from_origin(400000 + index * size * PIXEL_M, 5600000, PIXEL_M, PIXEL_M)
+        profile = {"driver": "GTiff", "width": size, "height": size, "count": BANDS,
+                   "dtype": DTYPE, "crs": crs, "transform": transform, "tiled": False,
+                   "compress": "none", "interleave": "pixel"}
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(synthetic_scene(rng, size))
+    manifest.write_text("".join(f"scenes/{name},{BANDS}\n" for name in names))
+    stamp.write_text(json.dumps(params))
+    print(f"inputs: generated {files} files in {time.perf_counter() - started:.1f} s")
+    return manifest, inputs, paths
+
+
+def warm_page_cache(paths: list[Path]) -> None:
+    """Read every input once so that no side pays for the first read from disk."""
+    for path in paths:
+        with path.open("rb") as handle:
+            while handle.read(16 << 20):
+                pass
+
+
+# --------------------------------------------------------------------------- sides
+
+
+def run_gdal_cog_driver(paths: list[Path], dest: Path, options: dict[str, str]) -> None:
+    for path in paths:
+        rasterio.shutil.copy(str(path), str(dest / path.name), driver="COG", **options)
+
+
+def _gdal_cog_one(job: tuple[str, str, dict[str, str]]) -> None:
+    src, dst, options = job
+    rasterio.shutil.copy(src, dst, driver="COG", **options)
+
+
+def run_gdal_two_processes(paths: list[Path], dest: Path, options: dict[str, str]) -> None:
+    """The COG driver on two spawned processes: what this machine allows for 2 workers."""
+    jobs = [(str(path), str(dest / path.name), options) for path in paths]
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_gdal_cog_one, jobs))
+
+
+def rio_cogeo_profile(options: dict[str, str]) -> dict:
+    """rio-cogeo's ``deflate`` profile with the block size and BigTIFF choice of ``options``."""
+    profile = dict(cog_profiles.get("deflate"))
+    blocksize = int(options["BLOCKSIZE"])
+    profile.update(blockxsize=blocksize, blockysize=blocksize, BIGTIFF=options["BIGTIFF"])
+    return profile
+
+
+def run_rio_cogeo(paths: list[Path], dest: Path, profile: dict, resampling: str) -> None:
+    for path in paths:
+        cog_translate(str(path), str(dest / path.name), profile, overview_resampling=resampling,
+                      quiet=True, config={"GDAL_NUM_THREADS": "1"})
+
+
+def run_tilefleet(manifest: Path, input_root: Path, dest: Path, run_dir: Path, workers: int,
+                  expected: int) -> None:
+    job = build_job({
+        "recipe": "cogify", "manifest": str(manifest), "input_root": str(input_root),
+        "dest": str(dest), "run_dir": str(run_dir), "workers": workers, "retries": 0,
+        "profile": "deflate", "blocksize": 512, "overview_resampling": "nearest",
+    })
+    captured = io.StringIO()  # no progress bar or log lines in the benchmark's output
+    with contextlib.redirect_stderr(captured):
+        result = run_job(job)
+    succeeded = result.report.get("succeeded")
+    if result.exit_code != 0 or succeeded != expected:
+        sys.stderr.write(captured.getvalue())
+        raise SystemExit(f"tilefleet run failed: exit {result.exit_code}, "
+                         f"{succeeded}/{expected} succeeded (see {run_dir})")
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _read_all_levels(path: Path) -> list[np.ndarray]:
+    with rasterio.open(path) as ds:
+        levels = [ds.read()]
+        overviews = len(ds.overviews(1))
+    for level in range(overviews):
+        with rasterio.open(path, overview_level=level) as ds:
+            levels.append(ds.read())
+    return levels
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:  # not an assert: the check must also run under python -O
+        raise AssertionError(message)
+
+
+def check_outputs(check: Path, sources: list[Path]) -> list[str]:
+    """Assert identical pixels across sides; return notes for the output."""
+    notes = []
+    for source in sources:
+        name = source.name
+        gdal = _read_all_levels(check / "gdal" / name)
+        for side in ("tilefleet-1", "tilefleet-2"):
+            ours = _read_all_levels(check / side / name)
+            _require(len(ours) == len(gdal), f"{side} {name}: {len(ours)} levels, GDAL {len(gdal)}")
+            for level, (a, b) in enumerate(zip(ours, gdal, strict=True)):
+                _require(np.array_equal(a, b), f"{side} {name}: level {level} differs from GDAL's")
+        with rasterio.open(source) as ds:
+            original = ds.read()
+        _require(np.array_equal(gdal[0], original), f"GDAL COG of {name} is not lossless")
+        with rasterio.open(check / "rio-cogeo" / name) as ds:
+            _require(np.array_equal(ds.read(), original), f"rio-cogeo COG of {name} differs")
+        same_bytes = _digest(check / "gdal" / name) == _digest(check / "tilefleet-1" / name)
+        notes.append(f"{name}: {len(gdal) - 1} overviews, identical pixels at every level "
+                     f"(tilefleet 1 and 2 workers vs GDAL), full resolution equal to the input "
+                     f"and to rio-cogeo's; tilefleet file byte-identical to GDAL's: "
+                     f"{'yes' if same_bytes else 'no'}")
+    return notes
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (tilefleet's workers included)."""
+    deadline = time.monotonic() + 10
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.02)  # reaps workers that were told to stop, so their time is counted
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+def time_side(run: Callable[[Path], None], out: Path, name: str, keep: list[str] | None,
+              subdir: str = "") -> tuple[float, float]:
+    """(wall, CPU) seconds of one side run into a fresh ``out/name``; then the outputs go,
+    except the files named in ``keep``, which move to ``out/../check/name``."""
+    dest = out / name
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    cpu = cpu_seconds()
+    started = time.perf_counter()
+    run(dest)
+    wall = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu
+    for file_name in keep or ():
+        kept = out.parent / "check" / name
+        kept.mkdir(parents=True, exist_ok=True)
+        shutil.move(dest / subdir / file_name, kept / file_name)
+    shutil.rmtree(dest)
+    return wall, cpu
+
+
+def comparison(name: str, ours: float, peer: float, ours_cpu: float, peer_cpu: float,
+               speedup: bool = False) -> str:
+    """One result line; the CPU figures in brackets are what a busy machine disturbs least."""
+    if speedup:
+        ratio = peer / ours
+        verdict = "met" if ratio >= GOAL_SPEEDUP else "NOT met"
+        goal = (f"speed-up of 2 workers over 1, goal >= {GOAL_SPEEDUP}: {verdict}; "
+                f"CPU {ours_cpu:.1f} s vs {peer_cpu:.1f} s")
+    else:
+        ratio = ours / peer
+        verdict = "met" if ratio <= GOAL_ONE_WORKER else "NOT met"
+        goal = (f"tilefleet time / peer time, goal <= {GOAL_ONE_WORKER}: {verdict}; "
+                f"CPU ratio {ours_cpu / peer_cpu:.2f}")
+    return f"{name}: tilefleet {ours:.2f} s, peer {peer:.2f} s, ratio {ratio:.2f} ({goal})"
+
+
+def _load() -> str:
+    return "/".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=16, help="number of input GeoTIFFs")
+    parser.add_argument("--size", type=int, default=3072, help="pixels per side of each input")
+    parser.add_argument("--repeat", type=int, default=2, help="repetitions per side (min counts)")
+    parser.add_argument("--work", type=Path, default=Path(__file__).resolve().parent / "_work",
+                        help="work folder for inputs and outputs (default benchmarks/_work)")
+    args = parser.parse_args(argv)
+    if args.files < CHECK_FILES or args.size < 64 or args.repeat < 1:
+        parser.error(f"need --files >= {CHECK_FILES}, --size >= 64, --repeat >= 1")
+
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ["TILEFLEET_HISTORY"] = str(work / "history.sqlite")  # not the user's history
+    logging.getLogger("tilefleet").setLevel(logging.WARNING)
+
+    manifest, input_root, paths = ensure_inputs(work, args.files, args.size)
+    megabytes = sum(path.stat().st_size for path in paths) / 1e6
+    options = cog_options("deflate")
+    profile = rio_cogeo_profile(options)
+    resampling = options["OVERVIEW_RESAMPLING"].lower()
+    print(f"machine: {os.cpu_count()} CPUs, load {_load()}, "
+          f"{platform.python_implementation()} {platform.python_version()}, "
+          f"GDAL {rasterio.__gdal_version__}, rasterio {rasterio.__version__}, "
+          f"rio-cogeo {rio_cogeo.__version__}")
+    if os.getloadavg()[0] > 0.5:
+        print("warning: the machine is busy before the start; wall times and the 2-worker "
+              "speed-up suffer from it, CPU seconds much less")
+    print(f"inputs: {args.files} striped uncompressed GeoTIFFs, {BANDS}×{DTYPE} "
+          f"{args.size}×{args.size}, {megabytes / args.files:.0f} MB each, {megabytes:.0f} MB "
+          f"in all; best of {args.repeat}")
+    print(f"COG options (all sides): {' '.join(f'{k}={v}' for k, v in options.items())}")
+    print("note: tilefleet's time also covers, per file, a full-size JPEG preview, a STAC item "
+          "and COG validation, plus its run record (ledger, reports) and worker start-up: "
+          "part of its job")
+
+    out, check, runs = work / "out", work / "check", work / "runs"
+    for folder in (out, check, runs):
+        shutil.rmtree(folder, ignore_errors=True)
+    warm_page_cache(paths)
+    check_names = [path.name for path in paths[:CHECK_FILES]]
+
+    sides: dict[str, Callable[[Path, int], None]] = {
+        "gdal": lambda dest, rep: run_gdal_cog_driver(paths, dest, options),
+        "rio-cogeo": lambda dest, rep: run_rio_cogeo(paths, dest, profile, resampling),
+        "tilefleet-1": lambda dest, rep: run_tilefleet(
+            manifest, input_root, dest, runs / f"w1-{rep}", 1, len(paths)),
+        "tilefleet-2": lambda dest, rep: run_tilefleet(
+            manifest, input_root, dest, runs / f"w2-{rep}", 2, len(paths)),
+        "gdal-2proc": lambda dest, rep: run_gdal_two_processes(paths, dest, options),
+    }
+    walls: dict[str, list[float]] = {name: [] for name in sides}
+    cpus: dict[str, list[float]] = {name: [] for name in sides}
+    for rep in range(args.repeat):
+        for name, run in sides.items():  # interleaved, so drift in the machine hits all sides
+            keep = check_names if rep == 0 and name != "gdal-2proc" else None
+            subdir = "scenes" if name.startswith("tilefleet") else ""
+            wall, cpu = time_side(lambda dest, run=run, rep=rep: run(dest, rep), out, name, keep,
+                                  subdir)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+            print(f"  repetition {rep + 1}: {name:<12} {wall:7.2f} s wall, {cpu:7.2f} s CPU, "
+                  f"load {_load()}", flush=True)
+
+    cog_mb = sum((check / "gdal" / name).stat().st_size for name in check_names) / 1e6
+    print(f"outputs: COG {cog_mb / len(check_names):.0f} MB per file (full resolution and "
+          f"overviews, DEFLATE without predictor)")
+    for note in check_outputs(check, paths[:CHECK_FILES]):
+        print(f"check: {note}")
+    for folder in (out, check, runs):
+        shutil.rmtree(folder, ignore_errors=True)
+
+    best = {name: min(values) for name, values in walls.items()}
+    cpu = {name: min(values) for name, values in cpus.items()}
+    for name in sides:
+        print(f"best: {name:<12} {best[name]:7.2f} s wall, {cpu[name]:7.2f} s CPU "
+              f"({cpu[name] / args.files:.2f} s CPU per file)")
+    one, two = "tilefleet-1", "tilefleet-2"
+    print(comparison("1 worker vs GDAL COG driver", best[one], best["gdal"], cpu[one],
+                     cpu["gdal"]))
+    print(comparison("1 worker vs rio-cogeo", best[one], best["rio-cogeo"], cpu[one],
+                     cpu["rio-cogeo"]))
+    print(comparison("2 workers vs 1 worker", best[two], best[one], cpu[two], cpu[one],
+                     speedup=True))
+    print(f"machine ceiling for 2 workers (GDAL COG driver, 2 spawned processes vs 1 loop): "
+          f"speed-up {best['gdal'] / best['gdal-2proc']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
