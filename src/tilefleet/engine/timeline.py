@@ -19,10 +19,10 @@ def attempt_outcome(attempt: dict[str, Any], final_attempts: dict[str, int]) -> 
 
 def plot_timeline(attempts: list[dict[str, Any]], path: Path, title: str) -> None:
     """Draw the attempts (as recorded in the ledger) to a PNG file."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # The Agg canvas and a bare Figure: no pyplot, which is slow to import and keeps
+    # global state.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     finished = [a for a in attempts if a["started"] is not None and a["finished"] is not None]
@@ -34,7 +34,9 @@ def plot_timeline(attempts: list[dict[str, Any]], path: Path, title: str) -> Non
     origin = min((a["started"] for a in finished), default=0.0)
 
     height = min(2 + 0.35 * max(len(workers), 1), 40)
-    fig, ax = plt.subplots(figsize=(11, height), dpi=100)
+    fig = Figure(figsize=(11, height), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     for a in finished:
         outcome = attempt_outcome(a, final_attempts)
         ax.barh(
@@ -58,4 +60,3 @@ def plot_timeline(attempts: list[dict[str, Any]], path: Path, title: str) -> Non
         ax.text(0.5, 0.5, "no attempts ran", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)

@@ -160,11 +160,12 @@ class CogifyRecipe(Recipe):
                 extra_assets={"preview": preview_asset},
                 properties={"tilefleet:source": Location.parse(p["input_root"]).join(p["key"])},
             )
+            cog_bytes = cog_path.stat().st_size
             dest = open_store(task.dest)
-            dest.put_file(cog_path, p["cog"])
-            dest.put_file(preview_path, p["preview"])
+            dest.put_file(cog_path, p["cog"], move=True)
+            dest.put_file(preview_path, p["preview"], move=True)
             dest.put_bytes(item_bytes(item), task.marker)  # last: marks the task done
-            return {"bytes_out": cog_path.stat().st_size, "bands": count, "dtype": dtype}
+            return {"bytes_out": cog_bytes, "bands": count, "dtype": dtype}
 
 
 def _read_manifest(url: str) -> bytes:

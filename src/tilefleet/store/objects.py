@@ -58,8 +58,9 @@ class Store(ABC):
         """Every object below ``prefix``, at any depth."""
 
     @abstractmethod
-    def put_file(self, local_path: Path, key: str) -> None:
-        """Upload (or move into place) a finished local file as ``key``, atomically."""
+    def put_file(self, local_path: Path, key: str, *, move: bool = False) -> None:
+        """Upload a finished local file as ``key``, atomically. With ``move`` the local file
+        may be consumed (renamed into place when it is on the same file system)."""
 
     @abstractmethod
     def put_bytes(self, data: bytes, key: str, *, if_absent: bool = False) -> bool:
@@ -122,8 +123,14 @@ class LocalStore(Store):
         target.parent.mkdir(parents=True, exist_ok=True)
         return target.with_name(f"{target.name}{PARTIAL_MARK}{uuid.uuid4().hex[:12]}")
 
-    def put_file(self, local_path: Path, key: str) -> None:
+    def put_file(self, local_path: Path, key: str, *, move: bool = False) -> None:
         partial = self._partial_for(key)
+        if move:
+            try:  # a rename within one file system is atomic and copies nothing
+                os.replace(local_path, self._path(key))
+                return
+            except OSError:
+                pass  # another file system: copy instead
         try:
             shutil.copyfile(local_path, partial)
             os.replace(partial, self._path(key))
@@ -196,7 +203,7 @@ class ObjectStore(Store):
             for meta in batch:
                 yield ObjectInfo(self._relative(meta["path"]), meta["size"])
 
-    def put_file(self, local_path: Path, key: str) -> None:
+    def put_file(self, local_path: Path, key: str, *, move: bool = False) -> None:
         import obstore
 
         obstore.put(self._store, self._key(key), Path(local_path))
