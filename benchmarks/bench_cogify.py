@@ -152,6 +152,23 @@ def run_gdal_cog_driver(paths: list[Path], dest: Path, options: dict[str, str]) 
         rasterio.shutil.copy(str(path), str(dest / path.name), driver="COG", **options)
 
 
+def run_gdal_cog_and_jpeg(paths: list[Path], dest: Path, options: dict[str, str]) -> None:
+    """The crank's whole job per file: the COG driver, then a full-size JPEG of bands 1-3
+    scaled to 8 bits over each band's min..max (``gdal_translate -scale -ot Byte -of JPEG``)."""
+    for path in paths:
+        cog = dest / path.name
+        rasterio.shutil.copy(str(path), str(cog), driver="COG", **options)
+        with rasterio.open(cog) as src:
+            data = src.read(list(range(1, min(src.count, 3) + 1))).astype(np.float32)
+        low = data.min(axis=(1, 2), keepdims=True)
+        high = data.max(axis=(1, 2), keepdims=True)
+        scaled = np.rint((data - low) * (255.0 / np.maximum(high - low, 1))).astype(np.uint8)
+        with rasterio.open(cog.with_suffix(".jpg"), "w", driver="JPEG", width=scaled.shape[2],
+                           height=scaled.shape[1], count=scaled.shape[0], dtype="uint8",
+                           QUALITY="75") as jpg:
+            jpg.write(scaled)
+
+
 def _gdal_cog_one(job: tuple[str, str, dict[str, str]]) -> None:
     src, dst, options = job
     rasterio.shutil.copy(src, dst, driver="COG", **options)
@@ -341,6 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     sides: dict[str, Callable[[Path, int], None]] = {
         "gdal": lambda dest, rep: run_gdal_cog_driver(paths, dest, options),
         "rio-cogeo": lambda dest, rep: run_rio_cogeo(paths, dest, profile, resampling),
+        "gdal+jpeg": lambda dest, rep: run_gdal_cog_and_jpeg(paths, dest, options),
         "tilefleet-1": lambda dest, rep: run_tilefleet(
             manifest, input_root, dest, runs / f"w1-{rep}", 1, len(paths)),
         "tilefleet-2": lambda dest, rep: run_tilefleet(
@@ -351,7 +369,7 @@ def main(argv: list[str] | None = None) -> None:
     cpus: dict[str, list[float]] = {name: [] for name in sides}
     for rep in range(args.repeat):
         for name, run in sides.items():  # interleaved, so drift in the machine hits all sides
-            keep = check_names if rep == 0 and name != "gdal-2proc" else None
+            keep = check_names if rep == 0 and name not in ("gdal-2proc", "gdal+jpeg") else None
             subdir = "scenes" if name.startswith("tilefleet") else ""
             wall, cpu = time_side(lambda dest, run=run, rep=rep: run(dest, rep), out, name, keep,
                                   subdir)
@@ -378,6 +396,8 @@ def main(argv: list[str] | None = None) -> None:
                      cpu["gdal"]))
     print(comparison("1 worker vs rio-cogeo", best[one], best["rio-cogeo"], cpu[one],
                      cpu["rio-cogeo"]))
+    print(comparison("1 worker vs GDAL COG + JPEG preview (the crank's whole job)", best[one],
+                     best["gdal+jpeg"], cpu[one], cpu["gdal+jpeg"]))
     print(comparison("2 workers vs 1 worker", best[two], best[one], cpu[two], cpu[one],
                      speedup=True))
     print(f"machine ceiling for 2 workers (GDAL COG driver, 2 spawned processes vs 1 loop): "
