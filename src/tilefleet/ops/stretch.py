@@ -50,8 +50,13 @@ def _stretch_small_integers(band: np.ndarray, valid: np.ndarray, percentiles) ->
     """The same stretch for 8- and 16-bit integers through a histogram and a lookup table:
     exact linear percentiles from cumulative counts, one table lookup per pixel."""
     info = np.iinfo(band.dtype)
-    index = band.astype(np.int32) - info.min  # 0 .. 2**bits - 1, order preserved
-    cumulative = np.cumsum(np.bincount(index[valid], minlength=info.max - info.min + 1))
+    unsigned = np.dtype(f"u{band.dtype.itemsize}")
+    # An order-preserving map onto 0 .. 2**bits - 1 without a wider copy: flip the sign bit.
+    index = band.view(unsigned)
+    if info.min < 0:
+        index = index ^ unsigned.type(-info.min)
+    sample = index.ravel() if valid.all() else index[valid]
+    cumulative = np.cumsum(np.bincount(sample, minlength=1 << (8 * band.dtype.itemsize)))
     count = int(cumulative[-1])
 
     def value_at(rank: int) -> int:  # the rank-th smallest valid value (0-based)
