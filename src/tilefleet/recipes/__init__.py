@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from tilefleet.recipes.base import Recipe
 
 RECIPES: dict[str, str] = {
+    "cells": "tilefleet.recipes.cells:CellsRecipe",
     "cogify": "tilefleet.recipes.cogify:CogifyRecipe",
     "tile-index": "tilefleet.recipes.tile_index:TileIndexRecipe",
 }

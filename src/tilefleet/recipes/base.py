@@ -47,6 +47,14 @@ class Recipe(ABC):
     def run(self, task: Task) -> dict[str, Any]:
         """Do one task; return small metrics (bytes written, …). Raise on failure."""
 
+    def prepare(self, params: RecipeParams) -> None:  # noqa: B027 - optional hook
+        """Create what all tasks write into (a Zarr template, a collection), once, after
+        ``plan`` and before any task runs; never called for a dry run. Must be idempotent."""
+
+    def outputs_url(self, params: RecipeParams) -> str:
+        """Where the outputs of a job go, for the summary printed after a run."""
+        return str(getattr(params, "dest", ""))
+
 
 class TiledParams(RecipeParams):
     """Parameters of a recipe that runs one task per tile of a grid over an area."""
