@@ -60,7 +60,7 @@ class RunOptions(BaseModel):
     cluster_options: dict[str, Any] | None = Field(
         None,
         description="dask: Gateway cluster options (image, worker_cores, worker_memory, "
-        "adaptive_minimum, adaptive_maximum)",
+        "adaptive_minimum, adaptive_maximum); htcondor: extra submit commands",
     )
     address: str | None = Field(None, description="ray: cluster address (default: local)")
     cpus_per_task: float | None = Field(None, gt=0, description="ray: CPUs per task")
@@ -71,8 +71,25 @@ class RunOptions(BaseModel):
         description="Memory per task in MB (lithops, ray, htcondor); billed "
         "executors estimate cost from it",
     )
+    executors: dict[str, dict[str, Any]] | None = Field(
+        None,
+        description="routed: pool name -> {executor: NAME, its settings} (job file only)",
+    )
+    route_by: str | None = Field(
+        None, description="routed: the task parameter naming a task's pool [default: pool]"
+    )
+    routes: dict[str, str] | None = Field(
+        None, description="routed: value of route_by -> pool name ('*': any other value)"
+    )
 
-    @field_validator("cluster_options", mode="before")
+    @field_validator("executors", mode="before")
+    @classmethod
+    def _parse_mapping(cls, value: Any) -> Any:
+        if isinstance(value, str):  # a YAML/JSON mapping from the command line
+            return yaml.safe_load(value)
+        return value
+
+    @field_validator("cluster_options", "routes", mode="before")
     @classmethod
     def _parse_pairs(cls, value: Any) -> Any:
         if isinstance(value, list | tuple):  # KEY=VALUE pairs from the command line
@@ -102,6 +119,9 @@ EXECUTOR_SETTING_KEYS = (
     "cpus_per_task",
     "lithops_config",
     "mem",
+    "executors",
+    "route_by",
+    "routes",
 )
 
 
@@ -182,6 +202,8 @@ def _expand(value: Any) -> Any:
 
 def _resolve_paths(values: dict[str, Any], base: Path) -> None:
     fields = ["run_dir", "lithops_config"]
+    if isinstance(values.get("executors"), dict):  # routed: each pool's own Lithops config
+        fields += [f"executors.{pool}.lithops_config" for pool in values["executors"]]
     with suppress(ValueError):  # an unknown recipe is reported by validation
         fields += list(get_recipe(str(values.get("recipe"))).Params.path_fields)
     for field in fields:

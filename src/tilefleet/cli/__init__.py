@@ -11,7 +11,9 @@ from typing import Annotated, Any
 import typer
 
 from tilefleet import __version__
+from tilefleet.cli.cells import app as cells_app
 from tilefleet.cli.options import COGIFY_OPTIONS, EXECUTOR_OPTIONS, RUN_OPTIONS, with_options
+from tilefleet.cli.task import app as task_app
 from tilefleet.cli.tiles import app as tiles_app
 from tilefleet.config import build_job, job_schema, load_job
 from tilefleet.errors import JobError
@@ -77,6 +79,7 @@ def _run_options(**options: Any) -> dict[str, Any]:
 
 app.add_typer(tiles_app, name="tiles", help="Cut an area, a request or a list into tiles of "
               "a grid (TTC 1/18°, UTM patches, HEALPix cells) and write them out.")
+app.add_typer(cells_app, name="cells")
 
 
 @app.callback(invoke_without_command=True)
@@ -147,8 +150,11 @@ def report(
 
     if not (run_dir / LEDGER_NAME).is_file():
         _fail(f"{run_dir} is not a tilefleet run directory (no {LEDGER_NAME})")
+    from tilefleet.engine.task_runner import merge_outcomes
+
     ledger = Ledger.in_run_dir(run_dir)
     try:
+        merge_outcomes(ledger, run_dir)  # outcomes reported so far by HTCondor DAG nodes
         write_reports(ledger, run_dir)
     finally:
         ledger.close()
@@ -240,6 +246,9 @@ def watch(
     raise typer.Exit(code)
 
 
+app.add_typer(task_app, name="task")
+
+
 def _execute(make_job) -> None:
     from tilefleet.engine.run import EXIT_INVALID, run_job
 
@@ -253,7 +262,7 @@ def _execute(make_job) -> None:
     else:
         typer.echo("")
         typer.echo((result.run_dir / "report.txt").read_text(), nl=False)
-        typer.echo(f"outputs    {job.params.model_dump().get('dest', '')}")
+        typer.echo(f"outputs    {result.outputs}")
         typer.echo(
             f"reports    {result.run_dir}/ (report.json, report.txt, tasks.csv, "
             "failed.csv, succeeded.csv, timeline.png)"

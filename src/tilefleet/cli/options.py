@@ -90,6 +90,22 @@ EXECUTOR_OPTIONS: dict[str, Any] = {
             "--lithops-config", help="lithops: the Lithops config file (backend, region, …)"
         ),
     ],
+    "executors": Annotated[
+        str | None,
+        typer.Option(
+            "--executors",
+            help="routed: the pools as a YAML mapping, e.g. "
+            "'{a: {executor: dask}, b: {executor: lithops}}'",
+        ),
+    ],
+    "route_by": Annotated[
+        str | None,
+        typer.Option("--route-by", help="routed: task parameter naming the pool [pool]"),
+    ],
+    "routes": Annotated[
+        list[str] | None,
+        typer.Option("--route", help="routed: VALUE=POOL, a value of --route-by (repeatable)"),
+    ],
     "mem": Annotated[
         int | None,
         typer.Option(

@@ -59,6 +59,7 @@ class RunResult:
     exit_code: int
     report: dict = field(default_factory=dict)
     dry_run: bool = False
+    outputs: str = ""
     planned: int = 0
     rejected: list[Task] = field(default_factory=list)
 
@@ -124,9 +125,11 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
         executor.billing,
     )
     result = RunResult(
-        run_dir, estimate, EXIT_OK, dry_run=job.dry_run, planned=len(tasks), rejected=rejected
+        run_dir, estimate, EXIT_OK, dry_run=job.dry_run, planned=len(tasks), rejected=rejected,
+        outputs=recipe.outputs_url(job.params),
     )
-    if job.dry_run:
+    detached = getattr(executor, "detached", False)  # runs the whole plan itself (a DAG)
+    if job.dry_run and not detached:
         result.exit_code = EXIT_ALL_FAILED if rejected and len(rejected) == len(tasks) else EXIT_OK
         return result
     if executor.billing and to_run and not job.yes:
@@ -139,6 +142,7 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
         if not confirm(question):
             raise JobError("run not started: declined at the cost prompt")
 
+    recipe.prepare(job.params)
     with _closing(Ledger.in_run_dir(run_dir)) as ledger:
         if not resuming:
             ledger.set_meta(
@@ -156,6 +160,8 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
             log.warning("FAILED %s: %s", task.id, task.rejected)
         ledger.mark_many(done_outside, SKIPPED)
         log.info("%s", estimate.describe())
+        if detached:
+            return _launch_detached(executor, to_run, ledger, run_dir, job, estimate, result)
         settings = executor.describe()
         if executor.billing:
             settings["billing"] = vars(executor.billing)
@@ -191,6 +197,29 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
             result.report = write_reports(ledger, run_dir)
         counts = ledger.counts()
     result.exit_code = EXIT_INTERRUPTED if interrupted else exit_code_for(counts)
+    return result
+
+
+def _launch_detached(
+    executor: Executor,
+    to_run: list[Task],
+    ledger: Ledger,
+    run_dir: Path,
+    job: Job,
+    estimate: Estimate,
+    result: RunResult,
+) -> RunResult:
+    """Hand the whole plan to an executor that runs it on its own (an HTCondor DAG, written
+    always, submitted unless a dry run). Its nodes report outcomes as files that
+    ``tilefleet task finish`` (the DAG's FINAL node) merges into the ledger."""
+    from tilefleet.engine.task_runner import DETACHED_SESSION
+
+    session = ledger.start_session(now(), executor.name, executor.describe(), estimate.as_dict())
+    ledger.set_meta(**{DETACHED_SESSION: session})
+    launch = executor.launch(to_run, run_dir, retries=job.retries, submit=not job.dry_run)
+    (log.info if launch.submitted or job.dry_run else log.error)("%s", launch.message)
+    result.report = write_reports(ledger, run_dir)
+    result.exit_code = EXIT_OK if launch.submitted or job.dry_run else EXIT_INVALID
     return result
 
 

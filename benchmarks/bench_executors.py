@@ -1,0 +1,258 @@
+"""Executors: a whole tilefleet run against each engine's own bare API, on the same engine.
+
+2,000 short tasks (about 3 ms of real numpy work each: sorting 60,000 random numbers) go through
+tilefleet (plan, SQLite ledger with one commit per attempt, the backpressured submit/wait
+loop, reports) and through the engine directly (``ProcessPoolExecutor.map``,
+``client.map`` + ``gather``, ``ray.get([...])``, ``fexec.map`` + ``get_result``). Both
+sides use the same running cluster where there is one, so start-up is outside both
+timings. Lithops' localhost backend starts one Python process per call, so it runs a
+smaller batch (``--lithops-tasks``). Prints ``name: tilefleet X s, peer Y s, ratio R``.
+
+Then the planning rate: tasks per second planned and written to a ledger for a
+1,000,000-task plan (``Recipe.plan`` + ``Ledger.add_tasks`` alone).
+
+    .venv/bin/python benchmarks/bench_executors.py [--tasks 2000] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+
+from tilefleet.config import build_job  # noqa: E402
+from tilefleet.engine.ledger import Ledger  # noqa: E402
+from tilefleet.engine.task import Task  # noqa: E402
+from tilefleet.recipes.base import Recipe, RecipeParams  # noqa: E402
+
+SAMPLES = 60_000
+
+
+def small_work(seed: int) -> float:
+    """A few milliseconds of real work, single-threaded (no BLAS threads to oversubscribe
+    two cores): the median of random samples, by sorting them."""
+    values = np.sort(np.random.default_rng(seed).random(SAMPLES))
+    return float(values[SAMPLES // 2])
+
+
+class SpinParams(RecipeParams):
+    count: int
+
+
+class SpinRecipe(Recipe):
+    """Tasks that only compute (no inputs, no outputs, no marker): what is timed is the
+    engine's overhead around ``small_work``."""
+
+    name = "spin"
+    Params = SpinParams
+    default_task_s = 0.005
+    source_columns = ("tile",)
+
+    def plan(self, params: SpinParams) -> list[Task]:
+        return [
+            Task(
+                f"{i}X{i // 7}Y",
+                "bench_executors:SpinRecipe",
+                {"seed": i},
+                "",
+                "",
+                source={"tile": str(i)},
+            )
+            for i in range(params.count)
+        ]
+
+    def run(self, task: Task) -> dict[str, Any]:
+        return {"value": small_work(task.params["seed"])}
+
+
+def tilefleet_run(executor: str, tasks: int, workers: int, **settings: Any) -> Timing:
+    """A whole run (plan, ledger, execute, reports with timeline.png), and the part of it
+    that writing the reports takes (measured again on the finished run's ledger)."""
+    from tilefleet.engine.report import write_reports
+    from tilefleet.engine.run import run_job
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp, "run")
+        job = build_job(
+            {
+                "recipe": "bench_executors:SpinRecipe",
+                "count": tasks,
+                "executor": executor,
+                "workers": workers,
+                "run_dir": str(run_dir),
+                **settings,
+            }
+        )
+        started = time.perf_counter()
+        result = run_job(job)
+        elapsed = time.perf_counter() - started
+        assert result.report["succeeded"] == tasks, result.report
+        ledger = Ledger.in_run_dir(run_dir)
+        started = time.perf_counter()
+        write_reports(ledger, run_dir)
+        reports = time.perf_counter() - started
+        ledger.close()
+    return Timing(elapsed, reports)
+
+
+@dataclass(frozen=True, order=True)
+class Timing:
+    total: float
+    reports: float
+
+
+def best_of(repeat: int, run):
+    return min(run() for _ in range(repeat))
+
+
+def report(name: str, ours: Timing, peer: float, note: str = "") -> None:
+    print(
+        f"{name}: tilefleet {ours.total:.2f} s, peer {peer:.2f} s, ratio {ours.total / peer:.2f}"
+        f"  [reports {ours.reports:.2f} s of it; without them ratio "
+        f"{(ours.total - ours.reports) / peer:.2f}]{note}",
+        flush=True,
+    )
+
+
+def bench_local(tasks: int, workers: int, repeat: int) -> None:
+    def peer() -> float:
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(small_work, range(8)))  # started and warm, as tilefleet's pool is
+            started = time.perf_counter()
+            list(pool.map(small_work, range(tasks), chunksize=1))
+            return time.perf_counter() - started
+
+    ours = best_of(repeat, lambda: tilefleet_run("local", tasks, workers))
+    report(f"local ({tasks} tasks, incl. pool start)", ours, best_of(repeat, peer), " [peer warm]")
+
+
+def bench_dask(tasks: int, workers: int, repeat: int, wide: int) -> None:
+    import distributed
+
+    cluster = distributed.LocalCluster(
+        n_workers=workers, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR
+    )
+    with cluster, distributed.Client(cluster) as client:
+
+        def peer() -> float:
+            started = time.perf_counter()
+            client.gather(client.map(small_work, range(tasks), pure=False))
+            return time.perf_counter() - started
+
+        peer()  # warm the workers
+        address = cluster.scheduler_address
+        peer_s = best_of(repeat, peer)
+        for in_flight in (None, wide):
+            extra = {"max_in_flight": in_flight} if in_flight else {}
+            label = f"max_in_flight {in_flight}" if in_flight else "default max_in_flight"
+            ours = best_of(
+                repeat,
+                lambda e=extra: tilefleet_run("dask", tasks, workers, scheduler=address, **e),
+            )
+            report(f"dask ({tasks} tasks, same LocalCluster, {label})", ours, peer_s)
+
+
+def bench_ray(tasks: int, workers: int, repeat: int) -> None:
+    import ray
+
+    ray.init(
+        num_cpus=workers,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
+    try:
+        remote = ray.remote(small_work).options(max_retries=0)
+
+        def peer() -> float:
+            started = time.perf_counter()
+            ray.get([remote.remote(i) for i in range(tasks)])
+            return time.perf_counter() - started
+
+        peer()
+        ours = best_of(repeat, lambda: tilefleet_run("ray", tasks, workers))
+        report(f"ray ({tasks} tasks, same local Ray)", ours, best_of(repeat, peer))
+    finally:
+        ray.shutdown()
+
+
+def bench_lithops(tasks: int, workers: int, repeat: int) -> None:
+    import lithops
+
+    from tilefleet.engine.executors.lithops import lithops_config
+
+    def peer() -> float:
+        fexec = lithops.FunctionExecutor(config=lithops_config(None, workers))
+        started = time.perf_counter()
+        fexec.get_result(fexec.map(small_work, range(tasks)), show_progressbar=False)
+        elapsed = time.perf_counter() - started
+        fexec.clean(force=True, on_exit=True)
+        return elapsed
+
+    peer_s = best_of(repeat, peer)
+    for in_flight in (None, tasks):
+        extra = {"max_in_flight": in_flight} if in_flight else {}
+        label = f"max_in_flight {in_flight}" if in_flight else "default max_in_flight"
+        ours = best_of(repeat, lambda e=extra: tilefleet_run("lithops", tasks, workers, **e))
+        report(f"lithops localhost ({tasks} tasks, {label})", ours, peer_s)
+
+
+def bench_planning(count: int) -> None:
+    recipe = SpinRecipe()
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        tasks = recipe.plan(SpinParams(count=count))
+        planned = time.perf_counter() - started
+        ledger = Ledger.in_run_dir(Path(tmp))
+        ledger.add_tasks(tasks)
+        total = time.perf_counter() - started
+        ledger.close()
+    print(
+        f"planning: {count} tasks planned in {planned:.2f} s, planned + written to the "
+        f"ledger in {total:.2f} s: {count / total:,.0f} tasks/s",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--lithops-tasks", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--plan", type=int, default=1_000_000)
+    parser.add_argument("--wide", type=int, default=64, help="a larger max_in_flight to try")
+    parser.add_argument("--only", default="local,dask,ray,lithops,planning")
+    args = parser.parse_args()
+    logging.getLogger("tilefleet").setLevel(logging.WARNING)
+    os.environ.setdefault("TILEFLEET_HISTORY", str(Path(tempfile.mkdtemp()) / "history.sqlite"))
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    only = set(args.only.split(","))
+    if "local" in only:
+        bench_local(args.tasks, args.workers, args.repeat)
+    if "dask" in only:
+        bench_dask(args.tasks, args.workers, args.repeat, args.wide)
+    if "ray" in only:
+        bench_ray(args.tasks, args.workers, args.repeat)
+    if "lithops" in only:
+        bench_lithops(args.lithops_tasks, args.workers, 1)
+    if "planning" in only:
+        bench_planning(args.plan)
+
+
+if __name__ == "__main__":
+    main()

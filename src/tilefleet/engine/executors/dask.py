@@ -1,0 +1,203 @@
+"""``dask``: Dask distributed, on a LocalCluster started here, a running scheduler or a Dask
+Gateway cluster.
+
+- default: a ``distributed.LocalCluster`` of ``workers`` processes with one thread each and
+  no dashboard. Its workers are children of this process and inherit its environment.
+- ``scheduler: tcp://host:8786``: a running scheduler; its workers need the environment
+  themselves (see docs/executors.md).
+- ``gateway: https://…`` plus ``cluster_options``: a new Dask Gateway cluster (image,
+  worker cores and memory, ``adaptive_minimum``/``adaptive_maximum``; ``environment`` as a
+  list of variable names sends those variables' values from the driver's environment over
+  the gateway API, so the job file and the record hold names only).
+
+Retries are the engine's: tasks are submitted with ``retries=0`` and, on a cluster started
+here, the scheduler's ``allowed-failures`` is 0, so a worker that dies fails its attempts at
+once (``KilledWorker``) instead of rerunning them behind the engine's back. Any exception
+from a future is infrastructure trouble (the worker function returns failures as data), so
+it becomes a lost attempt, which the engine retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+from tilefleet.engine.executors.base import Completion, Executor
+from tilefleet.engine.executors.worker_env import is_secret_name
+from tilefleet.engine.task import Task
+from tilefleet.engine.worker import execute
+from tilefleet.errors import WorkerLostError
+
+log = logging.getLogger("tilefleet")
+
+#: Gateway cluster options that tilefleet handles itself rather than passing on.
+ADAPTIVE_KEYS = ("adaptive_minimum", "adaptive_maximum")
+
+
+class DaskExecutor(Executor):
+    name = "dask"
+    setting_keys = ("scheduler", "gateway", "cluster_options")
+
+    def __init__(self, workers: int | None = None, **settings: Any):
+        super().__init__(workers, **settings)
+        if settings.get("scheduler") and settings.get("gateway"):
+            raise ValueError("executor 'dask' takes either scheduler or gateway, not both")
+        if settings.get("cluster_options") and not settings.get("gateway"):
+            raise ValueError("executor 'dask': cluster_options need a gateway")
+        self._distributed = _import_distributed()
+        self._client = None
+        self._cluster = None  # only a cluster started here, closed on shutdown
+        self._scratch: str | None = None
+        self._futures: dict[Any, tuple[str, int]] = {}
+        self._completed = None  # distributed.as_completed of the attempts submitted
+        self._run_token = secrets.token_hex(4)
+
+    def describe(self) -> dict[str, Any]:
+        described = super().describe()
+        if "cluster_options" in described:
+            described["cluster_options"] = _without_environment_values(described["cluster_options"])
+        return described
+
+    def start(self, preload: Sequence[str] = ()) -> None:
+        distributed = self._distributed
+        if self.settings.get("scheduler"):
+            self._client = distributed.Client(self.settings["scheduler"])
+        elif self.settings.get("gateway"):
+            self._cluster = _gateway_cluster(
+                self.settings["gateway"], self.settings.get("cluster_options") or {}, self.workers
+            )
+            self._client = self._cluster.get_client()
+        else:
+            import dask
+
+            self._scratch = tempfile.mkdtemp(prefix="tilefleet-dask-")
+            scheduler_config = {
+                "distributed.scheduler.allowed-failures": 0,
+                "temporary-directory": self._scratch,
+            }
+            with dask.config.set(scheduler_config):
+                self._cluster = distributed.LocalCluster(
+                    n_workers=self.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                    local_directory=self._scratch,
+                )
+            self._client = distributed.Client(self._cluster)
+        modules = ("tilefleet.engine.worker", *preload)
+        try:  # warm the workers up; workers that join later import on first use
+            self._client.run(_import_modules, modules)
+        except Exception as exc:  # not fatal: a worker that cannot import fails its tasks
+            log.warning("dask: could not preload %s on the workers: %s", modules, exc)
+
+    def submit(self, task: Task, attempt: int) -> None:
+        key = f"tilefleet-{self._run_token}-{task.id}-{attempt}"
+        future = self._client.submit(execute, task, attempt, pure=False, key=key, retries=0)
+        self._futures[future] = (task.id, attempt)
+        if self._completed is None:  # results are fetched in the client's loop as they finish
+            self._completed = self._distributed.as_completed(
+                loop=self._client.loop, with_results=True, raise_errors=False
+            )
+        self._completed.add(future)
+
+    def wait(self, timeout: float | None) -> list[Completion]:
+        if not self._futures:
+            return []
+        # as_completed fetches each result in the client's background loop as soon as it is
+        # ready, so collecting a batch costs no round trip per attempt.
+        with self._completed.thread_condition:
+            self._completed.thread_condition.wait_for(self._completed.has_ready, timeout)
+        return [
+            self._completion(future, result)
+            for future, result in self._completed.next_batch(block=False)
+        ]
+
+    def _completion(self, future, result: Any) -> Completion:
+        task_id, attempt = self._futures.pop(future)
+        status = future.status
+        future.release()
+        if status == "finished":
+            return Completion(task_id, attempt, outcome=result)
+        if status == "error":  # (type, exception, traceback): KilledWorker, CommError, …
+            error = result[1] if isinstance(result, tuple) else result
+            return Completion(task_id, attempt, lost=error)
+        lost = WorkerLostError(f"the attempt was {status} by the cluster ({result!r})")
+        return Completion(task_id, attempt, lost=lost)
+
+    def shutdown(self, cancel: bool = False) -> None:
+        if self._client is not None:
+            if cancel and self._futures:
+                try:
+                    self._client.cancel(list(self._futures), force=True)
+                except Exception as exc:
+                    log.debug("dask: cancelling attempts failed: %s", exc)
+            self._futures.clear()
+            self._completed = None
+            self._client.close()
+            self._client = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+        if self._scratch is not None:  # the workers' spill folder of a cluster started here
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+
+def _import_distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise ValueError(
+            "executor 'dask' needs Dask distributed: pip install 'tilefleet[dask]'"
+        ) from None
+    return distributed
+
+
+def _gateway_cluster(address: str, options: dict[str, Any], workers: int):
+    """A new Dask Gateway cluster with ``options``; scaled adaptively when asked to."""
+    try:
+        from dask_gateway import Gateway
+    except ImportError:
+        raise ValueError(
+            "executor 'dask' with a gateway needs dask-gateway: pip install dask-gateway"
+        ) from None
+    gateway = Gateway(address)
+    cluster_options = gateway.cluster_options()
+    for key, value in options.items():
+        if key in ADAPTIVE_KEYS:
+            continue
+        if key == "environment" and isinstance(value, list | tuple):
+            # Names only in the job file; values read here and sent over the gateway API.
+            value = {name: os.environ[name] for name in value if name in os.environ}
+        cluster_options[key] = value
+    cluster = gateway.new_cluster(cluster_options)
+    if any(key in options for key in ADAPTIVE_KEYS):
+        cluster.adapt(
+            minimum=options.get("adaptive_minimum", 0),
+            maximum=options.get("adaptive_maximum", workers),
+        )
+    else:
+        cluster.scale(workers)
+    return cluster
+
+
+def _without_environment_values(options: dict[str, Any]) -> dict[str, Any]:
+    """Cluster options for the record: environment variables by name only."""
+    recorded = {k: v for k, v in options.items() if not is_secret_name(k)}
+    environment = recorded.get("environment")
+    if isinstance(environment, dict):
+        recorded["environment"] = sorted(environment)
+    return recorded
+
+
+def _import_modules(modules: Sequence[str]) -> None:
+    import importlib
+
+    for module in modules:
+        importlib.import_module(module)

@@ -1,0 +1,156 @@
+"""The files of an HTCondor DAG for one run, written as plain text.
+
+``RUN_DIR/htcondor/`` receives:
+
+- ``tilefleet.dag``: one node per task (``JOB``, ``VARS task_id=… node=…``,
+  ``RETRY n UNLESS-EXIT 2`` so a permanent failure is not retried, ``CATEGORY tasks``),
+  ``MAXJOBS tasks <workers>`` as the throttle, and a ``FINAL`` node;
+- ``task.sub``: the submit description every task node shares: ``python -m tilefleet task
+  run RUN_DIR $(task_id)`` with ``request_cpus``, ``request_memory``, ``request_disk``;
+- ``final.sub``: ``python -m tilefleet task finish RUN_DIR`` in the local universe (on the
+  submit host, next to the ledger): merges the nodes' outcome files and writes the reports;
+- ``logs/``: the job event log and each node's stdout/stderr.
+
+The files are written directly rather than through ``htcondor2.dags`` so that they can be
+made (and checked) where the bindings are not installed. Nodes read the run directory, so it
+must be on a file system the execute machines share (see docs/executors.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tilefleet.engine.task import Task
+
+DAG_FOLDER = "htcondor"
+DAG_NAME = "tilefleet.dag"
+#: Defaults of the resource requests (the COG crank asked for 1 CPU, 1 GB, 1-2 GB disk).
+DEFAULT_MEMORY_MB = 2048
+DEFAULT_DISK = "2GB"
+#: Environment the nodes take from the submitter: settings, never credentials (HTCondor
+#: copies what ``getenv`` names into the job ad, which the schedd keeps on disk).
+GETENV = (
+    "GDAL_*, CPL_*, VSI_*, AWS_REGION, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, "
+    "AWS_ENDPOINT_URL_S3, AWS_S3_ENDPOINT, AWS_HTTPS, AWS_VIRTUAL_HOSTING, "
+    "AWS_REQUEST_PAYER, AWS_NO_SIGN_REQUEST"
+)
+
+
+@dataclass(frozen=True)
+class DagFiles:
+    """Where the DAG of a run was written."""
+
+    folder: Path
+    dag: Path
+    task_submit: Path
+    final_submit: Path
+    nodes: int
+
+
+def write_dag(
+    run_dir: Path,
+    tasks: Iterable[Task],
+    *,
+    retries: int,
+    max_jobs: int,
+    cpus: float = 1,
+    memory_mb: int | None = None,
+    submit_options: Mapping[str, Any] | None = None,
+) -> DagFiles:
+    """Write the DAG and submit files of ``tasks`` into ``RUN_DIR/htcondor``."""
+    run_dir = Path(run_dir).resolve()
+    folder = run_dir / DAG_FOLDER
+    (folder / "logs").mkdir(parents=True, exist_ok=True)
+    options = dict(submit_options or {})
+    python = str(options.pop("python", sys.executable))
+    task_submit = folder / "task.sub"
+    final_submit = folder / "final.sub"
+    requests = {
+        "request_cpus": _number(cpus),
+        "request_memory": int(memory_mb or DEFAULT_MEMORY_MB),
+        "request_disk": DEFAULT_DISK,
+    }
+    task_submit.write_text(
+        _submit_file(
+            "One attempt of one task; exit 0 done (or already done), 1 retry, 2 permanent.",
+            {
+                "universe": "vanilla",
+                "executable": python,
+                "arguments": _arguments(
+                    ["-m", "tilefleet", "task", "run", str(run_dir), "$(task_id)"]
+                ),
+                "initialdir": str(run_dir),
+                "should_transfer_files": "NO",
+                "getenv": GETENV,
+                **requests,
+                "log": str(folder / "logs" / "tasks.log"),
+                "output": str(folder / "logs" / "$(node).out"),
+                "error": str(folder / "logs" / "$(node).err"),
+                **options,
+            },
+        )
+    )
+    final_submit.write_text(
+        _submit_file(
+            "FINAL node: merge the nodes' outcomes into the ledger and write the reports.",
+            {
+                "universe": "local",
+                "executable": python,
+                "arguments": _arguments(["-m", "tilefleet", "task", "finish", str(run_dir)]),
+                "initialdir": str(run_dir),
+                "getenv": GETENV,
+                "log": str(folder / "logs" / "final.log"),
+                "output": str(folder / "logs" / "final.out"),
+                "error": str(folder / "logs" / "final.err"),
+            },
+        )
+    )
+    dag = folder / DAG_NAME
+    nodes = 0
+    with open(dag, "w") as out:
+        out.write(
+            f"# tilefleet: one node per task of {run_dir}, then FINAL writes the reports.\n"
+            f"# Submit from a submit host: condor_submit_dag {dag}\n"
+        )
+        for task in tasks:
+            node = f"t{nodes:07d}"
+            out.write(f"JOB {node} {task_submit}\n")
+            task_id = _vars_value(_argument_text(task.id))
+            out.write(f'VARS {node} task_id="{task_id}" node="{node}"\n')
+            out.write(f"RETRY {node} {retries} UNLESS-EXIT 2\n")
+            out.write(f"CATEGORY {node} tasks\n")
+            nodes += 1
+        out.write(f"MAXJOBS tasks {max_jobs}\n")
+        out.write(f"FINAL report {final_submit}\n")
+    return DagFiles(folder, dag, task_submit, final_submit, nodes)
+
+
+def _submit_file(comment: str, commands: Mapping[str, Any]) -> str:
+    lines = [f"# {comment}"]
+    lines += [f"{key} = {value}" for key, value in commands.items()]
+    lines.append("queue")
+    return "\n".join(lines) + "\n"
+
+
+def _arguments(args: list[str]) -> str:
+    """HTCondor's new-style ``arguments``: double-quoted, each argument in single quotes
+    (a literal ``'`` doubled, a literal ``"`` doubled)."""
+    return '"' + " ".join(f"'{_argument_text(arg)}'" for arg in args) + '"'
+
+
+def _argument_text(text: str) -> str:
+    """Text inside one single-quoted argument (also a task id substituted into one)."""
+    return text.replace("'", "''").replace('"', '""')
+
+
+def _vars_value(value: str) -> str:
+    """A DAG ``VARS`` value: backslashes and double quotes escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value

@@ -1,0 +1,116 @@
+"""The ``htcondor`` adapter: a *detached* executor.
+
+A DAG runs without a driver waiting on it (DAGMan is the driver), so this executor does not
+take attempts one by one: the engine hands it the whole plan with :meth:`launch`, which
+writes the DAG into the run directory and submits it to the local schedd through the
+``htcondor2`` bindings. Retries are DAGMan's (``RETRY`` per node, with the run's
+``retries``); outcomes come back as files that the FINAL node merges into the ledger.
+
+Settings: ``mem`` (MB) → ``request_memory``, ``cpus_per_task`` → ``request_cpus``,
+``workers`` → ``MAXJOBS`` of the task nodes (default 10000, the COG crank's), and
+``cluster_options``: further submit commands for the task nodes (``request_disk``,
+``container_image``, ``requirements``, ``+ProjectName``…, and ``python``: the interpreter
+on the execute machines, default this one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from tilefleet.engine.executors.base import Completion, Executor
+from tilefleet.engine.executors.htcondor.dag import DagFiles, write_dag
+from tilefleet.engine.task import Task
+
+#: Most task nodes DAGMan keeps submitted at once unless ``workers`` says otherwise.
+DEFAULT_MAX_JOBS = 10_000
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What :meth:`HTCondorExecutor.launch` did: the files, and whether a schedd took them."""
+
+    files: DagFiles
+    submitted: bool
+    cluster_id: int | None
+    message: str
+
+
+class HTCondorExecutor(Executor):
+    name = "htcondor"
+    setting_keys = ("mem", "cpus_per_task", "cluster_options")
+    #: The engine hands this executor the whole plan (see :meth:`launch`), not attempts.
+    detached: ClassVar[bool] = True
+
+    @staticmethod
+    def default_workers() -> int:
+        return DEFAULT_MAX_JOBS
+
+    def launch(
+        self, tasks: Sequence[Task], run_dir: Path, *, retries: int, submit: bool = True
+    ) -> Launch:
+        """Write the DAG of ``tasks`` into ``run_dir``; submit it unless ``submit`` is off.
+        Without a reachable schedd the files stay and the message says how to submit them."""
+        files = write_dag(
+            run_dir,
+            tasks,
+            retries=retries,
+            max_jobs=self.workers,
+            cpus=self.settings.get("cpus_per_task") or 1,
+            memory_mb=self.settings.get("mem"),
+            submit_options=self.settings.get("cluster_options"),
+        )
+        by_hand = f"submit it from a submit host with: condor_submit_dag {files.dag}"
+        if not submit:
+            return Launch(files, False, None, f"DAG of {files.nodes} node(s) written; {by_hand}")
+        try:
+            cluster_id = submit_dag(files.dag)
+        except SubmitError as exc:
+            return Launch(files, False, None, f"{exc}; the DAG is written, {by_hand}")
+        return Launch(
+            files,
+            True,
+            cluster_id,
+            f"DAG of {files.nodes} node(s) submitted as cluster {cluster_id}; the FINAL node "
+            f"writes the reports (follow it with: condor_q {cluster_id} -dag)",
+        )
+
+    # The engine never sends attempts to a detached executor.
+    def submit(self, task: Task, attempt: int) -> None:
+        raise RuntimeError("the htcondor executor runs the whole plan as a DAG: use launch()")
+
+    def wait(self, timeout: float | None) -> list[Completion]:
+        return []
+
+    def shutdown(self, cancel: bool = False) -> None:
+        pass
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "mode": "dag"}
+
+
+class SubmitError(RuntimeError):
+    """The DAG could not be submitted (no bindings, no schedd)."""
+
+
+def submit_dag(dag: Path) -> int:
+    """Submit a DAG to the local schedd; return its cluster id."""
+    try:
+        import htcondor2
+    except ImportError:
+        raise SubmitError(
+            "the htcondor2 bindings are not installed (pip install 'tilefleet[htcondor]')"
+        ) from None
+    try:
+        schedd = htcondor2.Schedd()
+        description = htcondor2.Submit.from_dag(str(dag))  # a rescue DAG is picked up
+        return int(schedd.submit(description).cluster())
+    except Exception as exc:  # HTCondorException and friends: no daemon, no DAGMan
+        raise SubmitError(f"no HTCondor schedd could take the DAG ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

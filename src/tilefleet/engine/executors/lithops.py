@@ -1,0 +1,189 @@
+"""``lithops``: serverless functions (AWS Lambda, Google Cloud Functions, …) or local
+processes, through Lithops and its own config file.
+
+``lithops_config`` names a Lithops config file (YAML, the format Lithops documents: a
+``lithops`` section naming ``backend`` and ``storage``, then one section per backend).
+Without one, Lithops' ``localhost`` backend runs the tasks in local processes with the
+fast ``version: 1`` runner and this interpreter as the runtime.
+
+Attempts submitted between two waits go out as one Lithops ``map`` job (one invocation per
+attempt): a job costs a round trip and a runtime check, an invocation does not. The futures'
+states come from Lithops' job monitor; a failed invocation (timeout, out of memory, the
+function process killed) becomes a lost attempt, which the engine retries. Lithops' own
+retries are not used.
+
+Billing: on ``aws_lambda`` an invocation costs its duration × ``mem`` (MB, default the
+config's ``runtime_memory``) × the price per GB-second of its architecture, so the engine
+estimates, asks and measures the cost. ``localhost`` costs nothing. Other serverless
+backends run but are not priced (the estimate says nothing about money).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tilefleet.engine.estimate import PRICE_PER_GB_S
+from tilefleet.engine.executors.base import Billing, Completion, Executor
+from tilefleet.engine.executors.worker_env import forwarded_environment
+from tilefleet.engine.task import Task
+from tilefleet.engine.worker import execute
+
+log = logging.getLogger("tilefleet")
+
+LOCALHOST = "localhost"
+#: Lithops' default ``runtime_memory`` of AWS Lambda functions, in MB.
+LAMBDA_DEFAULT_MEMORY_MB = 256
+#: How often the futures' states (kept current by Lithops' job monitor) are looked at.
+POLL_S = 0.05
+
+
+class LithopsExecutor(Executor):
+    name = "lithops"
+    setting_keys = ("lithops_config", "mem")
+
+    def __init__(self, workers: int | None = None, **settings: Any):
+        super().__init__(workers, **settings)
+        self._lithops = _import_lithops()
+        self.config = lithops_config(settings.get("lithops_config"), self.workers)
+        self.backend = self.config["lithops"].get("backend", LOCALHOST)
+        self._fexec = None
+        self._batch: list[tuple[Task, int]] = []
+        self._futures: dict[Any, tuple[str, int]] = {}
+        self._lost_at_submit: list[Completion] = []
+
+    @property
+    def memory_mb(self) -> int | None:
+        """Memory of one invocation: ``mem``, else the backend's ``runtime_memory``."""
+        if self.settings.get("mem"):
+            return int(self.settings["mem"])
+        memory = self.config.get(self.backend, {}).get("runtime_memory")
+        if memory is None and self.backend == "aws_lambda":
+            memory = LAMBDA_DEFAULT_MEMORY_MB
+        return memory
+
+    @property
+    def billing(self) -> Billing | None:
+        if self.backend != "aws_lambda":
+            return None
+        arm = self.config.get("aws_lambda", {}).get("architecture") == "arm64"
+        price = PRICE_PER_GB_S["aws-lambda-arm" if arm else "aws-lambda-x86"]
+        return Billing(memory_gb=self.memory_mb / 1024, usd_per_gb_s=price)
+
+    def describe(self) -> dict[str, Any]:
+        described = super().describe()
+        described["backend"] = self.backend
+        region = self.config.get(self.backend, {}).get("region")
+        if region:
+            described["region"] = region
+        if self.memory_mb:
+            described["mem"] = self.memory_mb
+        return described
+
+    def start(self, preload: Sequence[str] = ()) -> None:
+        self._fexec = self._lithops.FunctionExecutor(config=self.config)
+
+    def submit(self, task: Task, attempt: int) -> None:
+        self._batch.append((task, attempt))
+
+    def _flush(self) -> None:
+        """Send the attempts submitted since the last wait as one map job."""
+        if not self._batch:
+            return
+        batch, self._batch = self._batch, []
+        options: dict[str, Any] = {}
+        if self.backend != LOCALHOST:
+            options["extra_env"] = forwarded_environment()
+            if self.memory_mb:
+                options["runtime_memory"] = self.memory_mb
+        try:
+            arguments = [(task, attempt) for task, attempt in batch]
+            futures = self._fexec.map(execute, arguments, **options)
+        except Exception as exc:  # the job could not be invoked at all: every attempt is lost
+            log.warning("lithops: invoking %d attempt(s) failed: %s", len(batch), exc)
+            self._lost_at_submit += [Completion(t.id, attempt, lost=exc) for t, attempt in batch]
+            return
+        for future, (task, attempt) in zip(futures, batch, strict=True):
+            self._futures[future] = (task.id, attempt)
+
+    def wait(self, timeout: float | None) -> list[Completion]:
+        self._flush()
+        completions, self._lost_at_submit = self._lost_at_submit, []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._futures and not completions:
+            finished = [f for f in self._futures if f.ready or f.done or f.error]
+            completions = [self._completion(future) for future in finished]
+            if completions or (deadline is not None and time.monotonic() >= deadline):
+                break
+            time.sleep(POLL_S)
+        return completions
+
+    def _completion(self, future) -> Completion:
+        task_id, attempt = self._futures.pop(future)
+        try:
+            outcome = future.result(
+                throw_except=True, internal_storage=self._fexec.internal_storage
+            )
+            return Completion(task_id, attempt, outcome=outcome)
+        except Exception as exc:  # invocation failed: timeout, killed, out of memory
+            return Completion(task_id, attempt, lost=exc)
+
+    def shutdown(self, cancel: bool = False) -> None:
+        self._batch.clear()
+        if self._fexec is None:
+            return
+        fexec, self._fexec = self._fexec, None
+        try:  # delete this run's job data and function from storage, now rather than at exit
+            fexec.clean(clean_cloudobjects=False, clean_fn=True, force=True, on_exit=True)
+            atexit.unregister(fexec._clean_at_exit)
+        except Exception as exc:
+            log.debug("lithops: cleaning job data failed: %s", exc)
+        fexec.job_monitor.stop()
+        fexec.invoker.stop(wait=not cancel)
+        if cancel:
+            fexec.compute_handler.clear()  # stops what still runs (localhost)
+        self._futures.clear()
+
+
+def lithops_config(path: str | None, workers: int) -> dict[str, Any]:
+    """The Lithops config of a run: the given file, or local processes; for ``localhost``
+    the fast ``version: 1`` runner and this interpreter unless the file says otherwise."""
+    if path:
+        try:
+            config = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as exc:
+            raise ValueError(f"cannot read lithops_config {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ValueError(f"lithops_config {path} is not valid YAML: {exc}") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"lithops_config {path} must be a mapping")
+    else:
+        config = {"lithops": {"backend": LOCALHOST, "storage": LOCALHOST}}
+    config.setdefault("lithops", {})
+    config["lithops"].setdefault("log_level", "WARNING")
+    if config["lithops"].get("backend", LOCALHOST) == LOCALHOST:
+        config["lithops"].setdefault("backend", LOCALHOST)
+        config["lithops"].setdefault("storage", LOCALHOST)
+        local = config.setdefault(LOCALHOST, {}) or {}
+        config[LOCALHOST] = local
+        local.setdefault("version", 1)
+        local.setdefault("runtime", sys.executable)
+        local.setdefault("worker_processes", workers)
+    return config
+
+
+def _import_lithops():
+    try:
+        import lithops
+    except ImportError:
+        raise ValueError(
+            "executor 'lithops' needs Lithops: pip install 'tilefleet[lithops]'"
+        ) from None
+    return lithops

@@ -1,0 +1,39 @@
+"""The environment remote workers need, without secrets.
+
+Workers that tilefleet starts on this machine (local processes, a Dask LocalCluster, a
+local Ray) inherit the driver's environment, credentials included, and nothing needs doing.
+Remote workers (a Dask Gateway cluster, a Ray cluster, serverless functions) do not; for
+them the adapters forward the *settings* below from the driver: GDAL options, regions and
+endpoints. Credentials are never forwarded: they would travel in a job payload or land on
+a scheduler's disk. Remote workers get them from their own platform (an IAM role, a
+Kubernetes secret, the Lithops runtime's role, the pool's credential mechanism).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+#: Variables forwarded to remote workers when the driver has them set.
+FORWARDED = re.compile(
+    r"^(?:GDAL_\w+|CPL_\w+|VSI_\w+|AWS_REGION|AWS_DEFAULT_REGION|AWS_ENDPOINT_URL(?:_S3)?"
+    r"|AWS_S3_ENDPOINT|AWS_HTTPS|AWS_VIRTUAL_HOSTING|AWS_REQUEST_PAYER|AWS_NO_SIGN_REQUEST"
+    r"|TILEFLEET_\w+)$"
+)
+#: Names that look like secrets are never forwarded, whatever the pattern says.
+SECRET = re.compile(r"SECRET|TOKEN|PASSWORD|CREDENTIAL|_KEY(?:_ID)?$|SAS", re.IGNORECASE)
+
+
+def forwarded_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The non-secret worker settings present in ``environ`` (default: this process)."""
+    environ = os.environ if environ is None else environ
+    return {
+        name: value
+        for name, value in environ.items()
+        if FORWARDED.match(name) and not SECRET.search(name)
+    }
+
+
+def is_secret_name(name: str) -> bool:
+    """True for variable names that must never be recorded or forwarded."""
+    return bool(SECRET.search(name))

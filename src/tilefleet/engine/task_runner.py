@@ -1,0 +1,158 @@
+"""One planned task run outside the engine's loop, and the merge of what such runs report.
+
+Detached executors (an HTCondor DAG) do not keep a driver waiting on futures: each node of
+the DAG runs ``tilefleet task run RUN_DIR TASK_ID`` on some machine of the pool, which
+reads the task from the run's ledger, runs it with the same worker function every executor
+uses, and reports the outcome as a small JSON file, ``RUN_DIR/outcomes/<task>.<n>.json``.
+Many hosts writing one SQLite file over a shared file system is how ledgers get corrupted,
+so nodes never write the ledger: the FINAL node (``tilefleet task finish RUN_DIR``) or any
+``tilefleet report RUN_DIR`` merges the outcome files into it.
+
+A node whose task's done marker already exists reports ``skipped`` and exits 0 at once, so
+a rescue DAG (which reruns the nodes that failed) and tilefleet's own skipping agree: work
+that is done is never done twice, whichever of the two decides what runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, replace
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+from tilefleet.engine.ledger import Ledger
+from tilefleet.engine.task import FAILED, PENDING, SKIPPED, SUCCEEDED, Outcome, Task, now
+from tilefleet.engine.task import worker_name as this_worker
+from tilefleet.engine.worker import execute
+from tilefleet.errors import PERMANENT, RETRYABLE, JobError
+from tilefleet.store.objects import open_store
+
+OUTCOMES_DIR = "outcomes"
+MERGED_DIR = "merged"
+#: Exit status of ``tilefleet task run``: done (or already done), worth a retry, hopeless.
+EXIT_DONE, EXIT_RETRYABLE, EXIT_PERMANENT = 0, 1, 2
+#: The ledger key holding the session a detached launch opened.
+DETACHED_SESSION = "detached_session"
+
+
+def load_task(run_dir: Path, task_id: str) -> Task:
+    """The planned task ``task_id`` of a run, read from its ledger without writing to it."""
+    if not (run_dir / "ledger.sqlite").is_file():
+        raise JobError(f"{run_dir} is not a tilefleet run directory (no ledger.sqlite)")
+    ledger = Ledger.in_run_dir(run_dir, readonly=True)
+    try:
+        for record in ledger.records([task_id]):
+            return record.task
+    finally:
+        ledger.close()
+    raise JobError(f"run {run_dir} has no task {task_id!r}")
+
+
+def run_planned_task(run_dir: Path, task_id: str) -> Outcome:
+    """Run one task of a run (unless its marker shows it done) and report the outcome as
+    a JSON file under ``RUN_DIR/outcomes``."""
+    task = load_task(run_dir, task_id)
+    attempt = _claim_attempt(run_dir, task_id)
+    if task.rejected is not None:
+        stamp = now()
+        outcome = Outcome(
+            task.id, attempt, False, this_worker(), stamp, stamp, task.rejected, PERMANENT
+        )
+    elif _marker_exists(task):
+        stamp = now()
+        outcome = Outcome(
+            task.id, attempt, True, this_worker(), stamp, stamp, metrics={"skipped": True}
+        )
+    else:
+        outcome = execute(task, attempt)
+    write_outcome(run_dir, outcome)
+    return outcome
+
+
+def exit_status(outcome: Outcome) -> int:
+    """0 done, 1 retryable failure (the DAG's RETRY reruns it), 2 permanent failure."""
+    if outcome.ok:
+        return EXIT_DONE
+    return EXIT_RETRYABLE if outcome.error_kind == RETRYABLE else EXIT_PERMANENT
+
+
+def write_outcome(run_dir: Path, outcome: Outcome) -> Path:
+    """Write an outcome file atomically (a reader never sees half of one)."""
+    folder = run_dir / OUTCOMES_DIR
+    target = folder / f"{_file_stem(outcome.task_id)}.{outcome.attempt}.json"
+    partial = target.with_suffix(f".partial-{os.getpid()}")
+    partial.write_text(json.dumps(asdict(outcome)))
+    os.replace(partial, target)
+    return target
+
+
+def merge_outcomes(ledger: Ledger, run_dir: Path, *, final: bool = False) -> int:
+    """Move the outcome files reported by detached nodes into the ledger; return how many.
+
+    Each file is first claimed by renaming it into ``outcomes/merged/`` (atomic, so two
+    mergers never record it twice). A retryable failure leaves its task pending while the
+    DAG may still retry it; with ``final`` (the FINAL node, after every retry) it is a
+    failure. The launch's session is closed by the final merge.
+    """
+    folder = run_dir / OUTCOMES_DIR
+    if not folder.is_dir():
+        return 0
+    merged = folder / MERGED_DIR
+    merged.mkdir(exist_ok=True)
+    session = ledger.get_meta(DETACHED_SESSION)
+    if session is None:  # outcomes without a launch (a node run by hand): record them anyway
+        session = ledger.start_session(now(), "task", {"name": "task"}, {})
+        ledger.set_meta(**{DETACHED_SESSION: session})
+    count = 0
+    for path in sorted(folder.glob("*.json"), key=_attempt_order):
+        claimed = merged / path.name
+        try:
+            os.replace(path, claimed)
+        except FileNotFoundError:  # another merger took it
+            continue
+        outcome = Outcome(**json.loads(claimed.read_text()))
+        number = ledger.start_attempt(outcome.task_id, session, outcome.started)
+        ledger.finish_attempt(replace(outcome, attempt=number), _status(outcome, final))
+        count += 1
+    if final:
+        ledger.finish_session(session, now(), interrupted=False)
+    return count
+
+
+def _status(outcome: Outcome, final: bool) -> str:
+    if outcome.ok:
+        return SKIPPED if outcome.metrics.get("skipped") else SUCCEEDED
+    if outcome.error_kind == RETRYABLE and not final:
+        return PENDING
+    return FAILED
+
+
+def _marker_exists(task: Task) -> bool:
+    return bool(task.marker) and open_store(task.dest).exists(task.marker)
+
+
+def _claim_attempt(run_dir: Path, task_id: str) -> int:
+    """The next attempt number of a task on this run's nodes, claimed with an exclusive
+    create so that two runs of one node never report under the same name."""
+    folder = run_dir / OUTCOMES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = _file_stem(task_id)
+    for number in range(1, 100_000):
+        try:
+            fd = os.open(folder / f"{stem}.{number}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return number
+    raise RuntimeError(f"too many attempts of {task_id}")
+
+
+def _file_stem(task_id: str) -> str:
+    """A file name for any task id (ids may hold slashes: they are manifest paths)."""
+    return quote(task_id, safe="")
+
+
+def _attempt_order(path: Path) -> tuple[str, int]:
+    stem, _, number = path.stem.rpartition(".")
+    return unquote(stem), int(number) if number.isdigit() else 0
