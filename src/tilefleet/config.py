@@ -46,7 +46,10 @@ class RunOptions(BaseModel):
     retries: int = Field(3, ge=0, description="Retries of a task after a retryable failure")
     backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles each retry")
     max_in_flight: int | None = Field(
-        None, ge=1, description="Most attempts submitted at once; default 2 × workers"
+        None,
+        ge=1,
+        description="Most attempts submitted at once; default per worker: 2 local, "
+        "8 dask/ray, 16 lithops",
     )
     overwrite: bool = Field(False, description="Redo tasks whose outputs already exist")
     dry_run: bool = Field(False, description="Plan and estimate, run nothing")

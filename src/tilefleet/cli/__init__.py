@@ -27,48 +27,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Options shared by every command that runs a job; each is also a job-file key.
-RunDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--run-dir",
-        help="Run directory (ledger, reports); an existing one is resumed "
-        "[default: a new folder under ./runs/]",
-    ),
-]
-ExecutorName = Annotated[
-    str | None, typer.Option("--executor", help="Execution engine [default: local]")
-]
+# Options of their own (the shared ones are declared in cli/options.py).
 Workers = Annotated[
     int | None, typer.Option("--workers", min=1, help="Parallel workers [default: CPU count]")
-]
-Retries = Annotated[
-    int | None,
-    typer.Option("--retries", min=0, help="Retries after a retryable failure [default: 3]"),
-]
-Overwrite = Annotated[
-    bool | None,
-    typer.Option("--overwrite/--no-overwrite", help="Redo tasks whose outputs already exist"),
-]
-DryRun = Annotated[
-    bool | None, typer.Option("--dry-run/--no-dry-run", help="Plan and estimate, run nothing")
-]
-Yes = Annotated[
-    bool | None, typer.Option("--yes/--no-yes", "-y", help="Do not ask before a billed run")
-]
-Only = Annotated[str | None, typer.Option("--only", help="Run only these task ids (ID[,ID…])")]
-Limit = Annotated[int | None, typer.Option("--limit", min=1, help="Run at most N tasks")]
-MaxInFlight = Annotated[
-    int | None,
-    typer.Option(
-        "--max-in-flight", min=1, help="Most attempts submitted at once [default: 2 × workers]"
-    ),
-]
-BackoffS = Annotated[
-    float | None,
-    typer.Option(
-        "--backoff-s", min=0, help="First retry delay in seconds; doubles each retry [default: 1]"
-    ),
 ]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log every retry and detail")]
 
@@ -77,8 +38,12 @@ def _run_options(**options: Any) -> dict[str, Any]:
     return {key: value for key, value in options.items() if value is not None}
 
 
-app.add_typer(tiles_app, name="tiles", help="Cut an area, a request or a list into tiles of "
-              "a grid (TTC 1/18°, UTM patches, HEALPix cells) and write them out.")
+app.add_typer(
+    tiles_app,
+    name="tiles",
+    help="Cut an area, a request or a list into tiles of "
+    "a grid (TTC 1/18°, UTM patches, HEALPix cells) and write them out.",
+)
 app.add_typer(cells_app, name="cells")
 
 
@@ -190,8 +155,10 @@ def demo(
 @app.command()
 @with_options(
     COGIFY_OPTIONS,
-    {key: RUN_OPTIONS[key] for key in (
-        "executor", "workers", "retries", "backoff_s", "max_in_flight", "yes")},
+    {
+        key: RUN_OPTIONS[key]
+        for key in ("executor", "workers", "retries", "backoff_s", "max_in_flight", "yes")
+    },
     EXECUTOR_OPTIONS,
 )
 def watch(

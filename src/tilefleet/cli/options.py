@@ -47,7 +47,9 @@ RUN_OPTIONS: dict[str, Any] = {
     "max_in_flight": Annotated[
         int | None,
         typer.Option(
-            "--max-in-flight", min=1, help="Most attempts submitted at once [default: 2 × workers]"
+            "--max-in-flight",
+            min=1,
+            help="Most attempts submitted at once [default: 2 per worker; 8 dask/ray, 16 lithops]",
         ),
     ],
     "overwrite": Annotated[

@@ -125,7 +125,12 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
         executor.billing,
     )
     result = RunResult(
-        run_dir, estimate, EXIT_OK, dry_run=job.dry_run, planned=len(tasks), rejected=rejected,
+        run_dir,
+        estimate,
+        EXIT_OK,
+        dry_run=job.dry_run,
+        planned=len(tasks),
+        rejected=rejected,
         outputs=recipe.outputs_url(job.params),
     )
     detached = getattr(executor, "detached", False)  # runs the whole plan itself (a DAG)
@@ -249,7 +254,7 @@ def _execute(
 ) -> None:
     """Keep at most ``max_in_flight`` attempts submitted, retry retryable failures with
     exponential backoff and jitter, and record every outcome as it arrives."""
-    max_in_flight = job.max_in_flight or 2 * executor.workers
+    max_in_flight = job.max_in_flight or executor.default_max_in_flight
     ready: deque[Task] = deque(tasks)
     delayed: list[tuple[float, int, Task]] = []  # (due, tie-breaker, task)
     tie = itertools.count()

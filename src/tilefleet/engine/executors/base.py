@@ -42,6 +42,9 @@ class Executor(ABC):
     """Base of all executors: ``start``, then ``submit``/``wait``, then ``shutdown``."""
 
     name: ClassVar[str]
+    #: Attempts kept submitted per worker when the job sets no ``max_in_flight``: enough
+    #: queued work to hide the engine's round trip, few enough not to flood a scheduler.
+    in_flight_per_worker: ClassVar[int] = 2
     #: Job-file keys (beyond ``workers``) this executor takes; others are refused.
     setting_keys: ClassVar[tuple[str, ...]] = ()
 
@@ -59,6 +62,10 @@ class Executor(ABC):
     def billing(self) -> Billing | None:
         """None for executors that cost nothing per task (local processes, own clusters)."""
         return None
+
+    @property
+    def default_max_in_flight(self) -> int:
+        return self.in_flight_per_worker * self.workers
 
     def describe(self) -> dict[str, Any]:
         """Settings for the run record; never includes secrets."""

@@ -47,6 +47,7 @@ POLL_S = 0.05
 
 class LithopsExecutor(Executor):
     name = "lithops"
+    in_flight_per_worker = 16  # remote round trips: keep more queued
     setting_keys = ("lithops_config", "mem")
 
     def __init__(self, workers: int | None = None, **settings: Any):

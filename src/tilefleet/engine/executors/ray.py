@@ -30,6 +30,7 @@ log = logging.getLogger("tilefleet")
 
 class RayExecutor(Executor):
     name = "ray"
+    in_flight_per_worker = 8  # remote round trips: keep more queued
     setting_keys = ("address", "cpus_per_task", "mem")
 
     def __init__(self, workers: int | None = None, **settings: Any):

@@ -93,6 +93,10 @@ class RoutedExecutor(Executor):
             usd_per_gb_s=max(b.usd_per_gb_s for b in billed),
         )
 
+    @property
+    def default_max_in_flight(self) -> int:
+        return sum(executor.default_max_in_flight for executor in self.pools.values())
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
