@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_cogify.py
+	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 # Re-resolve the pinned versions (run after changing dependencies in pyproject.toml).
 lock: $(STAMP)
