@@ -166,16 +166,25 @@ def build_job(values: dict[str, Any]) -> Job:
     return Job(recipe=recipe, params=params, **{k: data[k] for k in run_keys})
 
 
-def load_job(path: Path, overrides: dict[str, Any] | None = None) -> Job:
-    """Read a YAML job file, apply CLI ``overrides`` (those not None), validate."""
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """A YAML file holding a mapping; ValueError with one clear line otherwise."""
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
-        raise JobError(f"cannot read job file {path}: {exc.strerror}") from None
+        raise ValueError(f"cannot read {what} {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise JobError(f"job file {path} is not valid YAML: {exc}") from None
+        raise ValueError(f"{what} {path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
-        raise JobError(f"job file {path} must be a mapping of keys to values")
+        raise ValueError(f"{what} {path} must be a mapping of keys to values")
+    return raw
+
+
+def load_job(path: Path, overrides: dict[str, Any] | None = None) -> Job:
+    """Read a YAML job file, apply CLI ``overrides`` (those not None), validate."""
+    try:
+        raw = read_yaml_mapping(path, "job file")
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
     values = {str(k).replace("-", "_"): _expand(v) for k, v in raw.items()}
     _resolve_paths(values, Path(path).resolve().parent)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})

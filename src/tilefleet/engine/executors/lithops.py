@@ -25,11 +25,9 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import yaml
-
+from tilefleet.config import read_yaml_mapping
 from tilefleet.engine.estimate import PRICE_PER_GB_S
 from tilefleet.engine.executors.base import Billing, Completion, Executor
 from tilefleet.engine.executors.worker_env import forwarded_environment
@@ -157,14 +155,7 @@ def lithops_config(path: str | None, workers: int) -> dict[str, Any]:
     """The Lithops config of a run: the given file, or local processes; for ``localhost``
     the fast ``version: 1`` runner and this interpreter unless the file says otherwise."""
     if path:
-        try:
-            config = yaml.safe_load(Path(path).read_text()) or {}
-        except OSError as exc:
-            raise ValueError(f"cannot read lithops_config {path}: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise ValueError(f"lithops_config {path} is not valid YAML: {exc}") from None
-        if not isinstance(config, dict):
-            raise ValueError(f"lithops_config {path} must be a mapping")
+        config = read_yaml_mapping(path, "lithops_config")
     else:
         config = {"lithops": {"backend": LOCALHOST, "storage": LOCALHOST}}
     config.setdefault("lithops", {})
