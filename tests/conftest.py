@@ -66,22 +66,29 @@ def s3(moto_endpoint, monkeypatch):
         client.delete_bucket(Bucket=bucket["Name"])
 
 
+# Real rasters from the shared data, by the key they get below a test's input root.
+RASTERS = {
+    "landsat/RGB.byte.tif": "non_cog_multiband/RGB.byte.tif",
+    "landsat/L7_ETMs.tif": "non_cog_multiband/L7_ETMs.tif",
+    "dem/glo30.tif": "copernicus_dem/Copernicus_DSM_COG_10_N00_00_E006_00_DEM.tif",
+    "dem/glo90_polar.tif": "copernicus_dem/Copernicus_DSM_COG_30_S90_00_W164_00_DEM.tif",
+    "s2/B02.tif": "s2_l2a_29RKH_20200219/B02.tif",
+    "s2/SCL.tif": "s2_l2a_29RKH_20200219/SCL.tif",
+}
+
+
+def link_rasters(root: Path, data_dir: Path, keys=RASTERS) -> Path:
+    """Make ``root`` an input root of links to the real rasters named by ``keys``."""
+    for key in keys:
+        (root / key).parent.mkdir(parents=True, exist_ok=True)
+        (root / key).symlink_to(data_dir / RASTERS[key])
+    return root
+
+
 @pytest.fixture
 def inputs(data_dir, tmp_path) -> Path:
     """An input root holding links to real rasters from the shared data, in nested folders."""
-    root = tmp_path / "input"
-    layout = {
-        "landsat/RGB.byte.tif": "non_cog_multiband/RGB.byte.tif",
-        "landsat/L7_ETMs.tif": "non_cog_multiband/L7_ETMs.tif",
-        "dem/glo30.tif": "copernicus_dem/Copernicus_DSM_COG_10_N00_00_E006_00_DEM.tif",
-        "dem/glo90_polar.tif": "copernicus_dem/Copernicus_DSM_COG_30_S90_00_W164_00_DEM.tif",
-        "s2/B02.tif": "s2_l2a_29RKH_20200219/B02.tif",
-        "s2/SCL.tif": "s2_l2a_29RKH_20200219/SCL.tif",
-    }
-    for key, source in layout.items():
-        (root / key).parent.mkdir(parents=True, exist_ok=True)
-        (root / key).symlink_to(data_dir / source)
-    return root
+    return link_rasters(tmp_path / "input", data_dir)
 
 
 def truncated_copy(source: Path, target: Path, fraction: float = 0.4) -> Path:

@@ -212,6 +212,12 @@ def test_claims_are_won_by_exactly_one_of_many_contenders(s3):
     assert len(keys(s3, prefix=CLAIMS_DIR)) == len(subjects)
 
 
+def watch_command(runs, *mode: str) -> list[str]:
+    """`tilefleet watch` of the source bucket into the destination bucket, one worker."""
+    return [sys.executable, "-m", "tilefleet", "watch", f"s3://{SOURCE}", "--dest",
+            f"s3://{DEST}", "--runs-dir", str(runs), "--workers", "1", *mode]  # fmt: skip
+
+
 def test_watcher_killed_midway_is_resumed_without_redoing_rows(buckets, data_dir, tmp_path):
     count = 8
     for i in range(count):
@@ -219,20 +225,7 @@ def test_watcher_killed_midway_is_resumed_without_redoing_rows(buckets, data_dir
     rows = "".join(f"dem/d{i}.tif,1\n" for i in range(count))
     put(buckets, "jobs/dem-raw.csv", rows)
     runs = tmp_path / "runs"
-    command = [
-        sys.executable,
-        "-m",
-        "tilefleet",
-        "watch",
-        f"s3://{SOURCE}",
-        "--dest",
-        f"s3://{DEST}",
-        "--runs-dir",
-        str(runs),
-        "--workers",
-        "1",
-        "--once",
-    ]
+    command = watch_command(runs, "--once")
     process = subprocess.Popen(
         command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -308,21 +301,7 @@ def test_a_manifest_handed_off_before_the_crash_is_not_processed_twice(buckets, 
 
 
 def test_every_loops_until_sigterm(buckets, tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "tilefleet",
-        "watch",
-        f"s3://{SOURCE}",
-        "--dest",
-        f"s3://{DEST}",
-        "--runs-dir",
-        str(tmp_path / "runs"),
-        "--workers",
-        "1",
-        "--every",
-        "1s",
-    ]
+    command = watch_command(tmp_path / "runs", "--every", "1s")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1.5)

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from conftest import link_rasters
 from helpers import assert_same_pixels, read_csv, run_cogify
 
 #: Real rasters of three kinds, and a row whose file is missing (a permanent failure whose
@@ -23,15 +24,7 @@ def reference(tmp_path_factory, data_dir):
 
 
 def _run(executor: str, root, data_dir):
-    inputs = root / "input"
-    layout = {
-        "landsat/RGB.byte.tif": "non_cog_multiband/RGB.byte.tif",
-        "dem/glo90_polar.tif": "copernicus_dem/Copernicus_DSM_COG_30_S90_00_W164_00_DEM.tif",
-        "s2/SCL.tif": "s2_l2a_29RKH_20200219/SCL.tif",
-    }
-    for key, source in layout.items():
-        (inputs / key).parent.mkdir(parents=True, exist_ok=True)
-        (inputs / key).symlink_to(data_dir / source)
+    inputs = link_rasters(root / "input", data_dir, ROWS)
     manifest = root / "manifest.csv"
     manifest.write_text("".join(f"{key},\n" for key in [*ROWS, MISSING]))
     result = run_cogify(manifest, inputs, root / "out", root / "run", executor=executor)
