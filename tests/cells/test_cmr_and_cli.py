@@ -184,3 +184,35 @@ def test_cells_command_and_job_file_do_the_same(real_granule, tmp_path):
 def test_bad_options_are_one_line_errors(tmp_path):
     result = CliRunner().invoke(app, ["cells", "--store", str(tmp_path / "s.zarr")])
     assert result.exit_code == 3 and "either granule files or a catalog" in result.output
+
+
+def test_catalog_from_cmr_with_an_aoi_sends_a_polygon_and_clips_to_it(cmr, tmp_path):
+    url, seen = cmr
+    # A GeoJSON AOI in a projected CRS (UTM 22N) around 61-64°N on the A strip.
+    from pyproj import Transformer
+
+    to_utm = Transformer.from_crs(4326, 32622, always_xy=True)
+    ring = [to_utm.transform(x, y) for x, y in
+            [(-50.5, 61.0), (-49.5, 61.0), (-49.5, 64.0), (-50.5, 64.0), (-50.5, 61.0)]]
+    aoi = tmp_path / "aoi.geojson"
+    aoi.write_text(json.dumps({
+        "type": "FeatureCollection",
+        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32622"}},
+        "features": [{"type": "Feature", "properties": {},
+                      "geometry": {"type": "Polygon", "coordinates": [ring]}}],
+    }))  # fmt: skip
+    out = tmp_path / "catalog.json"
+    result = CliRunner().invoke(
+        app,
+        ["cells", "catalog", "--cycle", "22", "--aoi", str(aoi), "--cmr-url", url, "-o", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    polygon = [float(v) for v in seen[0]["query"]["polygon"][0].split(",")]
+    lons, lats = polygon[0::2], polygon[1::2]
+    assert min(lons) == pytest.approx(-50.5, abs=0.05) and max(lats) == pytest.approx(64, abs=0.05)
+    catalog = {int(k) for k in json.loads(out.read_text())["catalog"]}
+    area = Polygon([(-50.5, 61.0), (-49.5, 61.0), (-49.5, 64.0), (-50.5, 64.0)])
+    strip = Polygon(STRIPS["ATL06_A_01.h5"])
+    expected = set(healpix.cells_covering(strip.intersection(area), 6).tolist())
+    assert catalog and catalog <= set(healpix.cells_covering(area, 6).tolist())
+    assert expected <= catalog
