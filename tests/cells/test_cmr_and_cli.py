@@ -192,8 +192,10 @@ def test_catalog_from_cmr_with_an_aoi_sends_a_polygon_and_clips_to_it(cmr, tmp_p
     from pyproj import Transformer
 
     to_utm = Transformer.from_crs(4326, 32622, always_xy=True)
-    ring = [to_utm.transform(x, y) for x, y in
-            [(-50.5, 61.0), (-49.5, 61.0), (-49.5, 64.0), (-50.5, 64.0), (-50.5, 61.0)]]
+    ring = [
+        to_utm.transform(x, y)
+        for x, y in [(-50.5, 61.0), (-49.5, 61.0), (-49.5, 64.0), (-50.5, 64.0), (-50.5, 61.0)]
+    ]
     aoi = tmp_path / "aoi.geojson"
     aoi.write_text(json.dumps({
         "type": "FeatureCollection",
