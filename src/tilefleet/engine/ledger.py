@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,21 @@ class Ledger:
     def close(self) -> None:
         self.db.close()
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic, durable unit of writes. Nested blocks join the outer one, so the
+        engine can commit a whole batch of outcomes at once instead of one by one."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
     # -- run metadata -------------------------------------------------------------------
     def get_meta(self, key: str) -> Any:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -101,8 +117,7 @@ class Ledger:
     def add_tasks(self, tasks: Iterable[Task]) -> None:
         """Record planned tasks; tasks already known keep their status and history."""
         start = self.db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM tasks").fetchone()[0]
-        with self.db:
-            self.db.execute("BEGIN")
+        with self.transaction():
             self.db.executemany(
                 "INSERT OR IGNORE INTO tasks (id, seq, task) VALUES (?, ?, ?)",
                 ((t.id, start + i, _encode_task(t)) for i, t in enumerate(tasks)),
@@ -133,8 +148,7 @@ class Ledger:
         )
 
     def mark_many(self, task_ids: Iterable[str], status: str) -> None:
-        with self.db:
-            self.db.execute("BEGIN")
+        with self.transaction():
             self.db.executemany(
                 "UPDATE tasks SET status = ?, error = NULL WHERE id = ?",
                 ((status, task_id) for task_id in task_ids),
@@ -149,8 +163,7 @@ class Ledger:
     # -- attempts -----------------------------------------------------------------------
     def start_attempt(self, task_id: str, session: int, started: float) -> int:
         """Count a new attempt of a task and return its number (1-based, across sessions)."""
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self.transaction():
             (attempt,) = self.db.execute(
                 "UPDATE tasks SET attempts = attempts + 1, status = 'running' WHERE id = ? "
                 "RETURNING attempts",
@@ -165,8 +178,7 @@ class Ledger:
 
     def finish_attempt(self, outcome: Outcome, status: str) -> None:
         """Record an attempt's outcome and the task status it leads to, in one transaction."""
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self.transaction():
             self.db.execute(
                 "UPDATE attempts SET worker = ?, started = ?, finished = ?, ok = ?, error = ? "
                 "WHERE task_id = ? AND attempt = ?",

@@ -252,56 +252,73 @@ def _execute(
     durations: list[float],
     progress: RunProgress,
 ) -> None:
-    """Keep at most ``max_in_flight`` attempts submitted, retry retryable failures with
-    exponential backoff and jitter, and record every outcome as it arrives."""
-    max_in_flight = job.max_in_flight or executor.default_max_in_flight
-    ready: deque[Task] = deque(tasks)
-    delayed: list[tuple[float, int, Task]] = []  # (due, tie-breaker, task)
-    tie = itertools.count()
-    in_flight: dict[str, tuple[Task, float]] = {}
-    tries: dict[str, int] = {}
+    """Run ``tasks`` to the end on ``executor``, recording every attempt in ``ledger``."""
+    scheduler = _Scheduler(tasks, executor, ledger, session, job, durations, progress)
     try:
-        while ready or delayed or in_flight:
-            clock = time.monotonic()
-            while delayed and delayed[0][0] <= clock:
-                ready.append(heapq.heappop(delayed)[2])
-            while ready and len(in_flight) < max_in_flight:
-                task = ready.popleft()
-                submitted = now()
-                attempt = ledger.start_attempt(task.id, session, submitted)
-                tries[task.id] = tries.get(task.id, 0) + 1
-                executor.submit(task, attempt)
-                in_flight[task.id] = (task, submitted)
-            if not in_flight:
-                time.sleep(max(0.0, delayed[0][0] - time.monotonic()))
-                continue
-            timeout = 1.0 if not delayed else max(0.01, min(1.0, delayed[0][0] - clock))
-            for completion in executor.wait(timeout):
-                task, submitted = in_flight.pop(completion.task_id)
-                outcome = _outcome_of(completion, submitted)
-                if outcome.ok:
-                    ledger.finish_attempt(outcome, SUCCEEDED)
-                    durations.append(outcome.duration)
-                    progress.finished(SUCCEEDED)
-                elif outcome.error_kind == RETRYABLE and tries[task.id] <= job.retries:
-                    delay = _backoff(job.backoff_s, tries[task.id])
-                    ledger.finish_attempt(outcome, PENDING)
-                    heapq.heappush(delayed, (time.monotonic() + delay, next(tie), task))
-                    progress.retried()
-                    log.info(
-                        "retrying %s in %.1f s (attempt %d of %d): %s",
-                        task.id,
-                        delay,
-                        tries[task.id] + 1,
-                        job.retries + 1,
-                        outcome.error,
-                    )
-                else:
-                    ledger.finish_attempt(outcome, FAILED)
-                    progress.finished(FAILED)
-                    log.warning("FAILED %s: %s", task.id, outcome.error)
+        scheduler.run()
     finally:
         progress.close()
+
+
+class _Scheduler:
+    """Keeps at most ``max_in_flight`` attempts submitted, retries retryable failures with
+    exponential backoff and jitter, and records outcomes as they arrive: one ledger commit
+    per batch of submissions and per batch of outcomes."""
+
+    def __init__(self, tasks, executor, ledger, session, job, durations, progress):
+        self.executor, self.ledger, self.session, self.job = executor, ledger, session, job
+        self.durations, self.progress = durations, progress
+        self.max_in_flight = job.max_in_flight or executor.default_max_in_flight
+        self.ready: deque[Task] = deque(tasks)
+        self.delayed: list[tuple[float, int, Task]] = []  # (due, tie-breaker, task)
+        self.tie = itertools.count()
+        self.in_flight: dict[str, tuple[Task, float]] = {}
+        self.tries: dict[str, int] = {}
+
+    def run(self) -> None:
+        while self.ready or self.delayed or self.in_flight:
+            clock = time.monotonic()
+            while self.delayed and self.delayed[0][0] <= clock:
+                self.ready.append(heapq.heappop(self.delayed)[2])
+            with self.ledger.transaction():
+                self._submit_ready()
+            if not self.in_flight:
+                time.sleep(max(0.0, self.delayed[0][0] - time.monotonic()))
+                continue
+            due = self.delayed[0][0] - clock if self.delayed else 1.0
+            completions = self.executor.wait(max(0.01, min(1.0, due)))
+            with self.ledger.transaction():
+                for completion in completions:
+                    self._record(completion)
+
+    def _submit_ready(self) -> None:
+        while self.ready and len(self.in_flight) < self.max_in_flight:
+            task = self.ready.popleft()
+            submitted = now()
+            attempt = self.ledger.start_attempt(task.id, self.session, submitted)
+            self.tries[task.id] = self.tries.get(task.id, 0) + 1
+            self.executor.submit(task, attempt)
+            self.in_flight[task.id] = (task, submitted)
+
+    def _record(self, completion: Completion) -> None:
+        task, submitted = self.in_flight.pop(completion.task_id)
+        outcome = _outcome_of(completion, submitted)
+        tries = self.tries[task.id]
+        if outcome.ok:
+            self.ledger.finish_attempt(outcome, SUCCEEDED)
+            self.durations.append(outcome.duration)
+            self.progress.finished(SUCCEEDED)
+        elif outcome.error_kind == RETRYABLE and tries <= self.job.retries:
+            delay = _backoff(self.job.backoff_s, tries)
+            self.ledger.finish_attempt(outcome, PENDING)
+            heapq.heappush(self.delayed, (time.monotonic() + delay, next(self.tie), task))
+            self.progress.retried()
+            log.info("retrying %s in %.1f s (attempt %d of %d): %s", task.id, delay,
+                     tries + 1, self.job.retries + 1, outcome.error)  # fmt: skip
+        else:
+            self.ledger.finish_attempt(outcome, FAILED)
+            self.progress.finished(FAILED)
+            log.warning("FAILED %s: %s", task.id, outcome.error)
 
 
 def _outcome_of(completion: Completion, submitted: float) -> Outcome:
