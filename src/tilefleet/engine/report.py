@@ -23,14 +23,14 @@ log = logging.getLogger("tilefleet")
 FIRST_FAILURES = 20
 
 
-def build_report(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
-    """The content of report.json."""
-    records = list(ledger.records())
+def build_report(
+    ledger: Ledger, run_dir: Path, records: list[TaskRecord], attempts: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The content of report.json, from the ledger's tasks and attempts."""
     counts = Counter(r.status for r in records)
     sessions = ledger.sessions()
     durations = [r.duration_s for r in records if r.status == SUCCEEDED and r.duration_s]
     last = sessions[-1] if sessions else None
-    attempts = ledger.attempts()
     billed = {s["id"]: s["settings"].get("billing") for s in sessions}
     measured_cost = sum(
         (a["finished"] - a["started"]) * b["memory_gb"] * b["usd_per_gb_s"]
@@ -64,8 +64,9 @@ def build_report(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
 
 def write_reports(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
     """Write every report file into ``run_dir`` and return report.json's content."""
-    report = build_report(ledger, run_dir)
-    records = list(ledger.records())
+    records = list(ledger.records())  # read once: a run may hold millions of tasks
+    attempts = ledger.attempts()
+    report = build_report(ledger, run_dir, records, attempts)
     columns = tuple(ledger.get_meta("source_columns") or ())
     (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     _write_tasks_csv(run_dir / "tasks.csv", records)
@@ -84,7 +85,7 @@ def write_reports(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
     (run_dir / "report.txt").write_text(format_report(report, records))
     try:
         plot_timeline(
-            ledger.attempts(),
+            attempts,
             run_dir / "timeline.png",
             f"{report['recipe']} run {report['run_id']}",
         )
