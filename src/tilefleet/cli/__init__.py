@@ -34,10 +34,6 @@ Workers = Annotated[
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log every retry and detail")]
 
 
-def _run_options(**options: Any) -> dict[str, Any]:
-    return {key: value for key, value in options.items() if value is not None}
-
-
 app.add_typer(
     tiles_app,
     name="tiles",
@@ -147,7 +143,8 @@ def demo(
         values = prepare_demo(out)
     except FileExistsError as exc:
         _fail(str(exc))
-    values.update(_run_options(workers=workers))
+    if workers is not None:
+        values["workers"] = workers
     typer.echo(f"sample workload: {values['manifest']} ({values['input_root']})")
     _execute(lambda: build_job(values))
 
