@@ -302,19 +302,23 @@ def test_a_manifest_handed_off_before_the_crash_is_not_processed_twice(buckets, 
 
 def test_every_loops_until_sigterm(buckets, tmp_path):
     command = watch_command(tmp_path / "runs", "--every", "1s")
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log_path = tmp_path / "watch.log"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log_file, text=True)
     try:
         time.sleep(1.5)
         put(buckets, "later/x-raw.csv", "scenes/SCL.tif,1\n")
         deadline = time.monotonic() + 120
-        while not [k for k in keys(buckets) if "processed" in k]:
+        # Stop between passes: after the pass that finished the manifest has been reported.
+        while "watch pass: 1 manifest(s)" not in log_path.read_text():
             assert time.monotonic() < deadline and process.poll() is None
             time.sleep(0.1)
         process.send_signal(signal.SIGTERM)
-        _out, err = process.communicate(timeout=60)
+        process.wait(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
+    err = log_path.read_text()
     assert process.returncode == 0, err
     assert f"manifest s3://{SOURCE}/later/x-raw.csv: claimed as later/x-processing-" in err
     assert "1 succeeded, 0 already done, 0 failed; processed → later/x-processed-" in err

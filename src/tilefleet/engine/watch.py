@@ -584,17 +584,17 @@ class Watcher:
 
         Returns 0 when stopped between manifests, 130 when a manifest had to be abandoned
         (it stays ``processing`` and a later pass resumes it once stale)."""
-        while True:
-            started = time.monotonic()
-            outcome = self.run_pass()
-            log.info("%s", outcome.describe())
-            if outcome.interrupted:
-                abandoned = any(m.abandoned for m in outcome.manifests)
-                return EXIT_INTERRUPTED if abandoned else EXIT_OK
-            try:
+        try:
+            while True:
+                started = time.monotonic()
+                outcome = self.run_pass()  # handles an interrupt inside a manifest itself
+                log.info("%s", outcome.describe())
+                if outcome.interrupted:
+                    abandoned = any(m.abandoned for m in outcome.manifests)
+                    return EXIT_INTERRUPTED if abandoned else EXIT_OK
                 time.sleep(max(0.0, every_s - (time.monotonic() - started)))
-            except KeyboardInterrupt:
-                return EXIT_OK
+        except KeyboardInterrupt:  # between passes: nothing was in hand
+            return EXIT_OK
 
 
 def rows_from_ledger(
