@@ -50,8 +50,10 @@ def finish(
     summary; exit with the run's status (0 all done, 1 some failed, 2 all failed)."""
     from tilefleet.engine.ledger import LEDGER_NAME, Ledger
     from tilefleet.engine.report import write_reports
-    from tilefleet.engine.run import exit_code_for
+    from tilefleet.config import build_job
+    from tilefleet.engine.run import EXIT_PARTIAL, exit_code_for, finish_recipe
     from tilefleet.engine.task_runner import merge_outcomes
+    from tilefleet.recipes import get_recipe
 
     if not (run_dir / LEDGER_NAME).is_file():
         typer.echo(f"error: {run_dir} is not a tilefleet run directory", err=True)
@@ -59,8 +61,13 @@ def finish(
     ledger = Ledger.in_run_dir(run_dir)
     try:
         merge_outcomes(ledger, run_dir, final=True)
+        job = build_job(ledger.get_meta("job"))
+        recipe = get_recipe(job.recipe)
+        tasks = [record.task for record in ledger.records()]
+        finished = finish_recipe(recipe, job.params, tasks, ledger)
         write_reports(ledger, run_dir)
         code = exit_code_for(ledger.counts())
+        code = code if finished else max(code, EXIT_PARTIAL)
     finally:
         ledger.close()
     typer.echo((run_dir / "report.txt").read_text(), nl=False)

@@ -43,6 +43,7 @@ from tilefleet.engine.task import (
 )
 from tilefleet.errors import PERMANENT, RETRYABLE, JobError, one_line
 from tilefleet.recipes import get_recipe
+from tilefleet.recipes.base import Recipe, RecipeParams
 
 log = logging.getLogger("tilefleet")
 
@@ -199,10 +200,27 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
             ledger.reset_interrupted()
             ledger.finish_session(session, now(), interrupted)
             record_durations(recipe.name, durations)
-            result.report = write_reports(ledger, run_dir)
+        finished = interrupted or finish_recipe(recipe, job.params, tasks, ledger)
+        result.report = write_reports(ledger, run_dir)
         counts = ledger.counts()
-    result.exit_code = EXIT_INTERRUPTED if interrupted else exit_code_for(counts)
+    if interrupted:
+        result.exit_code = EXIT_INTERRUPTED
+    else:
+        code = exit_code_for(counts)
+        result.exit_code = code if finished else max(code, EXIT_PARTIAL)
     return result
+
+
+def finish_recipe(recipe: Recipe, params: RecipeParams, tasks: list[Task], ledger: Ledger) -> bool:
+    """Run the recipe's ``finish`` hook on the done tasks; False (logged) if it failed."""
+    statuses = ledger.statuses()
+    done = [t for t in tasks if statuses.get(t.id) in DONE_STATES]
+    try:
+        recipe.finish(params, done)
+    except Exception as exc:
+        log.error("finishing the run failed: %s", one_line(exc))
+        return False
+    return True
 
 
 def _launch_detached(

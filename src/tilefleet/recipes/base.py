@@ -51,6 +51,12 @@ class Recipe(ABC):
         """Create what all tasks write into (a Zarr template, a collection), once, after
         ``plan`` and before any task runs; never called for a dry run. Must be idempotent."""
 
+    def finish(self, params: RecipeParams, done: list[Task]) -> None:  # noqa: B027
+        """Publish what spans all tasks (a STAC collection linking the items written), once
+        the run has settled, given the tasks that are done (this run or before). Called
+        after every run that was not interrupted, also when some tasks failed, and by the
+        final node of a detached run. Must be idempotent."""
+
     def outputs_url(self, params: RecipeParams) -> str:
         """Where the outputs of a job go, for the summary printed after a run."""
         return str(getattr(params, "dest", ""))
