@@ -178,3 +178,19 @@ def test_patches_across_the_antimeridian():
     # Patches of one zone that reach into the next are cut at 180, not smeared over the globe.
     cut = [f for f in footprints if f.geom_type == "MultiPolygon"]
     assert cut and all(f.area < 0.5 for f in cut)
+
+
+def test_patches_in_one_crs_cover_an_aoi_across_zones(grandmesa_path):
+    from tilefleet.tiles.utm import patches_in_crs
+
+    aoi = read_aoi(grandmesa_path)  # spans UTM zones 12 and 13
+    patches = patches_in_crs(aoi, 5070, 50_000)  # CONUS Albers: one CRS for all
+    assert set(patches.epsg.tolist()) == {5070}
+    to_albers = Transformer.from_crs(4326, 5070, always_xy=True)
+    albers_aoi = shapely.transform(aoi, lambda xy: np.column_stack(to_albers.transform(*xy.T)))
+    boxes = [shapely.box(*b) for b in patches.bounds()]
+    assert shapely.union_all(boxes).covers(albers_aoi)
+    assert all(box.intersects(albers_aoi) for box in boxes)
+    assert patches.ids()[0] == f"5070_{patches.col[0]}_{patches.row[0]}"
+    footprints = patches.footprints()
+    assert all(f.intersects(aoi) for f in footprints)

@@ -48,9 +48,9 @@ def finish(
 ) -> None:
     """Merge the outcomes the nodes reported into the ledger, write the reports, print the
     summary; exit with the run's status (0 all done, 1 some failed, 2 all failed)."""
+    from tilefleet.config import build_job
     from tilefleet.engine.ledger import LEDGER_NAME, Ledger
     from tilefleet.engine.report import write_reports
-    from tilefleet.config import build_job
     from tilefleet.engine.run import EXIT_PARTIAL, exit_code_for, finish_recipe
     from tilefleet.engine.task_runner import merge_outcomes
     from tilefleet.recipes import get_recipe

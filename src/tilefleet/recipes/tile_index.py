@@ -39,7 +39,7 @@ class TileIndexRecipe(TiledRecipe):
     def task_for(self, tile: Tile, params: TileIndexParams) -> Task:
         key = f"{tile.id}.json"
         payload = {
-            "tile": _tile_record(tile),
+            "tile": tile.as_record(),
             "grid": params.tiles.grid,
             "resolution": params.resolution,
             "crs": params.crs,
@@ -48,13 +48,7 @@ class TileIndexRecipe(TiledRecipe):
 
     def run(self, task: Task) -> dict[str, Any]:
         p = task.params
-        tile = Tile(
-            **{
-                **p["tile"],
-                "bounds": tuple(p["tile"]["bounds"]),
-                "outline": bytes.fromhex(p["tile"]["outline"]) if p["tile"]["outline"] else None,
-            }
-        )
+        tile = Tile.from_record(p["tile"])
         footprint = tile.footprint
         properties = {
             "tilefleet:grid": p["grid"],
@@ -73,12 +67,3 @@ class TileIndexRecipe(TiledRecipe):
         open_store(task.dest).put_bytes(body, task.marker)
         return {"bytes_out": len(body)}
 
-
-def _tile_record(tile: Tile) -> dict[str, Any]:
-    return {
-        "id": tile.id,
-        "bounds": list(tile.bounds),
-        "epsg": tile.epsg,
-        "outline": tile.outline.hex() if tile.outline else None,
-        "attrs": {k: v.item() if hasattr(v, "item") else v for k, v in tile.attrs.items()},
-    }

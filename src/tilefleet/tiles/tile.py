@@ -54,6 +54,21 @@ class Tile:
         outline = None if is_box else shapely.to_wkb(footprint)
         return cls(tile_id, bounds, WGS84_EPSG, outline, dict(attrs or {}))
 
+    def as_record(self) -> dict[str, Any]:
+        """The tile as JSON-plain data, to travel inside a task (see :meth:`from_record`)."""
+        return {
+            "id": self.id,
+            "bounds": list(self.bounds),
+            "epsg": self.epsg,
+            "outline": self.outline.hex() if self.outline else None,
+            "attrs": {k: v.item() if hasattr(v, "item") else v for k, v in self.attrs.items()},
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Tile:
+        outline = bytes.fromhex(record["outline"]) if record["outline"] else None
+        return cls(record["id"], tuple(record["bounds"]), record["epsg"], outline, record["attrs"])
+
     @property
     def footprint(self) -> BaseGeometry:
         """The tile's extent in WGS84 lon/lat."""

@@ -97,10 +97,10 @@ class UtmPatchSet:
         for epsg in np.unique(self.epsg):
             mine = self.epsg == epsg
             x, y = transform_points(rings[mine, :, 0], rings[mine, :, 1], int(epsg), WGS84_EPSG)
-            # Keep longitudes continuous around the zone's central meridian (a patch in zone
+            # Keep each ring's longitudes continuous from its first point (a patch in zone
             # 60 or 1 may cross the antimeridian), then cut there.
-            meridian = -183.0 + ZONE_WIDTH * (int(epsg) % 100)
-            lon[mine] = meridian + ((x - meridian + 180.0) % 360.0 - 180.0)
+            start = x[:, :1]
+            lon[mine] = start + ((x - start + 180.0) % 360.0 - 180.0)
             lat[mine] = y
         return wrap_to_world(shapely.polygons(np.stack([lon, lat], axis=2)))
 
@@ -162,6 +162,18 @@ def utm_patches(aoi: BaseGeometry, size: float, buffer: float = 0.0) -> UtmPatch
     epsg, col, row = (np.concatenate(parts) for parts in zip(*found, strict=True))
     order = np.lexsort((row, col, epsg))
     return UtmPatchSet(size, buffer, epsg[order], col[order], row[order])
+
+
+def patches_in_crs(aoi: BaseGeometry, epsg: int, size: float, buffer: float = 0.0) -> UtmPatchSet:
+    """Patches on the ``size`` lattice of one projected CRS (``epsg``) instead of UTM zones:
+    for users whose outputs must all share a CRS (a national grid, an equal-area one)."""
+    if not (size > 0 and math.isfinite(size)):
+        raise TileInputError(f"patch size must be a positive number of CRS units, got {size!r}")
+    if aoi.is_empty:
+        raise TileInputError("the AOI is empty")
+    col, row = _lattice_squares(transform_geometry(aoi, WGS84_EPSG, epsg), size)
+    order = np.lexsort((row, col))
+    return UtmPatchSet(size, buffer, np.full(len(col), epsg, np.int64), col[order], row[order])
 
 
 def _zone_part(aoi: BaseGeometry, zone: BaseGeometry, polygonal: bool) -> BaseGeometry | None:
