@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# The STAC API on loopback (stac_fixtures.py), for every test folder.
+pytest_plugins = ["stac_fixtures"]
+
 REPO = Path(__file__).resolve().parents[1]
 S3_SECRET = "tilefleet-test-secret-5f3b9c2e71d04a8a"
 

@@ -12,6 +12,7 @@ import typer
 
 from tilefleet import __version__
 from tilefleet.cli.cells import app as cells_app
+from tilefleet.cli.mosaic import MOSAIC_OPTIONS, area_values
 from tilefleet.cli.options import COGIFY_OPTIONS, EXECUTOR_OPTIONS, RUN_OPTIONS, with_options
 from tilefleet.cli.task import app as task_app
 from tilefleet.cli.tiles import app as tiles_app
@@ -71,6 +72,34 @@ def cogify(
         "recipe": "cogify",
         "manifest": manifest,
         "input_root": input_root,
+        "dest": dest,
+        **(options or {}),
+    }
+    _setup_logging(verbose)
+    _execute(lambda: build_job(values))
+
+
+@app.command()
+@with_options(MOSAIC_OPTIONS, RUN_OPTIONS, EXECUTOR_OPTIONS)
+def mosaic(
+    aoi: Annotated[str, typer.Option("--aoi", help="Area: lon/lat W,S,E,N or a GeoJSON file")],
+    start_date: Annotated[str, typer.Option("--start-date", help="First day, YYYY-MM-DD")],
+    end_date: Annotated[str, typer.Option("--end-date", help="Last day, YYYY-MM-DD (inclusive)")],
+    bands: Annotated[
+        str, typer.Option("--bands", help="Bands by asset key or common name, e.g. red,green,blue")
+    ],
+    dest: Annotated[str, typer.Option("--dest", help="Folder or s3:// prefix for the outputs")],
+    verbose: Verbose = False,
+    options: dict[str, Any] | None = None,
+) -> None:
+    """Monthly cloud-free median mosaics from a STAC search: one COG per tile and month,
+    with a STAC collection."""
+    values = {
+        "recipe": "mosaic",
+        **area_values(aoi),
+        "start_date": start_date,
+        "end_date": end_date,
+        "bands": bands,
         "dest": dest,
         **(options or {}),
     }

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 RECIPES: dict[str, str] = {
     "cells": "tilefleet.recipes.cells:CellsRecipe",
     "cogify": "tilefleet.recipes.cogify:CogifyRecipe",
+    "mosaic": "tilefleet.recipes.mosaic:MosaicRecipe",
     "tile-index": "tilefleet.recipes.tile_index:TileIndexRecipe",
 }
 

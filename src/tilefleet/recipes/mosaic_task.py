@@ -1,0 +1,257 @@
+"""One task of the ``mosaic`` recipe: the median mosaic of one tile and one month.
+
+Strip by strip over the tile's grid: read each scene's mask and bands, merge the scenes of
+one solar day (first valid pixel wins), take the median over days per band, and write the
+strip into local GeoTIFFs; then turn them into COGs, describe them with a STAC item and
+upload, the item last (the done marker).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import posixpath
+import tempfile
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pystac
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from tilefleet.engine.task import Task
+from tilefleet.errors import PermanentError
+from tilefleet.ops.median import masked_median
+from tilefleet.ops.true_color import true_color
+from tilefleet.recipes.mosaic import COLLECTION_KEY, month_end, strip_rows
+from tilefleet.sources.grid_read import BandSource, GridReader
+from tilefleet.store.cog import cog_options, write_cog
+from tilefleet.store.gdal_env import gdal_config
+from tilefleet.store.objects import open_store
+from tilefleet.store.stac_item import item_bytes, raster_item
+from tilefleet.tiles.tile import Tile
+
+log = logging.getLogger("tilefleet")
+
+_BLOCK = 512  # block size of the intermediate GeoTIFFs (and of the COGs)
+
+
+def run_mosaic_task(task: Task) -> dict[str, Any]:
+    from tilefleet.sources.stac import load_signer
+
+    p = task.params
+    tile = Tile.from_record(p["tile"])
+    geobox = tile.geobox(p["resolution"], p["crs"])
+    days = _by_solar_day(p["scenes"])
+    unmasked = [s["id"] for s in p["scenes"] if s["mask"] is None]
+    sign = load_signer(p["sign"])
+    with (
+        rasterio.Env(**gdal_config()),
+        GridReader(geobox, sign=sign) as reader,
+        tempfile.TemporaryDirectory(prefix="tilefleet-") as tmp,
+    ):
+        try:
+            composite = _Composite(p, reader, days, Path(tmp))
+            valid = composite.write()
+        except RasterioIOError as exc:
+            raise _read_error(exc) from exc
+        if valid == 0:
+            raise PermanentError(
+                f"no valid pixel in {p['month']} for tile {tile.id}: "
+                f"{len(p['scenes'])} scene(s), all masked or outside the tile"
+            )
+        return _publish(task, composite, valid, unmasked)
+
+
+class _Composite:
+    """The median of a tile-month, computed strip by strip into local GeoTIFFs."""
+
+    def __init__(self, p: dict[str, Any], reader: GridReader, days: list[list[dict]], tmp: Path):
+        self.p, self.reader, self.days, self.tmp = p, reader, days, tmp
+        self.bands: list[str] = p["bands"]
+        self.resampling = Resampling[p["resampling"]]
+        first = BandSource(*p["scenes"][0]["bands"][self.bands[0]])
+        self.stack_dtype = reader.dtype(first)
+        source_nodata = reader.nodata(first)
+        if p["dtype"] == "float32":
+            self.dtype, self.nodata = np.dtype("float32"), math.nan
+        else:
+            self.dtype = self.stack_dtype
+            self.nodata = source_nodata if source_nodata is not None else 0
+        self.data_path = tmp / "data.tif"
+        self.visual_path = tmp / "visual.tif" if p["visual"] else None
+        self.invalid_classes = np.array(p["scl_mask"], dtype=np.int64)
+
+    def write(self) -> int:
+        """Write the composite; return how many pixels have at least one valid value."""
+        geobox = self.reader.geobox
+        height, width = geobox.shape.y, geobox.shape.x
+        scenes = sum(len(day) for day in self.days)
+        # Per grid pixel: the stack and its sorted copy, the valid flags, one mask per scene.
+        per_pixel = len(self.days) * (2 * self.stack_dtype.itemsize + 1) + scenes + 16
+        rows_per_strip = strip_rows(width, height, per_pixel, self.p["block_memory_mb"])
+        profile = {
+            "driver": "GTiff",
+            "width": width,
+            "height": height,
+            "crs": geobox.crs.to_wkt(),
+            "transform": geobox.affine,
+            "tiled": True,
+            "blockxsize": _BLOCK,
+            "blockysize": _BLOCK,
+            "BIGTIFF": "IF_SAFER",
+        }
+        valid_pixels = 0
+        with rasterio.open(
+            self.data_path,
+            "w",
+            count=len(self.bands),
+            dtype=self.dtype,
+            nodata=self.nodata,
+            **profile,
+        ) as data:
+            visual = None
+            if self.visual_path is not None:
+                visual = rasterio.open(self.visual_path, "w", count=4, dtype="uint8", **profile)
+            try:
+                for row0 in range(0, height, rows_per_strip):
+                    rows = slice(row0, min(height, row0 + rows_per_strip))
+                    window = Window(0, rows.start, width, rows.stop - rows.start)
+                    medians, covered = self._strip(rows)
+                    for index, median in enumerate(medians, start=1):
+                        data.write(median, index, window=window)
+                    if visual is not None:
+                        rgba = true_color(*medians[:3], covered, scale=self.p["visual_scale"])
+                        visual.write(rgba, window=window)
+                    valid_pixels += int(covered.sum())
+            finally:
+                if visual is not None:
+                    visual.close()
+            data.update_tags(AREA_OR_POINT="Area")
+            for index, band in enumerate(self.bands, start=1):
+                data.set_band_description(index, band)
+        return valid_pixels
+
+    def _strip(self, rows: slice) -> tuple[list[np.ndarray], np.ndarray]:
+        """The median of each band over one strip, and where any observation was valid."""
+        masks = {
+            id(scene): self._clear(scene, rows) for day in self.days for scene in day
+        }  # per scene: where it sees clear ground (None: no mask band)
+        width = self.reader.geobox.shape.x
+        shape = (len(self.days), rows.stop - rows.start, width)
+        medians, covered = [], None
+        for band in self.bands:
+            stack = np.zeros(shape, dtype=self.stack_dtype)
+            valid = np.zeros(shape, dtype=bool)
+            for index, day in enumerate(self.days):
+                for scene in day:
+                    values, ok = self.reader.read(
+                        BandSource(*scene["bands"][band]), rows, self.resampling
+                    )
+                    clear = masks[id(scene)]
+                    if clear is not None:
+                        ok &= clear
+                    take = ok & ~valid[index]
+                    stack[index][take] = values[take]
+                    valid[index] |= take
+            medians.append(masked_median(stack, valid, dtype=self.dtype, nodata=self.nodata))
+            seen = valid.any(axis=0)
+            covered = seen if covered is None else covered & seen
+        return medians, covered
+
+    def _clear(self, scene: dict, rows: slice) -> np.ndarray | None:
+        if scene["mask"] is None:
+            return None
+        href, index = scene["mask"]
+        classes, ok = self.reader.read(BandSource(href, index), rows, Resampling.nearest)
+        return ok & ~np.isin(classes, self.invalid_classes)
+
+
+def _by_solar_day(scenes: list[dict]) -> list[list[dict]]:
+    days: dict[str, list[dict]] = defaultdict(list)
+    for scene in sorted(scenes, key=lambda s: (s["datetime"], s["id"])):
+        days[scene["solar_day"]].append(scene)
+    return list(days.values())
+
+
+def _publish(task: Task, composite: _Composite, valid: int, unmasked: list[str]) -> dict:
+    p = task.params
+    folder, tile_id = posixpath.split(task.id)
+    cog_path, visual_cog = composite.tmp / "data-cog.tif", composite.tmp / "visual-cog.tif"
+    write_cog(str(composite.data_path), cog_path, cog_options(p["profile"]))
+    extra_assets = {}
+    if composite.visual_path is not None:
+        write_cog(str(composite.visual_path), visual_cog, cog_options("deflate"))
+        extra_assets["visual"] = pystac.Asset(
+            f"./{tile_id}-visual.tif",
+            title="8-bit RGBA rendering",
+            media_type=pystac.MediaType.COG,
+            roles=["visual"],
+        )
+    year, month = (int(part) for part in p["month"].split("-"))
+    start = datetime(year, month, 1, tzinfo=UTC)
+    scenes = p["scenes"]
+    properties = {
+        "start_datetime": _iso(start),
+        "end_datetime": _iso(month_end(year, month)),
+        "processing:lineage": (
+            f"Per-pixel median of {len(scenes)} scene(s) on {len(composite.days)} day(s) "
+            f"({', '.join(s['id'] for s in scenes)}), Scene Classification Layer classes "
+            f"{p['scl_mask']} masked"
+            + (f"; used unmasked (no mask band): {', '.join(unmasked)}" if unmasked else "")
+        ),
+        "tilefleet:tile": tile_id,
+        "tilefleet:scenes": len(scenes),
+    }
+    item = raster_item(
+        str(cog_path),
+        item_id=f"{folder}-{tile_id}",
+        data_href=f"./{tile_id}.tif",
+        extra_assets=extra_assets,
+        properties=properties,
+    )
+    item["properties"]["datetime"] = None
+    item["collection"] = p["collection_id"]
+    item["links"] = [
+        {"rel": rel, "href": f"../{COLLECTION_KEY}", "type": "application/json"}
+        for rel in ("collection", "parent", "root")
+    ] + [
+        {"rel": "derived_from", "href": s["href"], "type": "application/geo+json"}
+        for s in scenes
+        if s["href"]
+    ]
+    for name, band in zip(p["bands"], item["assets"]["data"].get("raster:bands", []), strict=False):
+        band["name"] = name
+    dest = open_store(task.dest)
+    size = cog_path.stat().st_size
+    dest.put_file(cog_path, f"{folder}/{tile_id}.tif", move=True)
+    if composite.visual_path is not None:
+        dest.put_file(visual_cog, f"{folder}/{tile_id}-visual.tif", move=True)
+    dest.put_bytes(item_bytes(item), task.marker)  # last: marks the task done
+    shape = composite.reader.geobox.shape
+    metrics: dict[str, Any] = {
+        "bytes_out": size,
+        "scenes": len(scenes),
+        "days": len(composite.days),
+        "valid_fraction": round(valid / (shape.x * shape.y), 4),
+    }
+    if unmasked:
+        metrics["warning"] = f"{len(unmasked)} scene(s) without a mask band used unmasked"
+    return metrics
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _read_error(exc: RasterioIOError) -> Exception:
+    """A missing or unreadable input is bad input (permanent); anything else may pass."""
+    text = str(exc)
+    if any(s in text for s in ("No such file", "does not exist", "404", "not recognized")):
+        return PermanentError(f"cannot read input: {' '.join(text.split())}")
+    return exc

@@ -1,0 +1,124 @@
+"""``tilefleet mosaic`` from the command line, and the CWL document run by cwltool."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import rasterio
+
+REPO = Path(__file__).resolve().parents[2]
+CWL = REPO / "cwl" / "tilefleet-mosaic.cwl"
+BIN = Path(sys.executable).parent
+
+
+def test_the_command_with_a_geojson_area_in_utm(openeo_collection, tmp_path):
+    area = tmp_path / "area.geojson"
+    area.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32631"}},
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {},
+                        "geometry": {
+                            "type": "Polygon",
+                            "coordinates": [
+                                [
+                                    [644600, 5675800],
+                                    [645200, 5675800],
+                                    [645200, 5676300],
+                                    [644600, 5676300],
+                                    [644600, 5675800],
+                                ]
+                            ],
+                        },
+                    }
+                ],
+            }
+        )
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "tilefleet",
+        "mosaic",
+        "--catalog",
+        str(openeo_collection),
+        "--aoi",
+        str(area),
+        "--start-date",
+        "2023-06-01",
+        "--end-date",
+        "2023-06-30",
+        "--bands",
+        "B04,B03,B02",
+        "--dtype",
+        "float32",
+        "--dest",
+        str(tmp_path / "out"),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--workers",
+        "1",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"outputs    {tmp_path / 'out' / 'collection.json'}" in done.stdout
+    (tif,) = (tmp_path / "out/monthly-mosaic-2023-06").glob("*[0-9].tif")
+    with rasterio.open(tif) as cog:
+        assert cog.dtypes == ("float32",) * 3 and str(cog.nodata) == "nan"
+
+
+def test_the_cwl_document_validates_and_runs_with_cwltool(openeo_collection, tmp_path):
+    cwltool = shutil.which("cwltool", path=str(BIN)) or shutil.which("cwltool")
+    if cwltool is None:
+        pytest.fail("cwltool is part of the test extra; install it with make test")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    check = subprocess.run(
+        [cwltool, "--validate", str(CWL)], capture_output=True, text=True, env=env
+    )
+    assert check.returncode == 0 and "is valid CWL" in check.stdout + check.stderr
+    params = tmp_path / "params.json"
+    params.write_text(
+        json.dumps(
+            {
+                "catalog": str(openeo_collection),
+                "aoi": "5.0705,51.2155,5.0795,51.2195",
+                "start_date": "2023-06-01",
+                "end_date": "2023-06-30",
+                "bands": ["B04", "B03", "B02"],
+                "executor": "local",
+                "workers": 1,
+            }
+        )
+    )
+    out = tmp_path / "cwl-out"
+    run = subprocess.run(
+        [
+            cwltool,
+            "--no-container",
+            "--outdir",
+            str(out),
+            f"{CWL}#main",
+            str(params),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout)
+    mosaics = Path(result["stac_catalog"]["path"])
+    collection = json.loads((mosaics / "collection.json").read_text())
+    (link,) = [x["href"] for x in collection["links"] if x["rel"] == "item"]
+    assert (mosaics / link).is_file() and (mosaics / link).with_suffix(".tif").is_file()
+    assert (Path(result["run_record"]["path"]) / "report.json").is_file()

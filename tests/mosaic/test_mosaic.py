@@ -1,0 +1,323 @@
+"""The ``mosaic`` recipe end to end on real Sentinel-2 data, checked against independent numpy
+computations on the same grids."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.warp import reproject
+from rio_cogeo.cogeo import cog_validate
+
+from helpers import read_csv
+from mosaic.scenes import local_scene_item
+from tilefleet.config import build_job
+from tilefleet.engine.run import run_job
+from tilefleet.errors import JobError
+from tilefleet.recipes.mosaic import DEFAULT_SCL_MASK, month_end, months_between
+
+OPENEO_BBOX = "5.0705,51.2155,5.0795,51.2195"  # inside the three openEO chips
+OPENEO_DATES = ("openEO_2023-06-01Z.tif", "sub-folder/openEO_2023-06-04Z.tif")
+S2_BBOX = "-11.9,24.35,-10.95,25.25"  # most of MGRS tile 29RKH
+
+
+def run_mosaic(tmp_path: Path, **values):
+    values = {
+        "recipe": "mosaic",
+        "dest": str(tmp_path / "out"),
+        "run_dir": str(tmp_path / "run"),
+        "workers": 2,
+        "backoff_s": 0.05,
+        **values,
+    }
+    return run_job(build_job(values))
+
+
+def openeo_median(data_dir: Path) -> tuple[np.ndarray, rasterio.Affine]:
+    """The per-pixel median of the three real dates, by np.nanmedian, on the chips' grid."""
+    folder = data_dir / "s2_openeo_3dates_be"
+    paths = [folder / name for name in (*OPENEO_DATES, "sub-folder/openEO_2023-06-06Z.tif")]
+    stack = []
+    for path in paths:
+        with rasterio.open(path) as src:
+            values = src.read().astype(np.float64)
+            values[values == src.nodata] = np.nan
+            stack.append(values)
+            transform = src.transform
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        median = np.nanmedian(np.stack(stack), axis=0)
+    return np.where(np.isnan(median), -32768, np.rint(median)).astype(np.int16), transform
+
+
+def outputs(dest: Path, month: str) -> list[Path]:
+    return sorted((dest / f"monthly-mosaic-{month}").glob("*_*_*[0-9].tif"))
+
+
+def test_median_of_three_real_dates_on_every_tile(data_dir, openeo_collection, tmp_path):
+    result = run_mosaic(
+        tmp_path,
+        catalog=str(openeo_collection),
+        bbox=OPENEO_BBOX,
+        start_date="2023-06-01",
+        end_date="2023-06-30",
+        bands="B04,B03,B02",
+        tile_size=400,
+        visual=True,
+    )
+    assert result.exit_code == 0, result.report
+    expected, chip = openeo_median(data_dir)
+    dest = tmp_path / "out"
+    tiles = outputs(dest, "2023-06")
+    assert len(tiles) == result.planned > 1  # the area spans several 400 m tiles
+    compared = 0
+    for path in tiles:
+        assert cog_validate(str(path), quiet=True)[0]
+        with rasterio.open(path) as cog:
+            assert cog.crs.to_epsg() == 32631 and cog.res == (10.0, 10.0)
+            assert cog.dtypes == ("int16",) * 3 and cog.nodata == -32768
+            assert cog.descriptions == ("B04", "B03", "B02")
+            got = cog.read()
+            col0 = round((cog.transform.c - chip.c) / 10)
+            row0 = round((chip.f - cog.transform.f) / 10)
+        # The tile's pixels that fall on the chips: the independent median; others nodata.
+        want = np.full(got.shape, -32768, dtype=np.int16)
+        rows = slice(max(row0, 0), min(row0 + got.shape[1], expected.shape[1]))
+        cols = slice(max(col0, 0), min(col0 + got.shape[2], expected.shape[2]))
+        want[:, rows.start - row0 : rows.stop - row0, cols.start - col0 : cols.stop - col0] = (
+            expected[:, rows, cols]
+        )
+        np.testing.assert_array_equal(got, want)
+        compared += int((want != -32768).sum())
+        with rasterio.open(path.with_name(path.stem + "-visual.tif")) as visual:
+            rgba = visual.read()
+        assert rgba.dtype == np.uint8 and rgba.shape[0] == 4
+        np.testing.assert_array_equal(rgba[3] == 255, got[0] != -32768)
+    assert compared == expected.size  # every chip pixel is in exactly one tile
+
+    item = json.loads(tiles[0].with_suffix(".json").read_text())
+    props = item["properties"]
+    assert props["datetime"] is None
+    assert (props["start_datetime"], props["end_datetime"]) == (
+        "2023-06-01T00:00:00Z",
+        "2023-06-30T23:59:59.999999Z",
+    )
+    assert "of 3 scene(s) on 3 day(s)" in props["processing:lineage"]
+    assert "used unmasked (no mask band)" in props["processing:lineage"]  # no SCL here
+    assert "proj:code" in props or "proj:epsg" in props
+    assert {link["rel"] for link in item["links"]} >= {"collection", "derived_from"}
+    assert item["assets"]["visual"]["href"].endswith("-visual.tif")
+    collection = json.loads((dest / "collection.json").read_text())
+    linked = sorted(link["href"] for link in collection["links"] if link["rel"] == "item")
+    assert linked == sorted(f"./monthly-mosaic-2023-06/{p.stem}.json" for p in tiles)
+
+    again = run_mosaic(  # a new run over the same destination: everything is done
+        tmp_path,
+        run_dir=str(tmp_path / "run2"),
+        catalog=str(openeo_collection),
+        bbox=OPENEO_BBOX,
+        start_date="2023-06-01",
+        end_date="2023-06-30",
+        bands="B04,B03,B02",
+        tile_size=400,
+        visual=True,
+    )
+    assert again.exit_code == 0 and again.report["skipped"] == len(tiles)
+
+
+def test_the_scene_classification_layer_masks_clouds(data_dir, s2_catalog, tmp_path):
+    result = run_mosaic(
+        tmp_path,
+        catalog=str(s2_catalog),
+        bbox=S2_BBOX,
+        start_date="2020-02-01",
+        end_date="2020-02-29",
+        bands="red,nir",
+        resolution=100,
+        tile_size=40_000,  # not on the scene's pixel lattice: every band is warped
+    )
+    assert result.exit_code == 0, result.report
+    scene = data_dir / "s2_l2a_29RKH_20200219"
+    masked = kept = 0
+    for path in outputs(tmp_path / "out", "2020-02"):
+        with rasterio.open(path) as cog:
+            got = cog.read()
+            grid = {"dst_transform": cog.transform, "dst_crs": cog.crs}
+            shape = (cog.height, cog.width)
+        scl = np.zeros(shape, dtype=np.uint8)
+        with rasterio.open(scene / "SCL.tif") as src:
+            reproject(rasterio.band(src, 1), scl, resampling=Resampling.nearest, **grid)
+        clear = ~np.isin(scl, DEFAULT_SCL_MASK)
+        for index, name in enumerate(("B04.tif", "B08.tif")):
+            band = np.zeros(shape, dtype=np.uint16)
+            with rasterio.open(scene / name) as src:
+                reproject(rasterio.band(src, 1), band, resampling=Resampling.nearest, **grid)
+            want = np.where(clear & (band != 0), band, 0)
+            np.testing.assert_array_equal(got[index], want)
+        masked += int((~clear & (scl != 0)).sum())
+        kept += int((got[0] != 0).sum())
+    assert masked > 100 and kept > 10 * masked  # real clouds were removed, land was kept
+    item = json.loads(next((tmp_path / "out/monthly-mosaic-2020-02").glob("*.json")).read_text())
+    assert "used unmasked" not in item["properties"]["processing:lineage"]
+    # Items of an ItemCollection have no document of their own: lineage names them by id.
+    assert "S2A_29RKH_20200219_0_L2A" in item["properties"]["processing:lineage"]
+
+
+def test_a_month_without_scenes_is_reported_and_the_others_are_written(openeo_collection, tmp_path):
+    result = run_mosaic(
+        tmp_path,
+        catalog=str(openeo_collection),
+        bbox=OPENEO_BBOX,
+        start_date="2023-06-01",
+        end_date="2023-07-31",
+        bands="B04",
+    )
+    assert result.exit_code == 1
+    failed = read_csv(tmp_path / "run/failed.csv")
+    assert [row["month"] for row in failed] == ["2023-07"]
+    assert "no scene covers tile 32631_" in failed[0]["reason"] and "2023-07" in failed[0]["reason"]
+    assert len(outputs(tmp_path / "out", "2023-06")) == 1
+
+
+def test_the_last_day_of_the_month_is_inside_it(data_dir, openeo_collection, tmp_path):
+    folder = openeo_collection.parent
+    item = json.loads((folder / f"{OPENEO_DATES[0]}.json").read_text())
+    item["properties"]["datetime"] = "2023-06-30T23:59:59.999Z"
+    item["assets"]["openEO_2023-06-01Z.tif"]["href"] = str(folder / OPENEO_DATES[0])
+    catalog = tmp_path / "items.json"
+    catalog.write_text(json.dumps({"type": "FeatureCollection", "features": [item]}))
+    result = run_mosaic(
+        tmp_path,
+        catalog=str(catalog),
+        bbox=OPENEO_BBOX,
+        start_date="2023-06-30",
+        end_date="2023-06-30",
+        bands="B03",
+    )
+    assert result.exit_code == 0 and len(outputs(tmp_path / "out", "2023-06")) == 1
+    assert months_between(*map(_date, ("2023-11-15", "2024-02-01"))) == [
+        (2023, 11),
+        (2023, 12),
+        (2024, 1),
+        (2024, 2),
+    ]
+    assert month_end(2023, 12).isoformat() == "2023-12-31T23:59:59.999999+00:00"
+
+
+def _date(text: str):
+    from datetime import date
+
+    return date.fromisoformat(text)
+
+
+def test_a_band_that_does_not_exist_fails_each_tile_with_the_reason(s2_catalog, tmp_path):
+    result = run_mosaic(
+        tmp_path,
+        catalog=str(s2_catalog),
+        bbox=S2_BBOX,
+        start_date="2020-02-01",
+        end_date="2020-02-29",
+        bands="red,purple",
+        resolution=100,
+        tile_size=60_000,
+    )
+    assert result.exit_code == 2
+    failed = read_csv(tmp_path / "run/failed.csv")
+    assert len(failed) == result.planned > 1
+    assert all(
+        "purple" in row["reason"] and "S2A_29RKH_20200219_0_L2A" in row["reason"] for row in failed
+    )
+
+
+def test_an_unreadable_asset_fails_its_tile_with_the_file_named(data_dir, tmp_path):
+    item = local_scene_item(data_dir)
+    item["assets"]["red"]["href"] = str(tmp_path / "gone/B04.tif")
+    catalog = tmp_path / "items.json"
+    catalog.write_text(json.dumps({"type": "FeatureCollection", "features": [item]}))
+    result = run_mosaic(
+        tmp_path,
+        catalog=str(catalog),
+        bbox="-11.5,24.7,-11.45,24.75",
+        start_date="2020-02-19",
+        end_date="2020-02-19",
+        bands="red",
+        resolution=100,
+    )
+    assert result.exit_code == 2
+    (row,) = read_csv(tmp_path / "run/failed.csv")
+    assert "cannot read input" in row["reason"] and "gone/B04.tif" in row["reason"]
+    (task,) = read_csv(tmp_path / "run/tasks.csv")
+    assert task["attempts"] == "1"  # a missing file is permanent: not retried
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"start_date": "2023-07-01", "end_date": "2023-06-01"}, "dates reversed"),
+        ({"start_date": "2019-01-01", "end_date": "2019-01-31"}, "found no scene"),
+        ({"bands": ""}, "bands"),
+        ({"bbox": None}, "bbox (W,S,E,N) or aoi"),
+    ],
+)
+def test_invalid_jobs_fail_before_running(openeo_collection, tmp_path, change, message):
+    values = {
+        "catalog": str(openeo_collection),
+        "bbox": OPENEO_BBOX,
+        "start_date": "2023-06-01",
+        "end_date": "2023-06-30",
+        "bands": "B04",
+        **change,
+    }
+    with pytest.raises(JobError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        run_mosaic(tmp_path, **values)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_stac_api_gives_the_same_mosaic_as_the_static_catalog(
+    openeo_collection, stac_api, tmp_path
+):
+    common = {
+        "bbox": OPENEO_BBOX,
+        "start_date": "2023-06-01",
+        "end_date": "2023-06-30",
+        "bands": "B04,B02",
+    }
+    static = run_mosaic(tmp_path / "static", catalog=str(openeo_collection), **common)
+    stac_api.storm(2, status=429, retry_after="0")  # throttled at first: retried, not failed
+    api = run_mosaic(tmp_path / "api", stac_url=stac_api.url, collections="openeo-mol", **common)
+    assert static.exit_code == api.exit_code == 0
+    (a,) = outputs(tmp_path / "static/out", "2023-06")
+    (b,) = outputs(tmp_path / "api/out", "2023-06")
+    with rasterio.open(a) as one, rasterio.open(b) as two:
+        assert one.transform == two.transform
+        np.testing.assert_array_equal(one.read(), two.read())
+    item = json.loads(b.with_suffix(".json").read_text())
+    derived = [link["href"] for link in item["links"] if link["rel"] == "derived_from"]
+    assert len(derived) == 3 and all(href.startswith(stac_api.url) for href in derived)
+
+
+def test_scenes_read_over_http_from_a_stac_api_are_masked_alike(stac_api, s2_catalog, tmp_path):
+    common = {
+        "bbox": "-11.5,24.6,-11.2,24.9",
+        "start_date": "2020-02-01",
+        "end_date": "2020-02-29",
+        "bands": "red",
+        "resolution": 100,
+    }
+    local = run_mosaic(tmp_path / "local", catalog=str(s2_catalog), **common)
+    remote = run_mosaic(
+        tmp_path / "remote", stac_url=stac_api.url, collections="sentinel-2-l2a", **common
+    )
+    assert local.exit_code == remote.exit_code == 0
+    for a, b in zip(
+        outputs(tmp_path / "local/out", "2020-02"),
+        outputs(tmp_path / "remote/out", "2020-02"),
+        strict=True,
+    ):
+        with rasterio.open(a) as one, rasterio.open(b) as two:
+            np.testing.assert_array_equal(one.read(), two.read())
