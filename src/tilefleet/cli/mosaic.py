@@ -69,4 +69,3 @@ MOSAIC_OPTIONS: dict[str, Any] = {
 def area_values(aoi: str) -> dict[str, str]:
     """``--aoi W,S,E,N`` is a bbox; anything else is a GeoJSON file."""
     return {"bbox": aoi} if _BBOX.match(aoi) else {"aoi": aoi}
-

@@ -66,4 +66,3 @@ class TileIndexRecipe(TiledRecipe):
         body = json.dumps(item.to_dict(include_self_link=False), indent=1).encode()
         open_store(task.dest).put_bytes(body, task.marker)
         return {"bytes_out": len(body)}
-
