@@ -4,6 +4,7 @@ computations on the same grids."""
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -321,3 +322,37 @@ def test_scenes_read_over_http_from_a_stac_api_are_masked_alike(stac_api, s2_cat
     ):
         with rasterio.open(a) as one, rasterio.open(b) as two:
             np.testing.assert_array_equal(one.read(), two.read())
+
+
+def test_hrefs_are_signed_on_the_worker_right_before_reading(
+    openeo_collection, tmp_path, monkeypatch
+):
+    folder = openeo_collection.parent
+    features = []
+    for name in OPENEO_DATES:
+        item = json.loads((folder / f"{name}.json").read_text())
+        (asset,) = item["assets"].values()
+        asset["href"] = str(folder / name) + "?unsigned"  # unreadable until signed
+        features.append(item)
+    catalog = tmp_path / "items.json"
+    catalog.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    log = tmp_path / "signed.log"
+    monkeypatch.setenv("TILEFLEET_TEST_SIGN_LOG", str(log))
+    common = {
+        "catalog": str(catalog),
+        "bbox": OPENEO_BBOX,
+        "start_date": "2023-06-01",
+        "end_date": "2023-06-30",
+        "bands": "B04",
+    }
+    unsigned = run_mosaic(tmp_path / "unsigned", **common)
+    assert unsigned.exit_code == 2
+    signed = run_mosaic(tmp_path / "signed", sign="mosaic.signing:sign", **common)
+    assert signed.exit_code == 0
+    calls = [line.split(" ", 1) for line in log.read_text().splitlines()]
+    assert sorted(href for _pid, href in calls) == sorted(
+        f"{folder / name}?unsigned" for name in OPENEO_DATES
+    )
+    assert os.getpid() not in {int(pid) for pid, _href in calls}  # signed on the workers
+    with pytest.raises(JobError, match="cannot import"):
+        run_mosaic(tmp_path / "bad", sign="mosaic.nowhere:sign", **common)

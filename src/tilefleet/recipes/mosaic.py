@@ -142,8 +142,18 @@ class MosaicRecipe(Recipe):
     # planning -----------------------------------------------------------------------------
 
     def plan(self, params: MosaicParams) -> list[Task]:
-        from tilefleet.sources.stac import StacQuery, StacSearchError, search_items
+        from tilefleet.sources.stac import (
+            SignerError,
+            StacQuery,
+            StacSearchError,
+            load_signer,
+            search_items,
+        )
 
+        try:
+            load_signer(params.sign)  # fail now, not in every task, if it cannot be imported
+        except SignerError as exc:
+            raise JobError(str(exc)) from None
         area = _area(params)
         query = StacQuery(
             area,
@@ -259,12 +269,15 @@ class _Scene:
     """A search result reduced to what a task needs: hrefs per band, time, footprint."""
 
     def __init__(self, item, bands: list[str]):
-        from shapely.geometry import shape
+        from tilefleet.sources.stac import (
+            MissingBandError,
+            band_assets,
+            item_datetime,
+            item_footprint,
+        )
 
-        from tilefleet.sources.stac import MissingBandError, band_assets
-
-        when = item.datetime or item.common_metadata.start_datetime
-        self.geometry = shape(item.geometry) if item.geometry else None
+        when = item_datetime(item)
+        self.geometry = item_footprint(item)  # search results always have one
         self.month = (when.year, when.month)
         self.problem: str | None = None
         resolved: dict[str, list[Any]] = {}
@@ -281,11 +294,11 @@ class _Scene:
                 continue
             mask = [href, index]
             break
-        centre = self.geometry.centroid.x if self.geometry is not None else 0.0
+        centre = self.geometry.centroid.x
         self.record = {
             "id": item.id,
             "collection": item.collection_id,
-            "datetime": when.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "datetime": when.isoformat().replace("+00:00", "Z"),
             # Local solar date: scenes of one satellite pass share it, whatever their granule.
             "solar_day": (when + timedelta(hours=centre / 15.0)).date().isoformat(),
             "href": item.get_self_href(),

@@ -159,7 +159,7 @@ def matches(item: pystac.Item, query: StacQuery) -> bool:
     start, end = query.interval
     if first > end or last < start:
         return False
-    footprint = _footprint(item)
+    footprint = item_footprint(item)
     return footprint is not None and footprint.intersects(query.geometry)
 
 
@@ -184,7 +184,8 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _footprint(item: pystac.Item) -> BaseGeometry | None:
+def item_footprint(item: pystac.Item) -> BaseGeometry | None:
+    """The item's geometry, else its bbox, in lon/lat (None when it has neither)."""
     if item.geometry:
         return shape(item.geometry)
     if item.bbox:  # 2D (w, s, e, n) or 3D (w, s, zmin, e, n, zmax)
@@ -522,6 +523,7 @@ __all__ = [
     "StacSearchError",
     "band_assets",
     "item_datetime",
+    "item_footprint",
     "item_interval",
     "load_signer",
     "matches",
