@@ -356,3 +356,37 @@ def test_hrefs_are_signed_on_the_worker_right_before_reading(
     assert os.getpid() not in {int(pid) for pid, _href in calls}  # signed on the workers
     with pytest.raises(JobError, match="cannot import"):
         run_mosaic(tmp_path / "bad", sign="mosaic.nowhere:sign", **common)
+
+
+def test_scenes_catalog_and_outputs_on_s3(data_dir, s2_catalog, s3, tmp_path):
+    """Everything on the loopback S3 server: GDAL reads the scenes inside the workers with
+    the endpoint and keys of their environment, and the outputs land in a bucket."""
+    s3.create_bucket(Bucket="scenes")
+    s3.create_bucket(Bucket="mosaics")
+    item = local_scene_item(data_dir)
+    for key in ("red", "scl"):
+        path = Path(item["assets"][key]["href"])
+        s3.upload_file(str(path), "scenes", f"29RKH/{path.name}")
+        item["assets"][key]["href"] = f"s3://scenes/29RKH/{path.name}"
+    body = json.dumps({"type": "FeatureCollection", "features": [item]})
+    s3.put_object(Bucket="scenes", Key="items.json", Body=body.encode())
+    common = {
+        "bbox": "-11.5,24.6,-11.2,24.9",
+        "start_date": "2020-02-01",
+        "end_date": "2020-02-29",
+        "bands": "red",
+        "resolution": 100,
+    }
+    local = run_mosaic(tmp_path / "local", catalog=str(s2_catalog), **common)
+    remote = run_mosaic(
+        tmp_path / "remote", catalog="s3://scenes/items.json", dest="s3://mosaics/m", **common
+    )
+    assert local.exit_code == remote.exit_code == 0
+    listed = s3.list_objects_v2(Bucket="mosaics", Prefix="m/")["Contents"]
+    keys = sorted(obj["Key"] for obj in listed)
+    assert "m/collection.json" in keys and not [k for k in keys if "partial" in k]
+    for path in outputs(tmp_path / "local/out", "2020-02"):
+        key = f"m/monthly-mosaic-2020-02/{path.name}"
+        data = s3.get_object(Bucket="mosaics", Key=key)["Body"].read()
+        with rasterio.MemoryFile(data) as memory, memory.open() as two, rasterio.open(path) as one:
+            np.testing.assert_array_equal(one.read(), two.read())
