@@ -122,3 +122,31 @@ def test_the_cwl_document_validates_and_runs_with_cwltool(openeo_collection, tmp
     (link,) = [x["href"] for x in collection["links"] if x["rel"] == "item"]
     assert (mosaics / link).is_file() and (mosaics / link).with_suffix(".tif").is_file()
     assert (Path(result["run_record"]["path"]) / "report.json").is_file()
+
+
+def test_a_job_file_with_paths_relative_to_itself(s2_catalog, tmp_path, monkeypatch):
+    from tilefleet.config import load_job
+    from tilefleet.engine.run import run_job
+
+    job_file = tmp_path / "mosaic.yaml"
+    job_file.write_text(
+        f"""\
+recipe: mosaic
+catalog: {s2_catalog.name}
+bbox: [-11.5, 24.6, -11.2, 24.9]
+start_date: 2020-02-01
+end_date: 2020-02-29
+bands: [red, nir]
+scl_mask: [8, 9, 10]
+resolution: 200
+dest: out
+run_dir: run
+workers: 1
+"""
+    )
+    monkeypatch.chdir(tmp_path.parent)  # anywhere but the job file's folder
+    job = load_job(job_file)
+    assert job.params.catalog == str(s2_catalog) and job.params.scl_mask == [8, 9, 10]
+    result = run_job(job)
+    assert result.exit_code == 0
+    assert (tmp_path / "out/collection.json").is_file() and (tmp_path / "run/report.json").is_file()

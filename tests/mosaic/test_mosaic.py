@@ -97,6 +97,7 @@ def test_median_of_three_real_dates_on_every_tile(data_dir, openeo_collection, t
         compared += int((want != -32768).sum())
         with rasterio.open(path.with_name(path.stem + "-visual.tif")) as visual:
             rgba = visual.read()
+            assert visual.colorinterp[3] == rasterio.enums.ColorInterp.alpha
         assert rgba.dtype == np.uint8 and rgba.shape[0] == 4
         np.testing.assert_array_equal(rgba[3] == 255, got[0] != -32768)
     assert compared == expected.size  # every chip pixel is in exactly one tile

@@ -117,7 +117,15 @@ class _Composite:
         ) as data:
             visual = None
             if self.visual_path is not None:
-                visual = rasterio.open(self.visual_path, "w", count=4, dtype="uint8", **profile)
+                visual = rasterio.open(
+                    self.visual_path,
+                    "w",
+                    count=4,
+                    dtype="uint8",
+                    photometric="RGB",
+                    alpha="YES",  # band 4 is an alpha band, not a fourth colour
+                    **profile,
+                )
             try:
                 for row0 in range(0, height, rows_per_strip):
                     rows = slice(row0, min(height, row0 + rows_per_strip))
