@@ -41,19 +41,19 @@ def in_flight(monkeypatch) -> dict[str, int]:
 
     def create_and_watch(*args, **kwargs):
         executor = create(*args, **kwargs)
-        submit, wait = executor.submit, executor.wait
+        submit_many, wait = executor.submit_many, executor.wait
 
-        def counted_submit(task, attempt):
-            counts["now"] += 1
+        def counted_submit_many(attempts):
+            counts["now"] += len(attempts)
             counts["most"] = max(counts["most"], counts["now"])
-            submit(task, attempt)
+            submit_many(attempts)
 
         def counted_wait(timeout):
             done = wait(timeout)
             counts["now"] -= len(done)
             return done
 
-        executor.submit, executor.wait = counted_submit, counted_wait
+        executor.submit_many, executor.wait = counted_submit_many, counted_wait
         return executor
 
     monkeypatch.setattr(engine_run, "create_executor", create_and_watch)

@@ -26,13 +26,13 @@ def submitted(monkeypatch) -> dict[str, list[str]]:
 
     def create_and_watch(name, *args, **kwargs):
         executor = create(name, *args, **kwargs)
-        submit = executor.submit
+        submit_many = executor.submit_many
 
-        def watched(task, attempt):
-            seen[name].append(task.id)
-            submit(task, attempt)
+        def watched(attempts):
+            seen[name] += [task.id for task, _ in attempts]
+            submit_many(attempts)
 
-        executor.submit = watched
+        executor.submit_many = watched
         return executor
 
     monkeypatch.setattr(engine.executors, "create_executor", create_and_watch)

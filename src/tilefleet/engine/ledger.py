@@ -1,16 +1,17 @@
 """The SQLite ledger in a run directory: the exact record of one run.
 
 It holds the job, every planned task with its status, every attempt (worker, start, end,
-outcome) and one row per session (an invocation that worked on the run). Each outcome is
-committed as it arrives (WAL journal), so a run killed at any moment, even by SIGKILL,
-leaves a ledger from which a rerun continues and reports are rebuilt.
+outcome) and one row per session (an invocation that worked on the run). Outcomes are
+committed as they arrive, each batch in one transaction (WAL journal), so a run killed at
+any moment, even by SIGKILL, leaves a ledger from which a rerun continues and reports are
+rebuilt.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,45 +164,56 @@ class Ledger:
     # -- attempts -----------------------------------------------------------------------
     def start_attempt(self, task_id: str, session: int, started: float) -> int:
         """Count a new attempt of a task and return its number (1-based, across sessions)."""
+        return self.start_attempts([task_id], session, started)[0]
+
+    def start_attempts(self, task_ids: Sequence[str], session: int, started: float) -> list[int]:
+        """Count a new attempt of each task (distinct ids), in one transaction; their
+        numbers, in the order given."""
         with self.transaction():
-            (attempt,) = self.db.execute(
-                "UPDATE tasks SET attempts = attempts + 1, status = 'running' WHERE id = ? "
-                "RETURNING attempts",
-                (task_id,),
-            ).fetchone()
-            self.db.execute(
+            self.db.executemany(
+                "UPDATE tasks SET attempts = attempts + 1, status = 'running' WHERE id = ?",
+                ((task_id,) for task_id in task_ids),
+            )
+            # One JSON array rather than one variable per id: batches may exceed SQLite's
+            # limit on bound variables.
+            numbers = dict(
+                self.db.execute(
+                    "SELECT id, attempts FROM tasks WHERE id IN (SELECT value FROM json_each(?))",
+                    (json.dumps(list(task_ids)),),
+                )
+            )
+            attempts = [numbers[task_id] for task_id in task_ids]
+            self.db.executemany(
                 "INSERT OR REPLACE INTO attempts (task_id, attempt, session, started) "
                 "VALUES (?, ?, ?, ?)",
-                (task_id, attempt, session, started),
+                (
+                    (task_id, attempt, session, started)
+                    for task_id, attempt in zip(task_ids, attempts, strict=True)
+                ),
             )
-        return attempt
+        return attempts
 
     def finish_attempt(self, outcome: Outcome, status: str) -> None:
         """Record an attempt's outcome and the task status it leads to, in one transaction."""
+        self.finish_attempts([(outcome, status)])
+
+    def finish_attempts(self, finished: Sequence[tuple[Outcome, str]]) -> None:
+        """Record attempts' outcomes and the task statuses they lead to, in one transaction."""
         with self.transaction():
-            self.db.execute(
+            self.db.executemany(
                 "UPDATE attempts SET worker = ?, started = ?, finished = ?, ok = ?, error = ? "
                 "WHERE task_id = ? AND attempt = ?",
                 (
-                    outcome.worker,
-                    outcome.started,
-                    outcome.finished,
-                    int(outcome.ok),
-                    outcome.error,
-                    outcome.task_id,
-                    outcome.attempt,
+                    (o.worker, o.started, o.finished, int(o.ok), o.error, o.task_id, o.attempt)
+                    for o, _ in finished
                 ),
             )
-            self.db.execute(
+            self.db.executemany(
                 "UPDATE tasks SET status = ?, duration_s = ?, worker = ?, error = ?, "
                 "error_kind = ? WHERE id = ?",
                 (
-                    status,
-                    outcome.duration,
-                    outcome.worker,
-                    outcome.error,
-                    outcome.error_kind,
-                    outcome.task_id,
+                    (status, o.duration, o.worker, o.error, o.error_kind, o.task_id)
+                    for o, status in finished
                 ),
             )
 

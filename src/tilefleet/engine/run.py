@@ -49,6 +49,8 @@ log = logging.getLogger("tilefleet")
 
 EXIT_OK, EXIT_PARTIAL, EXIT_ALL_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 MAX_BACKOFF_S = 120.0
+#: The engine refills once 1/REFILL_FRACTION of ``max_in_flight`` is free (see _Scheduler).
+REFILL_FRACTION = 4
 
 
 @dataclass
@@ -280,13 +282,18 @@ def _execute(
 
 class _Scheduler:
     """Keeps at most ``max_in_flight`` attempts submitted, retries retryable failures with
-    exponential backoff and jitter, and records outcomes as they arrive: one ledger commit
-    per batch of submissions and per batch of outcomes."""
+    exponential backoff and jitter, and records outcomes as they arrive.
+
+    Work goes out in batches: once at least a quarter of the slots is free, every attempt
+    that fits is recorded in one ledger transaction and handed over in one
+    ``submit_many``; each batch of outcomes is one transaction too. The driver's work per
+    attempt stays small, and engines with a bulk call pay their round trip per batch."""
 
     def __init__(self, tasks, executor, ledger, session, job, durations, progress):
         self.executor, self.ledger, self.session, self.job = executor, ledger, session, job
         self.durations, self.progress = durations, progress
         self.max_in_flight = job.max_in_flight or executor.default_max_in_flight
+        self.refill_at = max(1, self.max_in_flight // REFILL_FRACTION)
         self.ready: deque[Task] = deque(tasks)
         self.delayed: list[tuple[float, int, Task]] = []  # (due, tie-breaker, task)
         self.tie = itertools.count()
@@ -298,45 +305,51 @@ class _Scheduler:
             clock = time.monotonic()
             while self.delayed and self.delayed[0][0] <= clock:
                 self.ready.append(heapq.heappop(self.delayed)[2])
-            with self.ledger.transaction():
-                self._submit_ready()
+            self._submit_ready()
             if not self.in_flight:
                 time.sleep(max(0.0, self.delayed[0][0] - time.monotonic()))
                 continue
             due = self.delayed[0][0] - clock if self.delayed else 1.0
-            completions = self.executor.wait(max(0.01, min(1.0, due)))
-            with self.ledger.transaction():
-                for completion in completions:
-                    self._record(completion)
+            self._record(self.executor.wait(max(0.01, min(1.0, due))))
 
     def _submit_ready(self) -> None:
-        while self.ready and len(self.in_flight) < self.max_in_flight:
-            task = self.ready.popleft()
-            submitted = now()
-            attempt = self.ledger.start_attempt(task.id, self.session, submitted)
+        free = self.max_in_flight - len(self.in_flight)
+        if not self.ready or free < min(self.refill_at, len(self.ready)):
+            return
+        batch = [self.ready.popleft() for _ in range(min(free, len(self.ready)))]
+        submitted = now()
+        attempts = self.ledger.start_attempts([t.id for t in batch], self.session, submitted)
+        for task in batch:
             self.tries[task.id] = self.tries.get(task.id, 0) + 1
-            self.executor.submit(task, attempt)
             self.in_flight[task.id] = (task, submitted)
+        self.executor.submit_many(list(zip(batch, attempts, strict=True)))
 
-    def _record(self, completion: Completion) -> None:
-        task, submitted = self.in_flight.pop(completion.task_id)
-        outcome = _outcome_of(completion, submitted)
+    def _record(self, completions: list[Completion]) -> None:
+        finished: list[tuple[Outcome, str]] = []
+        for completion in completions:
+            task, submitted = self.in_flight.pop(completion.task_id)
+            outcome = _outcome_of(completion, submitted)
+            finished.append((outcome, self._status_after(task, outcome)))
+        if finished:
+            self.ledger.finish_attempts(finished)
+
+    def _status_after(self, task: Task, outcome: Outcome) -> str:
+        """The task's status after ``outcome``; schedules its retry when there is one."""
         tries = self.tries[task.id]
         if outcome.ok:
-            self.ledger.finish_attempt(outcome, SUCCEEDED)
             self.durations.append(outcome.duration)
             self.progress.finished(SUCCEEDED)
-        elif outcome.error_kind == RETRYABLE and tries <= self.job.retries:
+            return SUCCEEDED
+        if outcome.error_kind == RETRYABLE and tries <= self.job.retries:
             delay = _backoff(self.job.backoff_s, tries)
-            self.ledger.finish_attempt(outcome, PENDING)
             heapq.heappush(self.delayed, (time.monotonic() + delay, next(self.tie), task))
             self.progress.retried()
             log.info("retrying %s in %.1f s (attempt %d of %d): %s", task.id, delay,
                      tries + 1, self.job.retries + 1, outcome.error)  # fmt: skip
-        else:
-            self.ledger.finish_attempt(outcome, FAILED)
-            self.progress.finished(FAILED)
-            log.warning("FAILED %s: %s", task.id, outcome.error)
+            return PENDING
+        self.progress.finished(FAILED)
+        log.warning("FAILED %s: %s", task.id, outcome.error)
+        return FAILED
 
 
 def _outcome_of(completion: Completion, submitted: float) -> Outcome:

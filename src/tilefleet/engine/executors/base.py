@@ -1,7 +1,10 @@
 """The small interface every execution engine implements.
 
-An executor only moves work: ``submit`` hands it one attempt of a task, ``wait`` returns
-the attempts that have finished, ``shutdown`` releases the engine. Retries, backoff,
+An executor only moves work: ``submit_many`` hands it attempts of tasks (``submit`` one),
+``wait`` returns the attempts that have finished, ``shutdown`` releases the engine. The
+engine submits in batches: whenever a good share of ``max_in_flight`` is free, it hands
+over every attempt that fits, so engines with a bulk call (one scheduler message, one
+FaaS job) pay their round trip once per batch rather than once per attempt. Retries, backoff,
 skipping, the ledger and reports live in the engine, so every executor gets them the same
 way. The function an executor runs is :func:`tilefleet.engine.worker.execute`; it returns
 failures as data, so an exception reaching the executor means the worker was lost.
@@ -39,7 +42,7 @@ class Billing:
 
 
 class Executor(ABC):
-    """Base of all executors: ``start``, then ``submit``/``wait``, then ``shutdown``."""
+    """Base of all executors: ``start``, then ``submit_many``/``wait``, then ``shutdown``."""
 
     name: ClassVar[str]
     #: Attempts kept submitted per worker when the job sets no ``max_in_flight``: enough
@@ -78,6 +81,12 @@ class Executor(ABC):
     @abstractmethod
     def submit(self, task: Task, attempt: int) -> None:
         """Start one attempt of ``task``; must not block for long."""
+
+    def submit_many(self, attempts: Sequence[tuple[Task, int]]) -> None:
+        """Start several attempts, as ``(task, attempt number)`` pairs; what the engine
+        calls. Engines with a bulk call override it; by default, one ``submit`` each."""
+        for task, attempt in attempts:
+            self.submit(task, attempt)
 
     @abstractmethod
     def wait(self, timeout: float | None) -> list[Completion]:

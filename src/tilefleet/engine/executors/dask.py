@@ -98,14 +98,26 @@ class DaskExecutor(Executor):
             log.warning("dask: could not preload %s on the workers: %s", modules, exc)
 
     def submit(self, task: Task, attempt: int) -> None:
-        key = f"tilefleet-{self._run_token}-{task.id}-{attempt}"
-        future = self._client.submit(execute, task, attempt, pure=False, key=key, retries=0)
-        self._futures[future] = (task.id, attempt)
+        self.submit_many([(task, attempt)])
+
+    def submit_many(self, attempts: Sequence[tuple[Task, int]]) -> None:
+        # One client.map is one graph update for the scheduler, however many attempts.
+        keys = [f"tilefleet-{self._run_token}-{task.id}-{attempt}" for task, attempt in attempts]
+        futures = self._client.map(
+            execute,
+            [task for task, _ in attempts],
+            [attempt for _, attempt in attempts],
+            key=keys,
+            pure=False,
+            retries=0,
+        )
+        for future, (task, attempt) in zip(futures, attempts, strict=True):
+            self._futures[future] = (task.id, attempt)
         if self._completed is None:  # results are fetched in the client's loop as they finish
             self._completed = self._distributed.as_completed(
                 loop=self._client.loop, with_results=True, raise_errors=False
             )
-        self._completed.add(future)
+        self._completed.update(futures)
 
     def wait(self, timeout: float | None) -> list[Completion]:
         if not self._futures:

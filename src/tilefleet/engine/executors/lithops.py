@@ -6,11 +6,12 @@ processes, through Lithops and its own config file.
 Without one, Lithops' ``localhost`` backend runs the tasks in local processes with the
 fast ``version: 1`` runner and this interpreter as the runtime.
 
-Attempts submitted between two waits go out as one Lithops ``map`` job (one invocation per
-attempt): a job costs a round trip and a runtime check, an invocation does not. The futures'
-states come from Lithops' job monitor; a failed invocation (timeout, out of memory, the
-function process killed) becomes a lost attempt, which the engine retries. Lithops' own
-retries are not used.
+Each batch of attempts the engine submits goes out as one Lithops ``map`` job (one
+invocation per attempt): a job costs a round trip and a runtime check (on ``localhost``, a
+fresh runner process, and jobs run one after another), an invocation does not. The
+futures' states come from Lithops' job monitor; a failed invocation (timeout, out of
+memory, the function process killed) becomes a lost attempt, which the engine retries.
+Lithops' own retries are not used.
 
 Billing: on ``aws_lambda`` an invocation costs its duration × ``mem`` (MB, default the
 config's ``runtime_memory``) × the price per GB-second of its architecture, so the engine
@@ -54,7 +55,6 @@ class LithopsExecutor(Executor):
         self.config = lithops_config(settings.get("lithops_config"), self.workers)
         self.backend = self.config["lithops"].get("backend", LOCALHOST)
         self._fexec = None
-        self._batch: list[tuple[Task, int]] = []
         self._futures: dict[Any, tuple[str, int]] = {}
         self._lost_at_submit: list[Completion] = []
 
@@ -90,30 +90,25 @@ class LithopsExecutor(Executor):
         self._fexec = self._lithops.FunctionExecutor(config=self.config)
 
     def submit(self, task: Task, attempt: int) -> None:
-        self._batch.append((task, attempt))
+        self.submit_many([(task, attempt)])
 
-    def _flush(self) -> None:
-        """Send the attempts submitted since the last wait as one map job."""
-        if not self._batch:
-            return
-        batch, self._batch = self._batch, []
+    def submit_many(self, attempts: Sequence[tuple[Task, int]]) -> None:
+        """Send the attempts as one map job."""
         options: dict[str, Any] = {}
         if self.backend != LOCALHOST:
             options["extra_env"] = forwarded_environment()
             if self.memory_mb:
                 options["runtime_memory"] = self.memory_mb
         try:
-            arguments = [(task, attempt) for task, attempt in batch]
-            futures = self._fexec.map(execute, arguments, **options)
+            futures = self._fexec.map(execute, list(attempts), **options)
         except Exception as exc:  # the job could not be invoked at all: every attempt is lost
-            log.warning("lithops: invoking %d attempt(s) failed: %s", len(batch), exc)
-            self._lost_at_submit += [Completion(t.id, attempt, lost=exc) for t, attempt in batch]
+            log.warning("lithops: invoking %d attempt(s) failed: %s", len(attempts), exc)
+            self._lost_at_submit += [Completion(t.id, attempt, lost=exc) for t, attempt in attempts]
             return
-        for future, (task, attempt) in zip(futures, batch, strict=True):
+        for future, (task, attempt) in zip(futures, attempts, strict=True):
             self._futures[future] = (task.id, attempt)
 
     def wait(self, timeout: float | None) -> list[Completion]:
-        self._flush()
         completions, self._lost_at_submit = self._lost_at_submit, []
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._futures and not completions:
@@ -135,7 +130,6 @@ class LithopsExecutor(Executor):
             return Completion(task_id, attempt, lost=exc)
 
     def shutdown(self, cancel: bool = False) -> None:
-        self._batch.clear()
         if self._fexec is None:
             return
         fexec, self._fexec = self._fexec, None

@@ -111,17 +111,27 @@ class RoutedExecutor(Executor):
             executor.start(preload)
 
     def submit(self, task: Task, attempt: int) -> None:
-        pool = self.pool_of(task)
-        if pool is None:
-            stamp = now()
-            reason = (
-                f"no executor for {self.route_by}={task.params.get(self.route_by)!r} "
-                f"(pools: {', '.join(self.pools)})"
-            )
-            outcome = Outcome(task.id, attempt, False, "routed", stamp, stamp, reason, PERMANENT)
-            self._refused.append(Completion(task.id, attempt, outcome=outcome))
-            return
-        self.pools[pool].submit(task, attempt)
+        self.submit_many([(task, attempt)])
+
+    def submit_many(self, attempts: Sequence[tuple[Task, int]]) -> None:
+        by_pool: dict[str, list[tuple[Task, int]]] = {}
+        for task, attempt in attempts:
+            pool = self.pool_of(task)
+            if pool is None:
+                self._refuse(task, attempt)
+            else:
+                by_pool.setdefault(pool, []).append((task, attempt))
+        for pool, batch in by_pool.items():  # each pool gets its share as one batch
+            self.pools[pool].submit_many(batch)
+
+    def _refuse(self, task: Task, attempt: int) -> None:
+        stamp = now()
+        reason = (
+            f"no executor for {self.route_by}={task.params.get(self.route_by)!r} "
+            f"(pools: {', '.join(self.pools)})"
+        )
+        outcome = Outcome(task.id, attempt, False, "routed", stamp, stamp, reason, PERMANENT)
+        self._refused.append(Completion(task.id, attempt, outcome=outcome))
 
     def wait(self, timeout: float | None) -> list[Completion]:
         completions, self._refused = self._refused, []
