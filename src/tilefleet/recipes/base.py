@@ -9,16 +9,11 @@ for bad input it detects, so that only transient trouble is retried.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from tilefleet.engine.task import Task
-from tilefleet.errors import JobError
-from tilefleet.tiles.spec import GridSpec
-
-if TYPE_CHECKING:
-    from tilefleet.tiles.tile import Tile
 
 
 class RecipeParams(BaseModel):
@@ -60,40 +55,3 @@ class Recipe(ABC):
     def outputs_url(self, params: RecipeParams) -> str:
         """Where the outputs of a job go, for the summary printed after a run."""
         return str(getattr(params, "dest", ""))
-
-
-class TiledParams(RecipeParams):
-    """Parameters of a recipe that runs one task per tile of a grid over an area."""
-
-    path_fields: ClassVar[tuple[str, ...]] = (
-        "dest",
-        "tiles.aoi",
-        "tiles.request",
-        "tiles.tiles",
-        "tiles.tiledb",
-    )
-
-    tiles: GridSpec = Field(description="The grid and the area (or tile list) to cover")
-    dest: str = Field(description="Folder or s3:// prefix the outputs go to")
-
-
-class TiledRecipe(Recipe):
-    """A recipe planned from a grid: one task per tile, made by :meth:`task_for`."""
-
-    source_columns = ("tile",)
-
-    def plan(self, params: TiledParams) -> list[Task]:
-        from tilefleet.tiles.spec import tiles_from_spec
-        from tilefleet.tiles.tile import TileInputError
-
-        try:
-            tiles = tiles_from_spec(params.tiles)
-        except (TileInputError, OSError) as exc:
-            raise JobError(f"tiles: {exc}") from None
-        if not tiles:
-            raise JobError(f"tiles: the {params.tiles.grid} grid has no tile in that area")
-        return [self.task_for(tile, params) for tile in tiles]
-
-    @abstractmethod
-    def task_for(self, tile: Tile, params: TiledParams) -> Task:
-        """The task of one tile."""

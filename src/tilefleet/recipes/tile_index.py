@@ -19,7 +19,7 @@ from pystac.extensions.projection import ProjectionExtension
 from shapely.geometry import mapping
 
 from tilefleet.engine.task import Task
-from tilefleet.recipes.base import TiledParams, TiledRecipe
+from tilefleet.recipes.tiled import TiledParams, TiledRecipe
 from tilefleet.store.objects import open_store
 from tilefleet.tiles.tile import Tile
 
