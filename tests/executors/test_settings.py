@@ -116,6 +116,10 @@ def fake_gateway(monkeypatch):
             made["cluster"] = FakeGatewayCluster(options)
             return made["cluster"]
 
+        def connect(self, name):
+            made["cluster"] = FakeGatewayCluster({"joined": name})
+            return made["cluster"]
+
     monkeypatch.setitem(sys.modules, "dask_gateway", types.SimpleNamespace(Gateway=Gateway))
     return made
 
@@ -147,6 +151,18 @@ def test_a_dask_gateway_cluster_gets_its_options_and_scales_adaptively(fake_gate
     assert recorded["cluster_options"]["environment"] == ["GDAL_CACHEMAX", "AWS_SECRET_ACCESS_KEY"]
     executor.shutdown()
     assert cluster.closed
+
+
+def test_a_gateway_cluster_named_by_the_workflow_engine_is_joined_and_left_running(
+    fake_gateway, monkeypatch
+):
+    monkeypatch.setenv("DASK_CLUSTER", "calrissian.4f1c2a")
+    executor = create_executor("dask", 4, gateway="https://gw.example")
+    executor.start()
+    cluster = fake_gateway["cluster"]
+    assert cluster.options == {"joined": "calrissian.4f1c2a"}
+    executor.shutdown()
+    assert not cluster.closed
 
 
 def test_a_missing_engine_is_a_clear_job_error(monkeypatch, tmp_path):

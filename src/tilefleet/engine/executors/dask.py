@@ -8,7 +8,9 @@ Gateway cluster.
 - ``gateway: https://…`` plus ``cluster_options``: a new Dask Gateway cluster (image,
   worker cores and memory, ``adaptive_minimum``/``adaptive_maximum``; ``environment`` as a
   list of variable names sends those variables' values from the driver's environment over
-  the gateway API, so the job file and the record hold names only).
+  the gateway API, so the job file and the record hold names only). With ``DASK_CLUSTER``
+  set (as Calrissian does for a CWL step), the Gateway cluster of that name is joined
+  instead, and left running at the end.
 
 Retries are the engine's: tasks are submitted with ``retries=0`` and, on a cluster started
 here, the scheduler's ``allowed-failures`` is 0, so a worker that dies fails its attempts at
@@ -33,6 +35,10 @@ from tilefleet.engine.task import Task
 from tilefleet.engine.worker import execute
 from tilefleet.errors import WorkerLostError
 
+#: Names an existing Gateway cluster to join instead of starting one (Calrissian sets it
+#: for a CWL step with a DaskGatewayRequirement).
+GATEWAY_CLUSTER_VARIABLE = "DASK_CLUSTER"
+
 log = logging.getLogger("tilefleet")
 
 #: Gateway cluster options that tilefleet handles itself rather than passing on.
@@ -53,6 +59,7 @@ class DaskExecutor(Executor):
         self._distributed = _import_distributed()
         self._client = None
         self._cluster = None  # only a cluster started here, closed on shutdown
+        self._joined = None  # a Gateway cluster someone else started (GATEWAY_CLUSTER_VARIABLE)
         self._scratch: str | None = None
         self._futures: dict[Any, tuple[str, int]] = {}
         self._completed = None  # distributed.as_completed of the attempts submitted
@@ -68,6 +75,13 @@ class DaskExecutor(Executor):
         distributed = self._distributed
         if self.settings.get("scheduler"):
             self._client = distributed.Client(self.settings["scheduler"])
+        elif self.settings.get("gateway") and os.environ.get(GATEWAY_CLUSTER_VARIABLE):
+            # A cluster made for this run by the workflow engine (Calrissian): used as it
+            # is, and left for its owner to shut down.
+            self._joined = _gateway(self.settings["gateway"]).connect(
+                os.environ[GATEWAY_CLUSTER_VARIABLE]
+            )
+            self._client = self._joined.get_client()
         elif self.settings.get("gateway"):
             self._cluster = _gateway_cluster(
                 self.settings["gateway"], self.settings.get("cluster_options") or {}, self.workers
@@ -157,6 +171,7 @@ class DaskExecutor(Executor):
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+        self._joined = None
         if self._scratch is not None:  # the workers' spill folder of a cluster started here
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
@@ -172,15 +187,19 @@ def _import_distributed():
     return distributed
 
 
-def _gateway_cluster(address: str, options: dict[str, Any], workers: int):
-    """A new Dask Gateway cluster with ``options``; scaled adaptively when asked to."""
+def _gateway(address: str):
     try:
         from dask_gateway import Gateway
     except ImportError:
         raise ValueError(
             "executor 'dask' with a gateway needs dask-gateway: pip install dask-gateway"
         ) from None
-    gateway = Gateway(address)
+    return Gateway(address)
+
+
+def _gateway_cluster(address: str, options: dict[str, Any], workers: int):
+    """A new Dask Gateway cluster with ``options``; scaled adaptively when asked to."""
+    gateway = _gateway(address)
     cluster_options = gateway.cluster_options()
     for key, value in options.items():
         if key in ADAPTIVE_KEYS:
