@@ -169,3 +169,25 @@ def test_unknown_executor_and_bad_options_are_job_errors(tmp_path):
         flaky_job(tmp_path, workers=0)
     with pytest.raises(JobError, match="unknown key"):
         flaky_job(tmp_path, colour="blue")
+
+
+def test_a_ledger_from_before_attempt_metrics_is_brought_up_to_date(tmp_path):
+    import sqlite3
+
+    from tilefleet.engine.ledger import Ledger
+
+    old = sqlite3.connect(tmp_path / "ledger.sqlite")
+    old.execute(
+        "CREATE TABLE attempts (task_id TEXT NOT NULL, attempt INTEGER NOT NULL, "
+        "session INTEGER NOT NULL, worker TEXT, started REAL, finished REAL, ok INTEGER, "
+        "error TEXT, PRIMARY KEY (task_id, attempt))"
+    )
+    old.execute("INSERT INTO attempts VALUES ('a', 1, 1, 'w', 1.0, 2.0, 1, NULL)")
+    old.commit()
+    old.close()
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        (attempt,) = ledger.attempts()
+        assert attempt["task_id"] == "a" and attempt["metrics"] == {}
+    finally:
+        ledger.close()

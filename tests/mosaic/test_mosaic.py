@@ -111,6 +111,10 @@ def test_median_of_three_real_dates_on_every_tile(data_dir, openeo_collection, t
     )
     assert "of 3 scene(s) on 3 day(s)" in props["processing:lineage"]
     assert "used unmasked (no mask band)" in props["processing:lineage"]  # no SCL here
+    warned = {w["task"] for w in result.report["warnings"]}
+    assert warned == {f"monthly-mosaic-2023-06/{p.stem}" for p in tiles}
+    assert "3 scene(s) without a mask band used unmasked" in result.report["warnings"][0]["warning"]
+    assert "warnings (" in (tmp_path / "run/report.txt").read_text()
     assert "proj:code" in props or "proj:epsg" in props
     assert {link["rel"] for link in item["links"]} >= {"collection", "derived_from"}
     assert item["assets"]["visual"]["href"].endswith("-visual.tif")

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     finished REAL,
     ok INTEGER,
     error TEXT,
+    metrics TEXT,
     PRIMARY KEY (task_id, attempt)
 );
 CREATE TABLE IF NOT EXISTS sessions (
@@ -78,6 +79,13 @@ class Ledger:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
+            self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Bring a ledger written by an earlier version up to the schema (resumable runs)."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(attempts)")}
+        if "metrics" not in columns:
+            self.db.execute("ALTER TABLE attempts ADD COLUMN metrics TEXT")
 
     @classmethod
     def in_run_dir(cls, run_dir: Path, *, readonly: bool = False) -> Ledger:
@@ -201,10 +209,19 @@ class Ledger:
         """Record attempts' outcomes and the task statuses they lead to, in one transaction."""
         with self.transaction():
             self.db.executemany(
-                "UPDATE attempts SET worker = ?, started = ?, finished = ?, ok = ?, error = ? "
-                "WHERE task_id = ? AND attempt = ?",
+                "UPDATE attempts SET worker = ?, started = ?, finished = ?, ok = ?, error = ?, "
+                "metrics = ? WHERE task_id = ? AND attempt = ?",
                 (
-                    (o.worker, o.started, o.finished, int(o.ok), o.error, o.task_id, o.attempt)
+                    (
+                        o.worker,
+                        o.started,
+                        o.finished,
+                        int(o.ok),
+                        o.error,
+                        json.dumps(o.metrics) if o.metrics else None,
+                        o.task_id,
+                        o.attempt,
+                    )
                     for o, _ in finished
                 ),
             )
@@ -219,11 +236,14 @@ class Ledger:
 
     def attempts(self) -> list[dict[str, Any]]:
         rows = self.db.execute(
-            "SELECT task_id, attempt, session, worker, started, finished, ok, error "
+            "SELECT task_id, attempt, session, worker, started, finished, ok, error, metrics "
             "FROM attempts ORDER BY started"
         )
         keys = ("task_id", "attempt", "session", "worker", "started", "finished", "ok", "error")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [
+            {**dict(zip(keys, row[:-1], strict=True)), "metrics": json.loads(row[-1] or "{}")}
+            for row in rows
+        ]
 
     # -- sessions -----------------------------------------------------------------------
     def start_session(self, started: float, executor: str, settings: dict, estimate: dict) -> int:

@@ -58,6 +58,11 @@ def build_report(
             "estimated": (last["estimate"] or {}).get("cost_usd") if last else None,
             "measured": round(measured_cost, 10) if any(billed.values()) else None,
         },
+        "warnings": [
+            {"task": a["task_id"], "warning": a["metrics"]["warning"]}
+            for a in attempts
+            if a["ok"] and a["metrics"].get("warning")
+        ],
         "job": ledger.get_meta("job"),
     }
 
@@ -119,6 +124,11 @@ def format_report(report: dict[str, Any], records: list[TaskRecord]) -> str:
         lines.append(
             f"cost       ${cost['measured']:.4f} measured (estimated ${cost['estimated'] or 0:.4f})"
         )
+    warnings = report["warnings"]
+    if warnings:
+        lines.append("")
+        lines.append(f"warnings ({min(len(warnings), FIRST_FAILURES)} of {len(warnings)}):")
+        lines += [f"  {w['task']}: {w['warning']}" for w in warnings[:FIRST_FAILURES]]
     failures = [r for r in records if r.status == FAILED]
     if failures:
         lines.append("")

@@ -40,7 +40,10 @@ class Recipe(ABC):
 
     @abstractmethod
     def run(self, task: Task) -> dict[str, Any]:
-        """Do one task; return small metrics (bytes written, …). Raise on failure."""
+        """Do one task; return small metrics (bytes written, …). Raise on failure.
+
+        A ``warning`` metric (one line) is listed in the run's reports: for a task that
+        succeeded with a caveat the user should see (inputs used without a cloud mask)."""
 
     def prepare(self, params: RecipeParams) -> None:  # noqa: B027 - optional hook
         """Create what all tasks write into (a Zarr template, a collection), once, after
