@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 bench: $(STAMP)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c requirements/constraints.txt -e '.[$(EXTRAS),bench]'
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 # Re-resolve the pinned versions (run after changing dependencies in pyproject.toml).

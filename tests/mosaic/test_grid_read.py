@@ -70,3 +70,23 @@ def test_a_declared_nodata_is_used_when_the_file_has_none(data_dir, tmp_path):
     assert undeclared.all()
     np.testing.assert_array_equal(declared, truth)
     assert 0.5 < declared.mean() < 1
+
+
+def test_coarser_pixels_on_the_same_lattice_are_repeated_like_nearest_warping(data_dir):
+    # 20 m grid over MGRS 29RKH: the 200 m SCL and 100 m red band sit on its lattice.
+    geobox = aligned_geobox((250_000, 2_740_000, 262_020, 2_750_000), 20, "EPSG:32629")
+    for name, band in (("SCL.tif", 1), ("B04.tif", 1)):
+        path = data_dir / "s2_l2a_29RKH_20200219" / name
+        want = reprojected(path, band, geobox, Resampling.nearest)
+        with GridReader(geobox) as reader:
+            view_rows = (slice(0, 7), slice(7, 333), slice(333, geobox.shape.y))
+            parts = [reader.read(BandSource(str(path)), rows) for rows in view_rows]
+            (view,) = reader._views.values()
+            assert view.vrt is None and view.lattice[0] in (5, 10)  # no warper involved
+        values = np.concatenate([p[0] for p in parts])
+        np.testing.assert_array_equal(values, want)
+        np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), want != 0)
+    with GridReader(geobox) as reader:  # any other resampling of coarser pixels is warped
+        reader.read(BandSource(str(path)), slice(0, 5), Resampling.bilinear)
+        (view,) = reader._views.values()
+        assert view.vrt is not None

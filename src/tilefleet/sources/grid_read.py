@@ -3,8 +3,11 @@
 Each source file is opened once per task and read one strip of rows at a time, so memory
 follows the strip, not the tile. A source already on the tile's pixel lattice (same CRS
 and resolution, offset by whole pixels: the usual case for a tile grid that matches the
-inputs) is read by window, with no resampling; any other is warped onto the grid with a
-GDAL warped VRT. The valid mask comes from the source's nodata (or the one its STAC item
+inputs) is read by window, with no resampling. So is a source whose pixels are a whole
+number of grid pixels wide on the same lattice (Sentinel-2's 20 m bands and SCL on a 10 m
+grid) when resampling is nearest: each source pixel is repeated, which is exactly what
+nearest-neighbour warping gives, without a warper. Any other is warped onto the grid with
+a GDAL warped VRT. The valid mask comes from the source's nodata (or the one its STAC item
 declares) and from the source's footprint: pixels it does not cover are invalid.
 """
 
@@ -99,9 +102,11 @@ class _View:
         self.dataset = dataset
         self.width = geobox.shape.x
         self.nodata = nodata
-        self.offset = _lattice_offset(dataset, geobox)
+        self.lattice = _lattice(dataset, geobox)
+        if self.lattice is not None and self.lattice[0] > 1 and resampling != Resampling.nearest:
+            self.lattice = None  # coarser pixels need a real resampling
         self.vrt = None
-        if self.offset is None:
+        if self.lattice is None:
             self.vrt = WarpedVRT(
                 dataset,
                 crs=geobox.crs.to_wkt(),
@@ -129,11 +134,20 @@ class _View:
             else:
                 valid = _not_nodata(values, self.nodata)
             return values, valid
-        col, row = self.offset
+        factor, col, row = self.lattice
+        if factor == 1:
+            window = Window(col, row + rows.start, self.width, height)
+            return _read_boundless(self.dataset, band, window, self.nodata)
+        # Grid pixels [first, first + n) lie in source pixels [first // f, ceil(... / f)).
+        top, left = row + rows.start, col
+        r0, c0 = top // factor, left // factor
+        r1, c1 = -(-(top + height) // factor), -(-(left + self.width) // factor)
         values, valid = _read_boundless(
-            self.dataset, band, Window(col, row + rows.start, self.width, height), self.nodata
+            self.dataset, band, Window(c0, r0, c1 - c0, r1 - r0), self.nodata
         )
-        return values, valid
+        pick_rows = np.arange(top, top + height) // factor - r0
+        pick_cols = np.arange(left, left + self.width) // factor - c0
+        return values[np.ix_(pick_rows, pick_cols)], valid[np.ix_(pick_rows, pick_cols)]
 
 
 def _read_boundless(
@@ -175,17 +189,22 @@ def _not_nodata(values: np.ndarray, nodata: float) -> np.ndarray:
     return valid
 
 
-def _lattice_offset(dataset, geobox: GeoBox) -> tuple[int, int] | None:
-    """(col, row) of the grid's top-left pixel in ``dataset`` when both share a pixel
-    lattice (same CRS, same north-up resolution, whole-pixel offset), else None."""
+def _lattice(dataset, geobox: GeoBox) -> tuple[int, int, int] | None:
+    """(factor, col, row) when the grid and ``dataset`` share a pixel lattice: same CRS,
+    north-up, source pixels ``factor`` (a whole number) grid pixels wide, grid origin on a
+    grid-pixel edge of the source; (col, row) is the grid's top-left pixel counted in grid
+    pixels from the source's origin. None otherwise."""
     if dataset.crs is None or dataset.crs != rasterio.crs.CRS.from_wkt(geobox.crs.to_wkt()):
         return None
     src, dst = dataset.transform, geobox.affine
-    if src.b or src.d or dst.b or dst.d:
+    if src.b or src.d or dst.b or dst.d or src.a <= 0 or src.e >= 0:
         return None
-    if not (math.isclose(src.a, dst.a) and math.isclose(src.e, dst.e)):
+    factor = src.a / dst.a
+    if abs(factor - round(factor)) > _LATTICE_TOLERANCE or round(factor) < 1:
         return None
-    col, row = (dst.c - src.c) / src.a, (dst.f - src.f) / src.e
+    if not math.isclose(src.e / dst.e, factor):
+        return None
+    col, row = (dst.c - src.c) / dst.a, (dst.f - src.f) / dst.e
     if abs(col - round(col)) > _LATTICE_TOLERANCE or abs(row - round(row)) > _LATTICE_TOLERANCE:
         return None
-    return round(col), round(row)
+    return round(factor), round(col), round(row)
