@@ -49,7 +49,7 @@ RUN_OPTIONS: dict[str, Any] = {
         typer.Option(
             "--max-in-flight",
             min=1,
-            help="Most attempts submitted at once [default: 2 per worker; 8 dask/ray, 16 lithops]",
+            help="Most attempts submitted at once [default: 2 per worker; 32 dask/ray, 16 lithops]",
         ),
     ],
     "overwrite": Annotated[

@@ -47,7 +47,7 @@ ADAPTIVE_KEYS = ("adaptive_minimum", "adaptive_maximum")
 
 class DaskExecutor(Executor):
     name = "dask"
-    in_flight_per_worker = 8  # remote round trips: keep more queued
+    in_flight_per_worker = 32  # remote round trips and batched submissions: keep more queued
     setting_keys = ("scheduler", "gateway", "cluster_options")
 
     def __init__(self, workers: int | None = None, **settings: Any):

@@ -30,7 +30,7 @@ log = logging.getLogger("tilefleet")
 
 class RayExecutor(Executor):
     name = "ray"
-    in_flight_per_worker = 8  # remote round trips: keep more queued
+    in_flight_per_worker = 32  # remote round trips and batched submissions: keep more queued
     setting_keys = ("address", "cpus_per_task", "mem")
 
     def __init__(self, workers: int | None = None, **settings: Any):
@@ -77,7 +77,14 @@ class RayExecutor(Executor):
         if ready and rest:  # collect everything else that is already finished
             more, _ = self._ray.wait(rest, num_returns=len(rest), timeout=0)
             ready += more
-        return [self._completion(ref) for ref in ready]
+        try:  # one round trip for the whole batch, the usual case
+            outcomes = self._ray.get(ready)
+        except Exception:  # a lost attempt among them: fetch one by one to tell which
+            return [self._completion(ref) for ref in ready]
+        return [
+            Completion(*self._refs.pop(ref), outcome=outcome)
+            for ref, outcome in zip(ready, outcomes, strict=True)
+        ]
 
     def _completion(self, ref) -> Completion:
         task_id, attempt = self._refs.pop(ref)
