@@ -44,6 +44,10 @@ def test_lambda_runs_are_priced_per_gb_second_and_localhost_is_free(tmp_path):
     }
     assert create_executor("lithops", 300, lithops_config=str(config)).billing.memory_gb == 1.0
     assert create_executor("lithops", 2).billing is None
+    # Lambda gets a few invocations queued per worker; the localhost backend, which runs
+    # map jobs one after another, gets large batches.
+    assert executor.default_max_in_flight == 16 * 300
+    assert create_executor("lithops", 2).default_max_in_flight == 512
 
 
 def test_the_engine_estimates_a_lambda_run_before_starting_it(tmp_path):

@@ -40,6 +40,8 @@ log = logging.getLogger("tilefleet")
 LOCALHOST = "localhost"
 #: Lithops' default ``runtime_memory`` of AWS Lambda functions, in MB.
 LAMBDA_DEFAULT_MEMORY_MB = 256
+#: Attempts in flight per local process on the localhost backend (see default_max_in_flight).
+LOCALHOST_IN_FLIGHT_PER_WORKER = 256
 #: How often the futures' states (kept current by Lithops' job monitor) are looked at.
 POLL_S = 0.05
 
@@ -57,6 +59,13 @@ class LithopsExecutor(Executor):
         self._fexec = None
         self._futures: dict[Any, tuple[str, int]] = {}
         self._lost_at_submit: list[Completion] = []
+
+    @property
+    def default_max_in_flight(self) -> int:
+        # The localhost backend runs map jobs one after another, each in a fresh runner
+        # process: small batches would queue behind each other and pay that start-up each.
+        per_worker = LOCALHOST_IN_FLIGHT_PER_WORKER if self.backend == LOCALHOST else None
+        return (per_worker or self.in_flight_per_worker) * self.workers
 
     @property
     def memory_mb(self) -> int | None:
