@@ -395,3 +395,22 @@ def test_scenes_catalog_and_outputs_on_s3(data_dir, s2_catalog, s3, tmp_path):
         data = s3.get_object(Bucket="mosaics", Key=key)["Body"].read()
         with rasterio.MemoryFile(data) as memory, memory.open() as two, rasterio.open(path) as one:
             np.testing.assert_array_equal(one.read(), two.read())
+
+
+def test_a_month_whose_pixels_are_all_masked_fails_with_that_reason(s2_catalog, tmp_path):
+    result = run_mosaic(
+        tmp_path,
+        catalog=str(s2_catalog),
+        bbox="-11.5,24.6,-11.45,24.65",
+        start_date="2020-02-01",
+        end_date="2020-02-29",
+        bands="red",
+        resolution=100,
+        scl_mask="0,1,2,3,4,5,6,7,8,9,10,11",  # every class: nothing is clear ground
+    )
+    assert result.exit_code == 2
+    (row,) = read_csv(tmp_path / "run/failed.csv")
+    assert "no valid pixel in 2020-02" in row["reason"] and "1 scene(s)" in row["reason"]
+    assert not list((tmp_path / "out").rglob("*.tif"))
+    collection = json.loads((tmp_path / "out/collection.json").read_text())
+    assert not [link for link in collection["links"] if link["rel"] == "item"]
