@@ -191,3 +191,26 @@ def test_a_ledger_from_before_attempt_metrics_is_brought_up_to_date(tmp_path):
         assert attempt["task_id"] == "a" and attempt["metrics"] == {}
     finally:
         ledger.close()
+
+
+def test_the_timeline_packs_many_short_lived_workers_into_lanes_of_concurrency(tmp_path):
+    from tilefleet.engine.timeline import packed_lanes, plot_timeline
+
+    # 300 invocations of a serverless run, each a fresh process, at most 3 at once.
+    attempts = [
+        {
+            "task_id": f"t{i}",
+            "attempt": 1,
+            "worker": f"lambda:{1000 + i}",
+            "started": float(i // 3),
+            "finished": float(i // 3) + 0.9,
+            "ok": i % 50 != 7,
+        }
+        for i in range(300)
+    ]
+    lanes = packed_lanes(attempts)
+    assert sorted(set(lanes)) == [0, 1, 2]
+    for second in range(100):  # attempts running together never share a lane
+        assert sorted(lanes[3 * second : 3 * second + 3]) == [0, 1, 2]
+    plot_timeline(attempts, tmp_path / "timeline.png", "serverless")
+    assert (tmp_path / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

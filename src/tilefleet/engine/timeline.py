@@ -1,10 +1,18 @@
-"""timeline.png: one lane per worker, each attempt a bar coloured by its outcome."""
+"""timeline.png: one lane per worker, each attempt a bar coloured by its outcome.
+
+Beyond ``MAX_WORKER_LANES`` workers (serverless runs, where every invocation is a fresh
+process) a lane per worker is unreadable and slow to draw, so attempts are packed into
+lanes instead: each goes to the first lane free when it starts, and the lanes show how
+many attempts ran at once.
+"""
 
 from __future__ import annotations
 
+import heapq
 from pathlib import Path
 from typing import Any
 
+MAX_WORKER_LANES = 60
 COLOURS = {"succeeded": "#2e9e44", "retried": "#f0a030", "failed": "#d03030", "lost": "#808080"}
 
 
@@ -30,24 +38,32 @@ def plot_timeline(attempts: list[dict[str, Any]], path: Path, title: str) -> Non
     for a in finished:
         final_attempts[a["task_id"]] = max(final_attempts.get(a["task_id"], 0), a["attempt"])
     workers = sorted({a["worker"] or "lost" for a in finished})
-    lane = {worker: i for i, worker in enumerate(workers)}
+    if len(workers) <= MAX_WORKER_LANES:
+        by_worker = {worker: i for i, worker in enumerate(workers)}
+        lanes = [by_worker[a["worker"] or "lost"] for a in finished]
+        labels, ylabel = workers, "worker"
+    else:
+        lanes = packed_lanes(finished)
+        labels, ylabel = None, f"attempts running at once ({len(workers)} workers)"
+    count = max(lanes, default=0) + 1
     origin = min((a["started"] for a in finished), default=0.0)
 
-    height = min(2 + 0.35 * max(len(workers), 1), 40)
+    height = min(2 + 0.35 * count, 40)
     fig = Figure(figsize=(11, height), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     # One broken_barh call per lane and outcome: fast for runs of many thousand attempts.
     bars: dict[tuple[int, str], list[tuple[float, float]]] = {}
-    for a in finished:
-        key = (lane[a["worker"] or "lost"], attempt_outcome(a, final_attempts))
+    for a, row in zip(finished, lanes, strict=True):
+        key = (row, attempt_outcome(a, final_attempts))
         span = (a["started"] - origin, max(a["finished"] - a["started"], 1e-3))
         bars.setdefault(key, []).append(span)
     for (row, outcome), spans in bars.items():
         ax.broken_barh(spans, (row - 0.35, 0.7), facecolors=COLOURS[outcome], edgecolor="none")
-    ax.set_yticks(range(len(workers)), labels=workers if len(workers) <= 60 else None)
+    if labels is not None:
+        ax.set_yticks(range(len(labels)), labels=labels)
     ax.set_xlabel("seconds since the first attempt started")
-    ax.set_ylabel("worker")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(
         handles=[Patch(color=c, label=k) for k, c in COLOURS.items()],
@@ -58,3 +74,18 @@ def plot_timeline(attempts: list[dict[str, Any]], path: Path, title: str) -> Non
         ax.text(0.5, 0.5, "no attempts ran", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path)
+
+
+def packed_lanes(attempts: list[dict[str, Any]]) -> list[int]:
+    """A lane per attempt: the lowest-numbered lane whose last attempt ended by its start."""
+    lanes = [0] * len(attempts)
+    busy: list[tuple[float, int]] = []  # (finished, lane) of the attempt last put there
+    free: list[int] = []
+    for index in sorted(range(len(attempts)), key=lambda i: attempts[i]["started"]):
+        started = attempts[index]["started"]
+        while busy and busy[0][0] <= started:
+            heapq.heappush(free, heapq.heappop(busy)[1])
+        lane = heapq.heappop(free) if free else len(busy) + len(free)
+        lanes[index] = lane
+        heapq.heappush(busy, (attempts[index]["finished"], lane))
+    return lanes
