@@ -44,6 +44,7 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from rio_cogeo.cogeo import cog_translate
 from rio_cogeo.profiles import cog_profiles
+from synthetic import smooth_field  # benchmarks/ is the script's folder, first on sys.path
 
 from tilefleet.config import build_job
 from tilefleet.engine.run import run_job
@@ -60,25 +61,6 @@ GOAL_SPEEDUP = 1.7  # 2 workers at least this many times faster than 1
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-def _interpolation_matrix(size: int, cells: int) -> np.ndarray:
-    """(size, cells) weights that linearly interpolate a coarse axis onto ``size`` pixels."""
-    position = np.linspace(0, cells - 1, size)
-    low = np.clip(np.floor(position).astype(int), 0, cells - 2)
-    frac = position - low
-    weights = np.zeros((size, cells))
-    rows = np.arange(size)
-    weights[rows, low] = 1 - frac
-    weights[rows, low + 1] = frac
-    return weights
-
-
-def smooth_field(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
-    """A smooth random surface in about [-1, 1]: a coarse random grid, bilinearly upsampled."""
-    coarse = rng.standard_normal((cells, cells))
-    weights = _interpolation_matrix(size, cells)
-    return weights @ coarse @ weights.T
 
 
 def synthetic_scene(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -109,13 +91,23 @@ def ensure_inputs(work: Path, files: int, size: int) -> tuple[Path, Path, list[P
     """Striped, uncompressed GeoTIFFs and their headerless manifest, reused when unchanged."""
     inputs = work / "inputs"
     stamp = inputs / "params.json"
-    params = {"files": files, "size": size, "bands": BANDS, "dtype": DTYPE, "seed": SEED,
-              "version": GENERATOR_VERSION}
+    params = {
+        "files": files,
+        "size": size,
+        "bands": BANDS,
+        "dtype": DTYPE,
+        "seed": SEED,
+        "version": GENERATOR_VERSION,
+    }
     names = [f"scene_{index:03d}.tif" for index in range(files)]
     paths = [inputs / "scenes" / name for name in names]
     manifest = inputs / "manifest.csv"
-    if (stamp.exists() and json.loads(stamp.read_text()) == params
-            and manifest.exists() and all(path.exists() for path in paths)):
+    if (
+        stamp.exists()
+        and json.loads(stamp.read_text()) == params
+        and manifest.exists()
+        and all(path.exists() for path in paths)
+    ):
         print(f"inputs: reusing {files} files in {inputs}")
         return manifest, inputs, paths
     shutil.rmtree(inputs, ignore_errors=True)
@@ -125,9 +117,18 @@ def ensure_inputs(work: Path, files: int, size: int) -> tuple[Path, Path, list[P
     crs = CRS.from_epsg(32633)
     for index, path in enumerate(paths):
         transform = from_origin(400000 + index * size * PIXEL_M, 5600000, PIXEL_M, PIXEL_M)
-        profile = {"driver": "GTiff", "width": size, "height": size, "count": BANDS,
-                   "dtype": DTYPE, "crs": crs, "transform": transform, "tiled": False,
-                   "compress": "none", "interleave": "pixel"}
+        profile = {
+            "driver": "GTiff",
+            "width": size,
+            "height": size,
+            "count": BANDS,
+            "dtype": DTYPE,
+            "crs": crs,
+            "transform": transform,
+            "tiled": False,
+            "compress": "none",
+            "interleave": "pixel",
+        }
         with rasterio.open(path, "w", **profile) as dst:
             dst.write(synthetic_scene(rng, size))
     manifest.write_text("".join(f"scenes/{name},{BANDS}\n" for name in names))
@@ -163,9 +164,16 @@ def run_gdal_cog_and_jpeg(paths: list[Path], dest: Path, options: dict[str, str]
         low = data.min(axis=(1, 2), keepdims=True)
         high = data.max(axis=(1, 2), keepdims=True)
         scaled = np.rint((data - low) * (255.0 / np.maximum(high - low, 1))).astype(np.uint8)
-        with rasterio.open(cog.with_suffix(".jpg"), "w", driver="JPEG", width=scaled.shape[2],
-                           height=scaled.shape[1], count=scaled.shape[0], dtype="uint8",
-                           QUALITY="75") as jpg:
+        with rasterio.open(
+            cog.with_suffix(".jpg"),
+            "w",
+            driver="JPEG",
+            width=scaled.shape[2],
+            height=scaled.shape[1],
+            count=scaled.shape[0],
+            dtype="uint8",
+            QUALITY="75",
+        ) as jpg:
             jpg.write(scaled)
 
 
@@ -191,25 +199,43 @@ def rio_cogeo_profile(options: dict[str, str]) -> dict:
 
 def run_rio_cogeo(paths: list[Path], dest: Path, profile: dict, resampling: str) -> None:
     for path in paths:
-        cog_translate(str(path), str(dest / path.name), profile, overview_resampling=resampling,
-                      quiet=True, config={"GDAL_NUM_THREADS": "1"})
+        cog_translate(
+            str(path),
+            str(dest / path.name),
+            profile,
+            overview_resampling=resampling,
+            quiet=True,
+            config={"GDAL_NUM_THREADS": "1"},
+        )
 
 
-def run_tilefleet(manifest: Path, input_root: Path, dest: Path, run_dir: Path, workers: int,
-                  expected: int) -> None:
-    job = build_job({
-        "recipe": "cogify", "manifest": str(manifest), "input_root": str(input_root),
-        "dest": str(dest), "run_dir": str(run_dir), "workers": workers, "retries": 0,
-        "profile": "deflate", "blocksize": 512, "overview_resampling": "nearest",
-    })
+def run_tilefleet(
+    manifest: Path, input_root: Path, dest: Path, run_dir: Path, workers: int, expected: int
+) -> None:
+    job = build_job(
+        {
+            "recipe": "cogify",
+            "manifest": str(manifest),
+            "input_root": str(input_root),
+            "dest": str(dest),
+            "run_dir": str(run_dir),
+            "workers": workers,
+            "retries": 0,
+            "profile": "deflate",
+            "blocksize": 512,
+            "overview_resampling": "nearest",
+        }
+    )
     captured = io.StringIO()  # no progress bar or log lines in the benchmark's output
     with contextlib.redirect_stderr(captured):
         result = run_job(job)
     succeeded = result.report.get("succeeded")
     if result.exit_code != 0 or succeeded != expected:
         sys.stderr.write(captured.getvalue())
-        raise SystemExit(f"tilefleet run failed: exit {result.exit_code}, "
-                         f"{succeeded}/{expected} succeeded (see {run_dir})")
+        raise SystemExit(
+            f"tilefleet run failed: exit {result.exit_code}, "
+            f"{succeeded}/{expected} succeeded (see {run_dir})"
+        )
 
 
 # --------------------------------------------------------------------------- checks
@@ -251,10 +277,12 @@ def check_outputs(check: Path, sources: list[Path]) -> list[str]:
         with rasterio.open(check / "rio-cogeo" / name) as ds:
             _require(np.array_equal(ds.read(), original), f"rio-cogeo COG of {name} differs")
         same_bytes = _digest(check / "gdal" / name) == _digest(check / "tilefleet-1" / name)
-        notes.append(f"{name}: {len(gdal) - 1} overviews, identical pixels at every level "
-                     f"(tilefleet 1 and 2 workers vs GDAL), full resolution equal to the input "
-                     f"and to rio-cogeo's; tilefleet file byte-identical to GDAL's: "
-                     f"{'yes' if same_bytes else 'no'}")
+        notes.append(
+            f"{name}: {len(gdal) - 1} overviews, identical pixels at every level "
+            f"(tilefleet 1 and 2 workers vs GDAL), full resolution equal to the input "
+            f"and to rio-cogeo's; tilefleet file byte-identical to GDAL's: "
+            f"{'yes' if same_bytes else 'no'}"
+        )
     return notes
 
 
@@ -273,8 +301,9 @@ def cpu_seconds() -> float:
     return total
 
 
-def time_side(run: Callable[[Path], None], out: Path, name: str, keep: list[str] | None,
-              subdir: str = "") -> tuple[float, float]:
+def time_side(
+    run: Callable[[Path], None], out: Path, name: str, keep: list[str] | None, subdir: str = ""
+) -> tuple[float, float]:
     """(wall, CPU) seconds of one side run into a fresh ``out/name``; then the outputs go,
     except the files named in ``keep``, which move to ``out/../check/name``."""
     dest = out / name
@@ -293,19 +322,24 @@ def time_side(run: Callable[[Path], None], out: Path, name: str, keep: list[str]
     return wall, cpu
 
 
-def comparison(name: str, ours: float, peer: float, ours_cpu: float, peer_cpu: float,
-               speedup: bool = False) -> str:
+def comparison(
+    name: str, ours: float, peer: float, ours_cpu: float, peer_cpu: float, speedup: bool = False
+) -> str:
     """One result line; the CPU figures in brackets are what a busy machine disturbs least."""
     if speedup:
         ratio = peer / ours
         verdict = "met" if ratio >= GOAL_SPEEDUP else "NOT met"
-        goal = (f"speed-up of 2 workers over 1, goal >= {GOAL_SPEEDUP}: {verdict}; "
-                f"CPU {ours_cpu:.1f} s vs {peer_cpu:.1f} s")
+        goal = (
+            f"speed-up of 2 workers over 1, goal >= {GOAL_SPEEDUP}: {verdict}; "
+            f"CPU {ours_cpu:.1f} s vs {peer_cpu:.1f} s"
+        )
     else:
         ratio = ours / peer
         verdict = "met" if ratio <= GOAL_ONE_WORKER else "NOT met"
-        goal = (f"tilefleet time / peer time, goal <= {GOAL_ONE_WORKER}: {verdict}; "
-                f"CPU ratio {ours_cpu / peer_cpu:.2f}")
+        goal = (
+            f"tilefleet time / peer time, goal <= {GOAL_ONE_WORKER}: {verdict}; "
+            f"CPU ratio {ours_cpu / peer_cpu:.2f}"
+        )
     return f"{name}: tilefleet {ours:.2f} s, peer {peer:.2f} s, ratio {ratio:.2f} ({goal})"
 
 
@@ -318,8 +352,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--files", type=int, default=16, help="number of input GeoTIFFs")
     parser.add_argument("--size", type=int, default=3072, help="pixels per side of each input")
     parser.add_argument("--repeat", type=int, default=2, help="repetitions per side (min counts)")
-    parser.add_argument("--work", type=Path, default=Path(__file__).resolve().parent / "_work",
-                        help="work folder for inputs and outputs (default benchmarks/_work)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path(__file__).resolve().parent / "_work",
+        help="work folder for inputs and outputs (default benchmarks/_work)",
+    )
     args = parser.parse_args(argv)
     if args.files < CHECK_FILES or args.size < 64 or args.repeat < 1:
         parser.error(f"need --files >= {CHECK_FILES}, --size >= 64, --repeat >= 1")
@@ -334,20 +372,28 @@ def main(argv: list[str] | None = None) -> None:
     options = cog_options("deflate")
     profile = rio_cogeo_profile(options)
     resampling = options["OVERVIEW_RESAMPLING"].lower()
-    print(f"machine: {os.cpu_count()} CPUs, load {_load()}, "
-          f"{platform.python_implementation()} {platform.python_version()}, "
-          f"GDAL {rasterio.__gdal_version__}, rasterio {rasterio.__version__}, "
-          f"rio-cogeo {rio_cogeo.__version__}")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load {_load()}, "
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"GDAL {rasterio.__gdal_version__}, rasterio {rasterio.__version__}, "
+        f"rio-cogeo {rio_cogeo.__version__}"
+    )
     if os.getloadavg()[0] > 0.5:
-        print("warning: the machine is busy before the start; wall times and the 2-worker "
-              "speed-up suffer from it, CPU seconds much less")
-    print(f"inputs: {args.files} striped uncompressed GeoTIFFs, {BANDS}×{DTYPE} "
-          f"{args.size}×{args.size}, {megabytes / args.files:.0f} MB each, {megabytes:.0f} MB "
-          f"in all; best of {args.repeat}")
+        print(
+            "warning: the machine is busy before the start; wall times and the 2-worker "
+            "speed-up suffer from it, CPU seconds much less"
+        )
+    print(
+        f"inputs: {args.files} striped uncompressed GeoTIFFs, {BANDS}×{DTYPE} "
+        f"{args.size}×{args.size}, {megabytes / args.files:.0f} MB each, {megabytes:.0f} MB "
+        f"in all; best of {args.repeat}"
+    )
     print(f"COG options (all sides): {' '.join(f'{k}={v}' for k, v in options.items())}")
-    print("note: tilefleet's time also covers, per file, a full-size JPEG preview, a STAC item "
-          "and COG validation, plus its run record (ledger, reports) and worker start-up: "
-          "part of its job")
+    print(
+        "note: tilefleet's time also covers, per file, a full-size JPEG preview, a STAC item "
+        "and COG validation, plus its run record (ledger, reports) and worker start-up: "
+        "part of its job"
+    )
 
     out, check, runs = work / "out", work / "check", work / "runs"
     for folder in (out, check, runs):
@@ -360,9 +406,11 @@ def main(argv: list[str] | None = None) -> None:
         "rio-cogeo": lambda dest, rep: run_rio_cogeo(paths, dest, profile, resampling),
         "gdal+jpeg": lambda dest, rep: run_gdal_cog_and_jpeg(paths, dest, options),
         "tilefleet-1": lambda dest, rep: run_tilefleet(
-            manifest, input_root, dest, runs / f"w1-{rep}", 1, len(paths)),
+            manifest, input_root, dest, runs / f"w1-{rep}", 1, len(paths)
+        ),
         "tilefleet-2": lambda dest, rep: run_tilefleet(
-            manifest, input_root, dest, runs / f"w2-{rep}", 2, len(paths)),
+            manifest, input_root, dest, runs / f"w2-{rep}", 2, len(paths)
+        ),
         "gdal-2proc": lambda dest, rep: run_gdal_two_processes(paths, dest, options),
     }
     walls: dict[str, list[float]] = {name: [] for name in sides}
@@ -371,16 +419,22 @@ def main(argv: list[str] | None = None) -> None:
         for name, run in sides.items():  # interleaved, so drift in the machine hits all sides
             keep = check_names if rep == 0 and name not in ("gdal-2proc", "gdal+jpeg") else None
             subdir = "scenes" if name.startswith("tilefleet") else ""
-            wall, cpu = time_side(lambda dest, run=run, rep=rep: run(dest, rep), out, name, keep,
-                                  subdir)
+            wall, cpu = time_side(
+                lambda dest, run=run, rep=rep: run(dest, rep), out, name, keep, subdir
+            )
             walls[name].append(wall)
             cpus[name].append(cpu)
-            print(f"  repetition {rep + 1}: {name:<12} {wall:7.2f} s wall, {cpu:7.2f} s CPU, "
-                  f"load {_load()}", flush=True)
+            print(
+                f"  repetition {rep + 1}: {name:<12} {wall:7.2f} s wall, {cpu:7.2f} s CPU, "
+                f"load {_load()}",
+                flush=True,
+            )
 
     cog_mb = sum((check / "gdal" / name).stat().st_size for name in check_names) / 1e6
-    print(f"outputs: COG {cog_mb / len(check_names):.0f} MB per file (full resolution and "
-          f"overviews, DEFLATE without predictor)")
+    print(
+        f"outputs: COG {cog_mb / len(check_names):.0f} MB per file (full resolution and "
+        f"overviews, DEFLATE without predictor)"
+    )
     for note in check_outputs(check, paths[:CHECK_FILES]):
         print(f"check: {note}")
     for folder in (out, check, runs):
@@ -389,19 +443,33 @@ def main(argv: list[str] | None = None) -> None:
     best = {name: min(values) for name, values in walls.items()}
     cpu = {name: min(values) for name, values in cpus.items()}
     for name in sides:
-        print(f"best: {name:<12} {best[name]:7.2f} s wall, {cpu[name]:7.2f} s CPU "
-              f"({cpu[name] / args.files:.2f} s CPU per file)")
+        print(
+            f"best: {name:<12} {best[name]:7.2f} s wall, {cpu[name]:7.2f} s CPU "
+            f"({cpu[name] / args.files:.2f} s CPU per file)"
+        )
     one, two = "tilefleet-1", "tilefleet-2"
-    print(comparison("1 worker vs GDAL COG driver", best[one], best["gdal"], cpu[one],
-                     cpu["gdal"]))
-    print(comparison("1 worker vs rio-cogeo", best[one], best["rio-cogeo"], cpu[one],
-                     cpu["rio-cogeo"]))
-    print(comparison("1 worker vs GDAL COG + JPEG preview (the crank's whole job)", best[one],
-                     best["gdal+jpeg"], cpu[one], cpu["gdal+jpeg"]))
-    print(comparison("2 workers vs 1 worker", best[two], best[one], cpu[two], cpu[one],
-                     speedup=True))
-    print(f"machine ceiling for 2 workers (GDAL COG driver, 2 spawned processes vs 1 loop): "
-          f"speed-up {best['gdal'] / best['gdal-2proc']:.2f}")
+    print(comparison("1 worker vs GDAL COG driver", best[one], best["gdal"], cpu[one], cpu["gdal"]))
+    print(
+        comparison(
+            "1 worker vs rio-cogeo", best[one], best["rio-cogeo"], cpu[one], cpu["rio-cogeo"]
+        )
+    )
+    print(
+        comparison(
+            "1 worker vs GDAL COG + JPEG preview (the crank's whole job)",
+            best[one],
+            best["gdal+jpeg"],
+            cpu[one],
+            cpu["gdal+jpeg"],
+        )
+    )
+    print(
+        comparison("2 workers vs 1 worker", best[two], best[one], cpu[two], cpu[one], speedup=True)
+    )
+    print(
+        f"machine ceiling for 2 workers (GDAL COG driver, 2 spawned processes vs 1 loop): "
+        f"speed-up {best['gdal'] / best['gdal-2proc']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from synthetic import smooth_field  # benchmarks/ is the script's folder, first on sys.path
 
-GENERATOR_VERSION = 1  # bump when the synthetic scenes change, to regenerate cached inputs
+GENERATOR_VERSION = 2  # bump when the synthetic scenes change, to regenerate cached inputs
 SEED = 20240117
 EPSG = 32631
 PIXEL_M = 10
@@ -71,23 +72,6 @@ GOAL_MEMORY = 0.5  # tilefleet peak memory at most this fraction of Dask's
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-def _interpolation_matrix(size: int, cells: int) -> np.ndarray:
-    position = np.linspace(0, cells - 1, size)
-    low = np.clip(np.floor(position).astype(int), 0, cells - 2)
-    frac = position - low
-    weights = np.zeros((size, cells))
-    rows = np.arange(size)
-    weights[rows, low] = 1 - frac
-    weights[rows, low + 1] = frac
-    return weights
-
-
-def smooth_field(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
-    """A smooth random surface, about N(0, 1): a coarse random grid, bilinearly upsampled."""
-    weights = _interpolation_matrix(size, cells)
-    return (weights @ rng.standard_normal((cells, cells)) @ weights.T).astype(np.float32)
 
 
 def landscape(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
