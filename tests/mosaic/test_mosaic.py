@@ -25,6 +25,14 @@ from tilefleet.recipes.mosaic import DEFAULT_SCL_MASK, month_end, months_between
 OPENEO_BBOX = "5.0705,51.2155,5.0795,51.2195"  # inside the three openEO chips
 OPENEO_DATES = ("openEO_2023-06-01Z.tif", "sub-folder/openEO_2023-06-04Z.tif")
 S2_BBOX = "-11.9,24.35,-10.95,25.25"  # most of MGRS tile 29RKH
+# One month of the L2A scene's red band over a few tiles, at the files' 100 m.
+S2_SMALL = {
+    "bbox": "-11.5,24.6,-11.2,24.9",
+    "start_date": "2020-02-01",
+    "end_date": "2020-02-29",
+    "bands": "red",
+    "resolution": 100,
+}
 
 
 def run_mosaic(tmp_path: Path, **values):
@@ -308,16 +316,9 @@ def test_a_stac_api_gives_the_same_mosaic_as_the_static_catalog(
 
 
 def test_scenes_read_over_http_from_a_stac_api_are_masked_alike(stac_api, s2_catalog, tmp_path):
-    common = {
-        "bbox": "-11.5,24.6,-11.2,24.9",
-        "start_date": "2020-02-01",
-        "end_date": "2020-02-29",
-        "bands": "red",
-        "resolution": 100,
-    }
-    local = run_mosaic(tmp_path / "local", catalog=str(s2_catalog), **common)
+    local = run_mosaic(tmp_path / "local", catalog=str(s2_catalog), **S2_SMALL)
     remote = run_mosaic(
-        tmp_path / "remote", stac_url=stac_api.url, collections="sentinel-2-l2a", **common
+        tmp_path / "remote", stac_url=stac_api.url, collections="sentinel-2-l2a", **S2_SMALL
     )
     assert local.exit_code == remote.exit_code == 0
     for a, b in zip(
@@ -375,16 +376,9 @@ def test_scenes_catalog_and_outputs_on_s3(data_dir, s2_catalog, s3, tmp_path):
         item["assets"][key]["href"] = f"s3://scenes/29RKH/{path.name}"
     body = json.dumps({"type": "FeatureCollection", "features": [item]})
     s3.put_object(Bucket="scenes", Key="items.json", Body=body.encode())
-    common = {
-        "bbox": "-11.5,24.6,-11.2,24.9",
-        "start_date": "2020-02-01",
-        "end_date": "2020-02-29",
-        "bands": "red",
-        "resolution": 100,
-    }
-    local = run_mosaic(tmp_path / "local", catalog=str(s2_catalog), **common)
+    local = run_mosaic(tmp_path / "local", catalog=str(s2_catalog), **S2_SMALL)
     remote = run_mosaic(
-        tmp_path / "remote", catalog="s3://scenes/items.json", dest="s3://mosaics/m", **common
+        tmp_path / "remote", catalog="s3://scenes/items.json", dest="s3://mosaics/m", **S2_SMALL
     )
     assert local.exit_code == remote.exit_code == 0
     listed = s3.list_objects_v2(Bucket="mosaics", Prefix="m/")["Contents"]
