@@ -23,6 +23,8 @@ from tilefleet.errors import JobError
 from tilefleet.recipes.mosaic import DEFAULT_SCL_MASK, month_end, months_between
 
 OPENEO_BBOX = "5.0705,51.2155,5.0795,51.2195"  # inside the three openEO chips
+# June 2023 over the openEO chips (their three dates).
+OPENEO_JUNE = {"bbox": OPENEO_BBOX, "start_date": "2023-06-01", "end_date": "2023-06-30"}
 OPENEO_DATES = ("openEO_2023-06-01Z.tif", "sub-folder/openEO_2023-06-04Z.tif")
 S2_BBOX = "-11.9,24.35,-10.95,25.25"  # most of MGRS tile 29RKH
 # One month of the L2A scene's red band over a few tiles, at the files' 100 m.
@@ -72,9 +74,7 @@ def test_median_of_three_real_dates_on_every_tile(data_dir, openeo_collection, t
     result = run_mosaic(
         tmp_path,
         catalog=str(openeo_collection),
-        bbox=OPENEO_BBOX,
-        start_date="2023-06-01",
-        end_date="2023-06-30",
+        **OPENEO_JUNE,
         bands="B04,B03,B02",
         tile_size=400,
         visual=True,
@@ -134,9 +134,7 @@ def test_median_of_three_real_dates_on_every_tile(data_dir, openeo_collection, t
         tmp_path,
         run_dir=str(tmp_path / "run2"),
         catalog=str(openeo_collection),
-        bbox=OPENEO_BBOX,
-        start_date="2023-06-01",
-        end_date="2023-06-30",
+        **OPENEO_JUNE,
         bands="B04,B03,B02",
         tile_size=400,
         visual=True,
@@ -281,9 +279,7 @@ def test_an_unreadable_asset_fails_its_tile_with_the_file_named(data_dir, tmp_pa
 def test_invalid_jobs_fail_before_running(openeo_collection, tmp_path, change, message):
     values = {
         "catalog": str(openeo_collection),
-        "bbox": OPENEO_BBOX,
-        "start_date": "2023-06-01",
-        "end_date": "2023-06-30",
+        **OPENEO_JUNE,
         "bands": "B04",
         **change,
     }
@@ -296,9 +292,7 @@ def test_a_stac_api_gives_the_same_mosaic_as_the_static_catalog(
     openeo_collection, stac_api, tmp_path
 ):
     common = {
-        "bbox": OPENEO_BBOX,
-        "start_date": "2023-06-01",
-        "end_date": "2023-06-30",
+        **OPENEO_JUNE,
         "bands": "B04,B02",
     }
     static = run_mosaic(tmp_path / "static", catalog=str(openeo_collection), **common)
@@ -346,9 +340,7 @@ def test_hrefs_are_signed_on_the_worker_right_before_reading(
     monkeypatch.setenv("TILEFLEET_TEST_SIGN_LOG", str(log))
     common = {
         "catalog": str(catalog),
-        "bbox": OPENEO_BBOX,
-        "start_date": "2023-06-01",
-        "end_date": "2023-06-30",
+        **OPENEO_JUNE,
         "bands": "B04",
     }
     unsigned = run_mosaic(tmp_path / "unsigned", **common)
