@@ -17,7 +17,8 @@ S3_SECRET = "tilefleet-test-secret-5f3b9c2e71d04a8a"
 
 
 def data_root() -> Path:
-    return Path(os.environ.get("TILEFLEET_TEST_DATA", REPO.parent / "shared" / "data"))
+    # Absolute, so that tools the tests start in other folders (cwltool) find it too.
+    return Path(os.environ.get("TILEFLEET_TEST_DATA", REPO.parent / "shared" / "data")).absolute()
 
 
 @pytest.fixture(scope="session")
