@@ -130,3 +130,18 @@ def test_grid_errors_name_the_problem(tmp_path):
     )
     result = CliRunner().invoke(app, ["run", str(job)])
     assert result.exit_code == 3 and "tiles" in result.output
+
+
+def test_variables_are_expanded_inside_nested_settings(data_dir, tmp_path, monkeypatch):
+    (tmp_path / "aoi.geojson").write_text((data_dir / "aoi/grandmesa.geojson").read_text())
+    monkeypatch.setenv("TF_TEST_AREA", "aoi.geojson")
+    monkeypatch.setenv("TF_TEST_OUT", "out")
+    job = write_job(
+        tmp_path / "job.yaml",
+        recipe="tile-index",
+        dest="${TF_TEST_OUT}",
+        tiles={"grid": "utm", "aoi": "${TF_TEST_AREA}", "size": 50000},
+    )
+    loaded = load_job(job)
+    assert loaded.params.tiles.aoi == tmp_path / "aoi.geojson"  # expanded, then made relative
+    assert loaded.params.dest == str(tmp_path / "out")

@@ -209,6 +209,8 @@ def _expand(value: Any) -> Any:
         return _VAR.sub(lambda m: os.environ.get(m.group(1), m.group(0)), value)
     if isinstance(value, list):
         return [_expand(v) for v in value]
+    if isinstance(value, dict):  # nested settings: tiles, executors' pools, cluster options
+        return {k: _expand(v) for k, v in value.items()}
     return value
 
 
