@@ -73,10 +73,9 @@ class RayExecutor(Executor):
         if not self._refs:
             return []
         refs = list(self._refs)
-        ready, rest = self._ray.wait(refs, num_returns=1, timeout=timeout)
-        if ready and rest:  # collect everything else that is already finished
-            more, _ = self._ray.wait(rest, num_returns=len(rest), timeout=0)
-            ready += more
+        # Wait for a quarter of what is in flight (the engine refills about then), or
+        # whatever has finished by the timeout: few wait calls, each returning many.
+        ready, _ = self._ray.wait(refs, num_returns=max(1, len(refs) // 4), timeout=timeout)
         try:  # one round trip for the whole batch, the usual case
             outcomes = self._ray.get(ready)
         except Exception:  # a lost attempt among them: fetch one by one to tell which
