@@ -6,6 +6,7 @@ count survives across worker processes."""
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,10 @@ class FlakyRecipe(Recipe):
             if p["mode"] == "permanent":
                 raise PermanentError(f"bad input in {task.id}")
             if p["mode"] == "crash":
-                os._exit(17)  # the worker process dies without reporting
+                # Dies without reporting, holding a temporary file as a converter would.
+                handle, scratch = tempfile.mkstemp(prefix="flaky-")
+                (state / f"{task.id}.{attempt}.tmp").write_text(scratch)
+                os._exit(17)
         store = open_store(task.dest)
         store.put_bytes(f"{task.id} value {p['index'] * 2}".encode(), f"out/{task.id}.txt")
         store.put_bytes(b"{}", task.marker)

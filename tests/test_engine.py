@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -70,6 +71,10 @@ def test_a_dying_worker_loses_only_an_attempt(tmp_path):
     db = sqlite3.connect(tmp_path / "run/ledger.sqlite")
     lost = db.execute("SELECT COUNT(*) FROM attempts WHERE worker = 'lost'").fetchone()[0]
     assert lost >= 1
+    # The temporary file the dead worker held went with the executor's scratch folder.
+    (left,) = (tmp_path / "st").glob("t002.*.tmp")
+    scratch = Path(left.read_text())
+    assert "tilefleet-local-" in str(scratch) and not scratch.parent.exists()
 
 
 def test_reports_are_complete(tmp_path):

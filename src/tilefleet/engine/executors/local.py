@@ -5,13 +5,17 @@ the progress display) that must not be forked, and a spawned worker sees the env
 this run (credentials, endpoints) as it is now. Each worker imports the task modules once
 when it starts, so their import time does not count against the first task. A worker that
 dies (killed, out of memory, segfault in a C library) breaks the pool; the attempts it held
-are reported as lost (retryable) and a fresh pool is started for what follows.
+are reported as lost (retryable) and a fresh pool is started for what follows. Workers
+keep their temporary files in a folder of the executor's, removed when it shuts down.
 """
 
 from __future__ import annotations
 
 import importlib
 import multiprocessing
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -31,14 +35,17 @@ class LocalExecutor(Executor):
         self._pool: ProcessPoolExecutor | None = None
         self._futures: dict[Future, tuple[str, int]] = {}
         self._preload: list[str] = ["tilefleet.engine.worker"]
+        self._scratch: str | None = None  # the workers' temp folder, removed at shutdown
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            if self._scratch is None:
+                self._scratch = tempfile.mkdtemp(prefix="tilefleet-local-")
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_import_modules,
-                initargs=(tuple(self._preload),),
+                initializer=_start_worker,
+                initargs=(tuple(self._preload), self._scratch),
             )
         return self._pool
 
@@ -86,9 +93,17 @@ class LocalExecutor(Executor):
                 _terminate_workers(self._pool)
             self._pool = None
         self._futures.clear()
+        if self._scratch is not None:  # what killed workers left behind goes with it
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
 
-def _import_modules(modules: tuple[str, ...]) -> None:
+def _start_worker(modules: tuple[str, ...], scratch: str) -> None:
+    # Temporary files of tasks (Python's and GDAL's) go to the executor's own folder, so a
+    # worker killed mid-task leaves nothing behind once the run ends.
+    os.environ["TMPDIR"] = scratch
+    os.environ["CPL_TMPDIR"] = scratch
+    tempfile.tempdir = scratch
     for module in modules:
         importlib.import_module(module)
 
