@@ -22,14 +22,8 @@ from typer.testing import CliRunner
 
 from helpers import assert_same_pixels
 from tilefleet.cli import app
-from tilefleet.engine.watch import (
-    CLAIMS_DIR,
-    ClaimBook,
-    Watcher,
-    WatchOptions,
-    claims_location,
-    parse_duration,
-)
+from tilefleet.engine.claims import CLAIMS_DIR, ClaimBook, claims_location
+from tilefleet.engine.watch import Watcher, WatchOptions, parse_duration
 from tilefleet.errors import JobError
 from tilefleet.store.gdal_env import gdal_config
 from tilefleet.store.location import Location

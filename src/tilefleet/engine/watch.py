@@ -21,9 +21,7 @@ base names, and its post step judges success by listing the output bucket once p
   older than ``stale_after`` (judged by the timestamp in its name, or by its latest takeover
   claim).
 
-Layout of the claims: ``{bucket root}/.tilefleet-watch/claims/<digest>.<generation>.json``
-(for a local source: ``{source}/.tilefleet-watch/claims/``), where ``<digest>`` is the SHA-256
-of the claimed object's full URL. A claim is deleted once the object it guards is gone.
+The claims themselves are in :mod:`tilefleet.engine.claims`.
 """
 
 from __future__ import annotations
@@ -32,12 +30,8 @@ import csv
 import fnmatch
 import hashlib
 import io
-import json
 import logging
-import os
 import re
-import secrets
-import socket
 import time
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -46,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from tilefleet.config import build_job
+from tilefleet.engine.claims import WATCH_DIR, Claim, ClaimBook, claims_location, is_missing
 from tilefleet.engine.executors import EXECUTORS
 from tilefleet.engine.ledger import Ledger
 from tilefleet.engine.run import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, run_job
@@ -53,13 +48,11 @@ from tilefleet.engine.signals import sigterm_as_interrupt
 from tilefleet.engine.task import DONE_STATES, FAILED, SKIPPED
 from tilefleet.errors import JobError, one_line
 from tilefleet.store.location import Location
-from tilefleet.store.objects import Store, is_partial, open_store
+from tilefleet.store.objects import is_partial, open_store
 from tilefleet.tiles.manifest import format_manifest, parse_manifest
 
 log = logging.getLogger("tilefleet")
 
-WATCH_DIR = ".tilefleet-watch"
-CLAIMS_DIR = f"{WATCH_DIR}/claims"
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 DEFAULT_PATTERN = "*raw.csv"
 DEFAULT_STALE_AFTER_S = 2 * 3600.0
@@ -70,7 +63,6 @@ RAW_SUFFIX = "raw.csv"
 _WATCHER_NAME = re.compile(
     r"^(?P<stem>.*)(?P<state>processing|processed|failed)-(?P<ts>\d{8}T\d{6}Z)\.csv$"
 )
-_CLAIM_NAME = re.compile(r"^(?P<digest>[0-9a-f]{64})\.(?P<generation>\d+)\.json$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)", re.IGNORECASE)
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -218,110 +210,6 @@ class PassResult:
         if self.error:
             text += f"; {self.error}"
         return text + ("; interrupted" if self.interrupted else "")
-
-
-# -- claims -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A claim this watcher holds on one object (a raw manifest or a processing file)."""
-
-    digest: str
-    generation: int
-    keys: tuple[str, ...]  # every claim object of the digest up to this one, for release
-    previous: dict[str, Any] | None  # content of the generation taken over, if any
-
-
-class ClaimBook:
-    """Atomic claims in ``.tilefleet-watch/claims/``: who works on which object.
-
-    A claim is created with create-if-absent, then read back and compared with the random
-    token it carries: an object store whose conditional create is a check followed by a
-    write (not atomic, as moto's server is) is caught in all but the narrowest interleaving;
-    on AWS S3, MinIO and a file system the create itself is atomic.
-    """
-
-    def __init__(self, store: Store, stale_after_s: float):
-        self.store = store
-        self.stale_after_s = stale_after_s
-        self.generations: dict[str, list[int]] = {}
-
-    def load(self) -> None:
-        """Read the claims folder with one listing."""
-        self.generations = {}
-        for info in self.store.list(CLAIMS_DIR):
-            match = _CLAIM_NAME.match(info.key.rsplit("/", 1)[-1])
-            if match:
-                self.generations.setdefault(match["digest"], []).append(int(match["generation"]))
-
-    def acquire(
-        self, subject_url: str, held_since: float | None, extra: dict[str, Any] | None = None
-    ) -> Claim | None:
-        """Claim ``subject_url``; None when another watcher holds it (or just did).
-
-        ``held_since`` is when an implicit holder (the watcher that wrote a processing file)
-        took the subject; with no claim objects yet, the subject is free once that is older
-        than ``stale_after``. A subject with claims is free once its latest claim is.
-        """
-        digest = hashlib.sha256(subject_url.encode()).hexdigest()
-        generations = sorted(self.generations.get(digest, []))
-        previous = None
-        if generations:
-            previous = self._read(self._key(digest, generations[-1]))
-            if previous is None or not self._is_stale(float(previous.get("claimed_at", 0))):
-                return None
-        elif held_since is not None and not self._is_stale(held_since):
-            return None
-        generation = generations[-1] + 1 if generations else 0
-        token = secrets.token_hex(16)
-        body = {
-            "subject": subject_url,
-            "generation": generation,
-            "token": token,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "claimed_at": time.time(),
-            **(extra or {}),
-        }
-        key = self._key(digest, generation)
-        if not self.store.put_bytes(json.dumps(body).encode(), key, if_absent=True):
-            return None
-        written = self._read(key)
-        if written is None or written.get("token") != token:
-            return None
-        keys = tuple(self._key(digest, g) for g in [*generations, generation])
-        return Claim(digest, generation, keys, previous)
-
-    def release(self, claim: Claim) -> None:
-        """Delete the claim (and the stale generations it took over)."""
-        self.store.delete(claim.keys)
-
-    def _is_stale(self, since: float) -> bool:
-        return time.time() - since > self.stale_after_s
-
-    def _read(self, key: str) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.store.get_bytes(key))
-        except Exception as exc:
-            if _is_missing(exc):
-                return None
-            raise
-
-    @staticmethod
-    def _key(digest: str, generation: int) -> str:
-        return f"{CLAIMS_DIR}/{digest}.{generation:06d}.json"
-
-
-def claims_location(source: Location) -> Location:
-    """Claims live at the bucket root, so watchers of nested prefixes of one bucket agree."""
-    if source.is_local:
-        return source
-    return Location(source.scheme, source.bucket, "")
-
-
-def _is_missing(exc: BaseException) -> bool:
-    return isinstance(exc, FileNotFoundError) or type(exc).__name__ == "NotFoundError"
 
 
 # -- names ------------------------------------------------------------------------------
@@ -475,7 +363,7 @@ class Watcher:
             data = self.source.get_bytes(raw_key)
         except Exception as exc:
             self.claims.release(claim)
-            if _is_missing(exc):  # taken and finished by another watcher since our listing
+            if is_missing(exc):  # taken and finished by another watcher since our listing
                 return None
             return ManifestResult(
                 self._url(raw_key), raw_key, error=f"cannot read it: {one_line(exc)}"
@@ -508,7 +396,7 @@ class Watcher:
             data = self.source.get_bytes(processing_key)
         except Exception as exc:
             self.claims.release(lease)
-            if _is_missing(exc):  # finished by its own watcher since our listing
+            if is_missing(exc):  # finished by its own watcher since our listing
                 return None
             return ManifestResult(
                 self._url(processing_key), processing_key, error=f"cannot read it: {one_line(exc)}"
