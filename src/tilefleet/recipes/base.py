@@ -19,7 +19,9 @@ from tilefleet.engine.task import Task
 class RecipeParams(BaseModel):
     """Base of each recipe's parameters: the job-file keys and CLI options it adds."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Built on first validation, not at import: workers import a recipe's module to run
+    # its tasks but never validate parameters (a fresh process per call on serverless).
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     #: Parameters holding local paths that a job file may give relative to itself
     #: (``a.b`` for a key ``b`` inside the mapping ``a``).
