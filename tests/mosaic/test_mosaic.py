@@ -70,6 +70,16 @@ def outputs(dest: Path, month: str) -> list[Path]:
     return sorted((dest / f"monthly-mosaic-{month}").glob("*_*_*[0-9].tif"))
 
 
+def assert_same_mosaics(one: Path, two: Path, month: str) -> None:
+    """The same tiles of a month, with the same grid and pixels, in two destinations."""
+    a, b = outputs(one, month), outputs(two, month)
+    assert [p.name for p in a] == [p.name for p in b] and a
+    for first, second in zip(a, b, strict=True):
+        with rasterio.open(first) as x, rasterio.open(second) as y:
+            assert x.transform == y.transform
+            np.testing.assert_array_equal(x.read(), y.read())
+
+
 def test_median_of_three_real_dates_on_every_tile(data_dir, openeo_collection, tmp_path):
     result = run_mosaic(
         tmp_path,
@@ -315,13 +325,7 @@ def test_scenes_read_over_http_from_a_stac_api_are_masked_alike(stac_api, s2_cat
         tmp_path / "remote", stac_url=stac_api.url, collections="sentinel-2-l2a", **S2_SMALL
     )
     assert local.exit_code == remote.exit_code == 0
-    for a, b in zip(
-        outputs(tmp_path / "local/out", "2020-02"),
-        outputs(tmp_path / "remote/out", "2020-02"),
-        strict=True,
-    ):
-        with rasterio.open(a) as one, rasterio.open(b) as two:
-            np.testing.assert_array_equal(one.read(), two.read())
+    assert_same_mosaics(tmp_path / "local/out", tmp_path / "remote/out", "2020-02")
 
 
 def test_hrefs_are_signed_on_the_worker_right_before_reading(
@@ -400,3 +404,11 @@ def test_a_month_whose_pixels_are_all_masked_fails_with_that_reason(s2_catalog, 
     assert not list((tmp_path / "out").rglob("*.tif"))
     collection = json.loads((tmp_path / "out/collection.json").read_text())
     assert not [link for link in collection["links"] if link["rel"] == "item"]
+
+
+def test_a_dask_cluster_writes_the_same_mosaic(s2_catalog, tmp_path):
+    local = run_mosaic(tmp_path / "local", catalog=str(s2_catalog), **S2_SMALL)
+    dask = run_mosaic(tmp_path / "dask", catalog=str(s2_catalog), executor="dask", **S2_SMALL)
+    assert local.exit_code == dask.exit_code == 0
+    assert dask.report["executor"]["name"] == "dask"
+    assert_same_mosaics(tmp_path / "local/out", tmp_path / "dask/out", "2020-02")
