@@ -51,7 +51,7 @@ def finish(
     from tilefleet.config import build_job
     from tilefleet.engine.ledger import LEDGER_NAME, Ledger
     from tilefleet.engine.report import write_reports
-    from tilefleet.engine.run import EXIT_PARTIAL, exit_code_for, finish_recipe
+    from tilefleet.engine.run import exit_code_for, finish_recipe
     from tilefleet.engine.task_runner import merge_outcomes
     from tilefleet.recipes import get_recipe
 
@@ -66,8 +66,7 @@ def finish(
         tasks = [record.task for record in ledger.records()]
         finished = finish_recipe(recipe, job.params, tasks, ledger)
         write_reports(ledger, run_dir)
-        code = exit_code_for(ledger.counts())
-        code = code if finished else max(code, EXIT_PARTIAL)
+        code = exit_code_for(ledger.counts(), finished)
     finally:
         ledger.close()
     typer.echo((run_dir / "report.txt").read_text(), nl=False)

@@ -67,12 +67,13 @@ class RunResult:
     rejected: list[Task] = field(default_factory=list)
 
 
-def exit_code_for(counts: dict[str, int]) -> int:
-    """0 all done, 1 some failed, 2 all failed (of the tasks that ended)."""
+def exit_code_for(counts: dict[str, int], finished: bool = True) -> int:
+    """0 all done, 1 some failed, 2 all failed (of the tasks that ended); at least 1 when
+    the recipe's ``finish`` step failed (``finished`` False)."""
     done = counts.get(SUCCEEDED, 0) + counts.get(SKIPPED, 0)
     failed = counts.get(FAILED, 0)
     if failed == 0:
-        return EXIT_OK
+        return EXIT_OK if finished else EXIT_PARTIAL
     return EXIT_PARTIAL if done else EXIT_ALL_FAILED
 
 
@@ -208,8 +209,7 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
     if interrupted:
         result.exit_code = EXIT_INTERRUPTED
     else:
-        code = exit_code_for(counts)
-        result.exit_code = code if finished else max(code, EXIT_PARTIAL)
+        result.exit_code = exit_code_for(counts, finished)
     return result
 
 
