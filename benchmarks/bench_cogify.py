@@ -20,9 +20,7 @@ work done when wall times are disturbed by other load.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import io
 import json
 import logging
 import multiprocessing
@@ -30,7 +28,6 @@ import os
 import platform
 import resource
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -40,14 +37,15 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 import rio_cogeo
+from common import (  # benchmarks/ is the script's folder, first on sys.path
+    run_tilefleet_quietly,
+    smooth_field,
+)
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from rio_cogeo.cogeo import cog_translate
 from rio_cogeo.profiles import cog_profiles
-from synthetic import smooth_field  # benchmarks/ is the script's folder, first on sys.path
 
-from tilefleet.config import build_job
-from tilefleet.engine.run import run_job
 from tilefleet.store.cog import cog_options
 
 GENERATOR_VERSION = 1  # bump when the synthetic scenes change, to regenerate cached inputs
@@ -212,7 +210,7 @@ def run_rio_cogeo(paths: list[Path], dest: Path, profile: dict, resampling: str)
 def run_tilefleet(
     manifest: Path, input_root: Path, dest: Path, run_dir: Path, workers: int, expected: int
 ) -> None:
-    job = build_job(
+    run_tilefleet_quietly(
         {
             "recipe": "cogify",
             "manifest": str(manifest),
@@ -224,18 +222,9 @@ def run_tilefleet(
             "profile": "deflate",
             "blocksize": 512,
             "overview_resampling": "nearest",
-        }
+        },
+        expected,
     )
-    captured = io.StringIO()  # no progress bar or log lines in the benchmark's output
-    with contextlib.redirect_stderr(captured):
-        result = run_job(job)
-    succeeded = result.report.get("succeeded")
-    if result.exit_code != 0 or succeeded != expected:
-        sys.stderr.write(captured.getvalue())
-        raise SystemExit(
-            f"tilefleet run failed: exit {result.exit_code}, "
-            f"{succeeded}/{expected} succeeded (see {run_dir})"
-        )
 
 
 # --------------------------------------------------------------------------- checks
