@@ -37,6 +37,20 @@ DEFAULT_SCL_MASK = (0, 1, 3, 8, 9, 10)
 MASK_BANDS = ("scl",)  # asset keys (or band names) of a pixel classification, any case
 OUTPUT_PREFIX = "monthly-mosaic-"
 DEFAULT_TILE_PIXELS = 2048
+#: Parameters every task of a job carries (the rest only plans).
+TASK_PARAMS = {
+    "resolution",
+    "crs",
+    "resampling",
+    "scl_mask",
+    "dtype",
+    "visual",
+    "visual_scale",
+    "sign",
+    "block_memory_mb",
+    "profile",
+    "collection_id",
+}
 RESAMPLING = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode")
 
 
@@ -175,50 +189,45 @@ class MosaicRecipe(Recipe):
         scenes = [_Scene(item, params.bands) for item in items]
         tiles = _tiles(area, params)
         log.info("mosaic: %d scene(s) over %d tile(s)", len(scenes), len(tiles))
-        return [
-            self._task(tile, month, scenes, params)
-            for tile in tiles
-            for month in months_between(params.start_date, params.end_date)
-        ]
+        # What every task carries alike, made once.
+        shared = {"bands": params.bands, **params.model_dump(mode="json", include=TASK_PARAMS)}
+        months = months_between(params.start_date, params.end_date)
+        tasks = []
+        for tile in tiles:
+            footprint, record = tile.footprint, tile.as_record()
+            covering = [s for s in scenes if s.geometry.intersects(footprint)]
+            for month in months:
+                mine = [s for s in covering if s.month == month]
+                tasks.append(self._task(tile.id, record, month, mine, shared, params.dest))
+        return tasks
 
     def _task(
-        self, tile: Tile, month: tuple[int, int], scenes: list[_Scene], params: MosaicParams
+        self,
+        tile_id: str,
+        tile_record: dict[str, Any],
+        month: tuple[int, int],
+        mine: list[_Scene],
+        shared: dict[str, Any],
+        dest: str,
     ) -> Task:
+        """The task of one tile and month, given the scenes that cover it then."""
         label = f"{month[0]:04d}-{month[1]:02d}"
         folder = f"{OUTPUT_PREFIX}{label}"
-        footprint = tile.footprint
-        mine = [s for s in scenes if s.month == month and s.geometry.intersects(footprint)]
-        source = {"tile": tile.id, "month": label, "scenes": str(len(mine))}
-        task_id, marker = f"{folder}/{tile.id}", f"{folder}/{tile.id}.json"
+        source = {"tile": tile_id, "month": label, "scenes": str(len(mine))}
+        task_id, marker = f"{folder}/{tile_id}", f"{folder}/{tile_id}.json"
         problems = sorted({s.problem for s in mine if s.problem})
         rejected = None
         if not mine:
-            rejected = f"no scene covers tile {tile.id} in {label}"
+            rejected = f"no scene covers tile {tile_id} in {label}"
         elif problems:
-            rejected = f"tile {tile.id} {label}: {problems[0]}"
+            rejected = f"tile {tile_id} {label}: {problems[0]}"
         payload = {
-            "tile": tile.as_record(),
+            "tile": tile_record,
             "month": label,
             "scenes": [s.record for s in mine],
-            "bands": params.bands,
-            **params.model_dump(
-                mode="json",
-                include={
-                    "resolution",
-                    "crs",
-                    "resampling",
-                    "scl_mask",
-                    "dtype",
-                    "visual",
-                    "visual_scale",
-                    "sign",
-                    "block_memory_mb",
-                    "profile",
-                    "collection_id",
-                },
-            ),
+            **shared,
         }
-        return Task(task_id, self.name, payload, params.dest, marker, source, rejected)
+        return Task(task_id, self.name, payload, dest, marker, source, rejected)
 
     # running ------------------------------------------------------------------------------
 
