@@ -28,7 +28,7 @@ from tilefleet.store.cog import (
     cog_options,
     write_cog,
 )
-from tilefleet.store.gdal_env import gdal_config
+from tilefleet.store.gdal_env import gdal_config, is_missing_file
 from tilefleet.store.location import Location, safe_relative_key
 from tilefleet.store.objects import open_store
 from tilefleet.store.preview import write_preview
@@ -187,7 +187,6 @@ def _inspect_input(src: str, key: str) -> tuple[str, int]:
         with rasterio.open(src) as ds:
             return ds.dtypes[0], ds.count
     except RasterioIOError as exc:
-        text = str(exc)
-        if "No such file" in text or "does not exist" in text or "404" in text:
+        if is_missing_file(exc):
             raise PermanentError(f"input {key} not found") from exc
         raise

@@ -32,7 +32,7 @@ from tilefleet.ops.true_color import true_color
 from tilefleet.recipes.mosaic import COLLECTION_KEY, month_end, strip_rows
 from tilefleet.sources.grid_read import BandSource, GridReader
 from tilefleet.store.cog import cog_options, write_cog
-from tilefleet.store.gdal_env import gdal_config
+from tilefleet.store.gdal_env import gdal_config, is_missing_file
 from tilefleet.store.objects import open_store
 from tilefleet.store.stac_item import item_bytes, raster_item
 from tilefleet.tiles.tile import Tile
@@ -270,7 +270,6 @@ def _iso(moment: datetime) -> str:
 
 def _read_error(exc: RasterioIOError) -> Exception:
     """A missing or unreadable input is bad input (permanent); anything else may pass."""
-    text = str(exc)
-    if any(s in text for s in ("No such file", "does not exist", "404", "not recognized")):
-        return PermanentError(f"cannot read input: {' '.join(text.split())}")
+    if is_missing_file(exc) or "not recognized" in str(exc):  # absent, or not a raster
+        return PermanentError(f"cannot read input: {' '.join(str(exc).split())}")
     return exc

@@ -78,9 +78,3 @@ def write_cog(src: str, dst: Path, options: dict[str, str]) -> None:
     valid, errors, _warnings = cog_validate(str(dst), quiet=True)
     if not valid:
         raise PermanentError(f"GDAL wrote an invalid COG: {'; '.join(errors)}")
-
-
-def read_profile(src: str) -> tuple[str, int]:
-    """(dtype, band count) of a raster, raising a clear permanent error for unreadable input."""
-    with rasterio.open(src) as ds:
-        return ds.dtypes[0], ds.count

@@ -33,3 +33,13 @@ def gdal_config(environ: dict[str, str] | None = None) -> dict[str, str]:
         config["AWS_HTTPS"] = "NO" if parsed.scheme == "http" else "YES"
         config["AWS_VIRTUAL_HOSTING"] = "FALSE"
     return config
+
+
+# What GDAL says (local files, /vsis3, /vsicurl) when the file it was asked for is not there.
+_MISSING_FILE = ("No such file", "does not exist", "404")
+
+
+def is_missing_file(exc: BaseException) -> bool:
+    """Whether a GDAL/rasterio error says the file is not there: bad input, not trouble."""
+    text = str(exc)
+    return any(marker in text for marker in _MISSING_FILE)
