@@ -284,6 +284,7 @@ class _Scene:
             item_datetime,
             item_footprint,
         )
+        from tilefleet.store.stac_item import stac_datetime
 
         when = item_datetime(item)
         self.geometry = item_footprint(item)  # search results always have one
@@ -307,7 +308,7 @@ class _Scene:
         self.record = {
             "id": item.id,
             "collection": item.collection_id,
-            "datetime": when.isoformat().replace("+00:00", "Z"),
+            "datetime": stac_datetime(when),
             # Local solar date: scenes of one satellite pass share it, whatever their granule.
             "solar_day": (when + timedelta(hours=centre / 15.0)).date().isoformat(),
             "href": item.get_self_href(),

@@ -34,7 +34,7 @@ from tilefleet.sources.grid_read import BandSource, GridReader
 from tilefleet.store.cog import cog_options, write_cog
 from tilefleet.store.gdal_env import gdal_config, is_missing_file
 from tilefleet.store.objects import open_store
-from tilefleet.store.stac_item import item_bytes, raster_item
+from tilefleet.store.stac_item import item_bytes, raster_item, stac_datetime
 from tilefleet.tiles.tile import Tile
 
 log = logging.getLogger("tilefleet")
@@ -216,8 +216,8 @@ def _publish(task: Task, composite: _Composite, valid: int, unmasked: list[str])
     start = datetime(year, month, 1, tzinfo=UTC)
     scenes = p["scenes"]
     properties = {
-        "start_datetime": _iso(start),
-        "end_datetime": _iso(month_end(year, month)),
+        "start_datetime": stac_datetime(start),
+        "end_datetime": stac_datetime(month_end(year, month)),
         "processing:lineage": (
             f"Per-pixel median of {len(scenes)} scene(s) on {len(composite.days)} day(s) "
             f"({', '.join(s['id'] for s in scenes)}), Scene Classification Layer classes "
@@ -262,10 +262,6 @@ def _publish(task: Task, composite: _Composite, valid: int, unmasked: list[str])
     if unmasked:
         metrics["warning"] = f"{len(unmasked)} scene(s) without a mask band used unmasked"
     return metrics
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _read_error(exc: RasterioIOError) -> Exception:

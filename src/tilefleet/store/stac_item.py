@@ -31,7 +31,7 @@ def raster_item(
     with rasterio.open(local_path) as ds:
         georeferenced = ds.crs is not None
         created = datetime.now(UTC)
-        props = {"created": created.isoformat().replace("+00:00", "Z"), **(properties or {})}
+        props = {"created": stac_datetime(created), **(properties or {})}
         if georeferenced:
             item = create_stac_item(
                 ds,
@@ -53,6 +53,11 @@ def raster_item(
     for key, asset in (extra_assets or {}).items():
         item.add_asset(key, asset)
     return item.to_dict(include_self_link=False, transform_hrefs=False)
+
+
+def stac_datetime(moment: datetime) -> str:
+    """A UTC time as STAC writes it: RFC 3339 with ``Z``."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def item_bytes(item: dict) -> bytes:
