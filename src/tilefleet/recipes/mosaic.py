@@ -18,7 +18,7 @@ from __future__ import annotations
 import calendar
 import json
 import logging
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -243,9 +243,9 @@ class MosaicRecipe(Recipe):
         from tilefleet.store.objects import open_store
 
         area = _area(params)
-        start = datetime.combine(params.start_date, datetime.min.time(), UTC)
-        end = month_end(params.end_date.year, params.end_date.month)
-        end = min(end, datetime.combine(params.end_date, datetime.max.time(), UTC))
+        # The searched days, both included (the end day is never past its month's end).
+        start = datetime.combine(params.start_date, time.min, UTC)
+        end = datetime.combine(params.end_date, time.max, UTC)
         collection = pystac.Collection(
             params.collection_id,
             f"Monthly per-pixel median mosaics of {', '.join(params.bands)} from "
