@@ -14,7 +14,7 @@ from typing import Any
 from tilefleet.engine.task import Task
 from tilefleet.errors import PermanentError, RetryableError
 from tilefleet.recipes.base import Recipe, RecipeParams
-from tilefleet.store.objects import open_store
+from tilefleet.store.objects import PARTIAL_MARK, open_store
 
 
 class FlakyParams(RecipeParams):
@@ -60,9 +60,13 @@ class FlakyRecipe(Recipe):
             if p["mode"] == "permanent":
                 raise PermanentError(f"bad input in {task.id}")
             if p["mode"] == "crash":
-                # Dies without reporting, holding a temporary file as a converter would.
+                # Dies without reporting, holding a temporary file as a converter would,
+                # halfway through writing its output as a local store write does.
                 handle, scratch = tempfile.mkstemp(prefix="flaky-")
                 (state / f"{task.id}.{attempt}.tmp").write_text(scratch)
+                out = Path(task.dest, "out")
+                out.mkdir(parents=True, exist_ok=True)
+                (out / f"{task.id}.txt{PARTIAL_MARK}{os.getpid()}-0dead000").write_bytes(b"hal")
                 os._exit(17)
         store = open_store(task.dest)
         store.put_bytes(f"{task.id} value {p['index'] * 2}".encode(), f"out/{task.id}.txt")

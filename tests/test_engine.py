@@ -64,7 +64,7 @@ def test_a_dying_worker_loses_only_an_attempt(tmp_path):
     assert result.report["succeeded"] == 6
     tasks = {row["id"]: row for row in read_csv(tmp_path / "run/tasks.csv")}
     assert int(tasks["t002"]["attempts"]) >= 2
-    # Every task's output exists exactly once.
+    # Every task's output exists exactly once; half-written files of dead workers are gone.
     assert sorted(p.name for p in (tmp_path / "dest/out").iterdir()) == [
         f"t{i:03d}.txt" for i in range(6)
     ]

@@ -16,7 +16,7 @@ import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import closing as _closing
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +30,7 @@ from tilefleet.engine.ledger import LEDGER_NAME, Ledger
 from tilefleet.engine.progress import RunProgress
 from tilefleet.engine.report import write_reports
 from tilefleet.engine.signals import sigterm_as_interrupt
-from tilefleet.engine.skip import find_done
+from tilefleet.engine.skip import find_done, sweep_partials
 from tilefleet.engine.task import (
     DONE_STATES,
     FAILED,
@@ -177,6 +177,7 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
         session = ledger.start_session(now(), executor.name, settings, estimate.as_dict())
         interrupted = False
         durations: list[float] = []
+        lost: dict[str, Task] = {}  # tasks that lost a worker mid-attempt
         try:
             with sigterm_as_interrupt():
                 executor.start(preload=(type(recipe).__module__,))
@@ -188,10 +189,13 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
                         session,
                         job,
                         durations,
+                        lost,
                         RunProgress(len(to_run), recipe.name),
                     )
                 finally:
                     executor.shutdown(cancel=True)
+                    # Every worker is gone now: what a dead one was writing can go too.
+                    _sweep_after_losses(lost.values())
         except KeyboardInterrupt:
             interrupted = True
             log.warning(
@@ -211,6 +215,16 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
     else:
         result.exit_code = exit_code_for(counts, finished)
     return result
+
+
+def _sweep_after_losses(lost: Iterable[Task]) -> None:
+    try:
+        removed = sweep_partials(lost)
+    except OSError as exc:  # leftovers are harmless: the next run sweeps them again
+        log.warning("could not remove half-written files of lost workers: %s", one_line(exc))
+        return
+    if removed:
+        log.info("removed %d half-written file(s) left by lost workers", removed)
 
 
 def finish_recipe(recipe: Recipe, params: RecipeParams, tasks: list[Task], ledger: Ledger) -> bool:
@@ -270,10 +284,12 @@ def _execute(
     session: int,
     job: Job,
     durations: list[float],
+    lost: dict[str, Task],
     progress: RunProgress,
 ) -> None:
-    """Run ``tasks`` to the end on ``executor``, recording every attempt in ``ledger``."""
-    scheduler = _Scheduler(tasks, executor, ledger, session, job, durations, progress)
+    """Run ``tasks`` to the end on ``executor``, recording every attempt in ``ledger``;
+    the tasks whose worker was lost during an attempt are added to ``lost``."""
+    scheduler = _Scheduler(tasks, executor, ledger, session, job, durations, lost, progress)
     try:
         scheduler.run()
     finally:
@@ -289,9 +305,9 @@ class _Scheduler:
     ``submit_many``; each batch of outcomes is one transaction too. The driver's work per
     attempt stays small, and engines with a bulk call pay their round trip per batch."""
 
-    def __init__(self, tasks, executor, ledger, session, job, durations, progress):
+    def __init__(self, tasks, executor, ledger, session, job, durations, lost, progress):
         self.executor, self.ledger, self.session, self.job = executor, ledger, session, job
-        self.durations, self.progress = durations, progress
+        self.durations, self.lost, self.progress = durations, lost, progress
         self.max_in_flight = job.max_in_flight or executor.default_max_in_flight
         self.refill_at = max(1, self.max_in_flight // REFILL_FRACTION)
         self.ready: deque[Task] = deque(tasks)
@@ -328,6 +344,8 @@ class _Scheduler:
         finished: list[tuple[Outcome, str]] = []
         for completion in completions:
             task, submitted = self.in_flight.pop(completion.task_id)
+            if completion.lost is not None:
+                self.lost[task.id] = task
             outcome = _outcome_of(completion, submitted)
             finished.append((outcome, self._status_after(task, outcome)))
         if finished:

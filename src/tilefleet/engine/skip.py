@@ -17,17 +17,28 @@ from tilefleet.engine.task import Task
 from tilefleet.store.objects import open_store
 
 
-def find_done(tasks: Iterable[Task]) -> set[str]:
-    """Ids of the tasks whose done marker exists in their destination."""
+def _by_marker_folder(tasks: Iterable[Task]) -> dict[tuple[str, str], list[Task]]:
     by_folder: dict[tuple[str, str], list[Task]] = defaultdict(list)
     for task in tasks:
         if task.marker and task.rejected is None:
             by_folder[(task.dest, posixpath.dirname(task.marker))].append(task)
+    return by_folder
+
+
+def find_done(tasks: Iterable[Task]) -> set[str]:
+    """Ids of the tasks whose done marker exists in their destination."""
     done: set[str] = set()
-    for (dest, folder), group in by_folder.items():
+    for (dest, folder), group in _by_marker_folder(tasks).items():
         store = open_store(dest)
         listed = store.list_dir(folder)
         store.remove_partials(listed)
         present = {info.key for info in listed if info.size > 0}
         done.update(task.id for task in group if task.marker in present)
     return done
+
+
+
+def sweep_partials(tasks: Iterable[Task]) -> int:
+    """Remove what the workers of ``tasks`` left half-written when they died, anywhere in
+    the tasks' destinations, so a run ends with whole outputs only; returns how many."""
+    return sum(open_store(dest).remove_partials_below() for dest in {t.dest for t in tasks})

@@ -4,7 +4,8 @@ Every write is atomic: a reader sees the old object, the new object, or nothing,
 half-written file. Object stores give that for free (a PUT, or a completed multipart
 upload, appears whole). Local folders get it from a uniquely named partial file next to
 the target and ``os.replace``; a process killed in between leaves a
-``*.tilefleet-partial-*`` file that :meth:`Store.remove_partials` sweeps away.
+``*.tilefleet-partial-<pid>-*`` file that :meth:`Store.remove_partials` sweeps away once
+its writer is gone (a live writer's partial is left alone, so two runs can share a folder).
 
 Credentials are never passed in: obstore and GDAL read them from the environment of the
 process that does the I/O, so they stay out of tasks, ledgers and logs.
@@ -36,6 +37,24 @@ class ObjectInfo:
 
 def is_partial(key: str) -> bool:
     return PARTIAL_MARK in key.rsplit("/", 1)[-1]
+
+
+def is_stale_partial(key: str) -> bool:
+    """A partial whose writing process no longer runs on this machine. A name without a
+    readable pid is stale; one from another machine sharing the folder may be mistaken
+    for stale, which fails that write loudly (its rename finds nothing) but loses nothing."""
+    if not is_partial(key):
+        return False
+    pid_text = key.rsplit(PARTIAL_MARK, 1)[1].split("-", 1)[0]
+    if not pid_text.isdigit():
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by someone else
+        return False
+    return False
 
 
 class Store(ABC):
@@ -82,10 +101,15 @@ class Store(ABC):
 
     def remove_partials(self, listed: Iterable[ObjectInfo]) -> int:
         """Delete the leftovers of interrupted local writes among ``listed``."""
-        stale = [info.key for info in listed if is_partial(info.key)]
+        stale = [info.key for info in listed if is_stale_partial(info.key)]
         if stale:
             self.delete(stale)
         return len(stale)
+
+    def remove_partials_below(self, prefix: str = "") -> int:
+        """Delete the leftovers of interrupted writes at any depth below ``prefix``. Object
+        store writes are atomic and leave none, so only local folders are walked."""
+        return 0
 
 
 class LocalStore(Store):
@@ -121,7 +145,17 @@ class LocalStore(Store):
     def _partial_for(self, key: str) -> Path:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        return target.with_name(f"{target.name}{PARTIAL_MARK}{uuid.uuid4().hex[:12]}")
+        unique = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        return target.with_name(f"{target.name}{PARTIAL_MARK}{unique}")
+
+    def remove_partials_below(self, prefix: str = "") -> int:
+        removed = 0
+        for dirpath, _dirs, files in os.walk(self._path(prefix)):  # names only: no stat
+            for name in files:
+                if is_stale_partial(name):
+                    Path(dirpath, name).unlink(missing_ok=True)
+                    removed += 1
+        return removed
 
     def put_file(self, local_path: Path, key: str, *, move: bool = False) -> None:
         partial = self._partial_for(key)
