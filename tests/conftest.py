@@ -35,6 +35,18 @@ def isolated_history(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TILEFLEET_HISTORY", str(tmp_path_factory.mktemp("hist") / "h.sqlite"))
 
 
+@pytest.fixture(autouse=True)
+def cli_logging_undone():
+    """The CLI points the tilefleet logger at the stderr of its invocation, which the test
+    runner closes afterwards: put the logger back as it was after every test."""
+    logger = logging.getLogger("tilefleet")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint():
     """A real S3 API (moto's server) on a free loopback port, for the whole session."""
