@@ -173,3 +173,38 @@ def test_a_missing_engine_is_a_clear_job_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(ValueError, match=r"pip install 'tilefleet\[ray\]'"):
         create_executor("ray", 2)
+
+
+def test_the_localhost_runtime_runs_lithops_scripts_with_the_task_modules_imported(tmp_path):
+    import subprocess
+
+    from tilefleet.engine.executors.lithops import preloading_runtime
+
+    script = tmp_path / "runner.py"
+    script.write_text(
+        "import sys\n"
+        "print(__name__, sys.argv[1:], 'tilefleet.engine.worker' in sys.modules)\n"
+    )
+    modules = ("tilefleet.engine.worker", "no_such_module_here")  # one that cannot import
+    runtime = preloading_runtime(sys.executable, modules, tmp_path / "rt")
+    assert preloading_runtime(sys.executable, modules, tmp_path / "rt") == runtime  # by content
+    shown = subprocess.run(
+        [str(runtime), str(script), "run_job", "a job.json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert shown.strip() == "__main__ ['run_job', 'a job.json'] True"
+    plain = subprocess.run(
+        [sys.executable, str(script)], check=True, capture_output=True, text=True
+    ).stdout
+    assert plain.strip() == "__main__ [] False"
+
+
+def test_a_runtime_named_in_the_lithops_config_is_left_alone(tmp_path):
+    config = tmp_path / "local.yaml"
+    config.write_text("lithops: {backend: localhost}\nlocalhost: {runtime: /opt/py/bin/python3}\n")
+    executor = create_executor("lithops", 1, lithops_config=str(config))
+    assert executor.config["localhost"]["runtime"] == "/opt/py/bin/python3"
+    assert not executor._own_runtime
+    assert create_executor("lithops", 1)._own_runtime

@@ -13,6 +13,11 @@ futures' states come from Lithops' job monitor; a failed invocation (timeout, ou
 memory, the function process killed) becomes a lost attempt, which the engine retries.
 Lithops' own retries are not used.
 
+Lithops runs every call in a process forked for it, which imports the task's modules
+afresh: tilefleet, the recipe, numpy, GDAL. On ``localhost`` with the default runtime that
+is most of a short call, so the runtime is a small launcher that imports those modules in
+the runner once, before it forks (see :func:`preloading_runtime`).
+
 Billing: on ``aws_lambda`` an invocation costs its duration × ``mem`` (MB, default the
 config's ``runtime_memory``) × the price per GB-second of its architecture, so the engine
 estimates, asks and measures the cost. ``localhost`` costs nothing. Other serverless
@@ -22,10 +27,14 @@ backends run but are not priced (the estimate says nothing about money).
 from __future__ import annotations
 
 import atexit
+import hashlib
 import logging
+import os
+import shlex
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from tilefleet.config import read_yaml_mapping
@@ -56,6 +65,8 @@ class LithopsExecutor(Executor):
         self._lithops = _import_lithops()
         self.config = lithops_config(settings.get("lithops_config"), self.workers)
         self.backend = self.config["lithops"].get("backend", LOCALHOST)
+        # The runtime is this interpreter unless the config names one: it can preload then.
+        self._own_runtime = self.config.get(LOCALHOST, {}).get("runtime") == sys.executable
         self._fexec = None
         self._futures: dict[Any, tuple[str, int]] = {}
         self._lost_at_submit: list[Completion] = []
@@ -96,6 +107,12 @@ class LithopsExecutor(Executor):
         return described
 
     def start(self, preload: Sequence[str] = ()) -> None:
+        if self.backend == LOCALHOST and self._own_runtime:
+            from lithops.constants import LITHOPS_TEMP_DIR
+
+            modules = ("tilefleet.engine.worker", *preload)
+            runtime = preloading_runtime(sys.executable, modules, Path(LITHOPS_TEMP_DIR))
+            self.config[LOCALHOST]["runtime"] = str(runtime)
         self._fexec = self._lithops.FunctionExecutor(config=self.config)
 
     def submit(self, task: Task, attempt: int) -> None:
@@ -172,6 +189,36 @@ def lithops_config(path: str | None, workers: int) -> dict[str, Any]:
         local.setdefault("runtime", sys.executable)
         local.setdefault("worker_processes", workers)
     return config
+
+
+_PRELOAD_THEN_RUN = """\
+import importlib, runpy, sys
+for name in {modules!r}:
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass  # the call that needs the module reports why it cannot be imported
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def preloading_runtime(python: str, modules: Sequence[str], folder: Path) -> Path:
+    """An executable that Lithops' localhost backend can take as its runtime: it runs
+    ``python`` on the given script, after importing ``modules``. The runner of a job, and
+    so every call forked from it, then starts with them imported. The file is named by its
+    content, so Lithops' cache of runtime metadata (keyed by the runtime) stays valid."""
+    code = _PRELOAD_THEN_RUN.format(modules=tuple(modules))
+    script = f"#!/bin/sh\nexec {shlex.quote(python)} -c {shlex.quote(code)} \"$@\"\n"
+    digest = hashlib.sha256(script.encode()).hexdigest()[:16]
+    path = folder / f"tilefleet-runtime-{digest}.sh"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}")
+        partial.write_text(script)
+        partial.chmod(0o755)
+        partial.replace(path)  # atomic: runs started side by side never see half a file
+    return path
 
 
 def _import_lithops():
