@@ -267,7 +267,7 @@ def main() -> None:
     if "ray" in only:
         bench_ray(args.tasks, args.workers, args.repeat)
     if "lithops" in only:
-        bench_lithops(args.lithops_tasks, args.workers, 1)
+        bench_lithops(args.lithops_tasks, args.workers, args.repeat)
     if "planning" in only:
         bench_planning(args.plan)
 

@@ -301,9 +301,9 @@ class _Scheduler:
     exponential backoff and jitter, and records outcomes as they arrive.
 
     Work goes out in batches: once at least a quarter of the slots is free, every attempt
-    that fits is recorded in one ledger transaction and handed over in one
-    ``submit_many``; each batch of outcomes is one transaction too. The driver's work per
-    attempt stays small, and engines with a bulk call pay their round trip per batch."""
+    that fits is handed over in one ``submit_many``. Each wake-up's outcomes and the batch
+    that follows them are one ledger commit. The driver's work per attempt stays small,
+    and engines with a bulk call pay their round trip per batch."""
 
     def __init__(self, tasks, executor, ledger, session, job, durations, lost, progress):
         self.executor, self.ledger, self.session, self.job = executor, ledger, session, job
@@ -317,28 +317,40 @@ class _Scheduler:
         self.tries: dict[str, int] = {}
 
     def run(self) -> None:
-        while self.ready or self.delayed or self.in_flight:
+        completions: list[Completion] = []
+        while self.ready or self.delayed or self.in_flight or completions:
             clock = time.monotonic()
             while self.delayed and self.delayed[0][0] <= clock:
                 self.ready.append(heapq.heappop(self.delayed)[2])
-            self._submit_ready()
-            if not self.in_flight:
+            self._record_and_submit(completions)
+            completions = []
+            if self.in_flight:
+                due = self.delayed[0][0] - clock if self.delayed else 1.0
+                completions = self.executor.wait(max(0.01, min(1.0, due)))
+            elif self.delayed:
                 time.sleep(max(0.0, self.delayed[0][0] - time.monotonic()))
-                continue
-            due = self.delayed[0][0] - clock if self.delayed else 1.0
-            self._record(self.executor.wait(max(0.01, min(1.0, due))))
 
-    def _submit_ready(self) -> None:
-        free = self.max_in_flight - len(self.in_flight)
-        if not self.ready or free < min(self.refill_at, len(self.ready)):
+    def _record_and_submit(self, completions: list[Completion]) -> None:
+        """Record ``completions`` and start the next batch, if one is due, in one ledger
+        commit; the batch is handed to the executor once it is committed."""
+        if not completions and not self._batch_due():
             return
-        batch = [self.ready.popleft() for _ in range(min(free, len(self.ready)))]
-        submitted = now()
-        attempts = self.ledger.start_attempts([t.id for t in batch], self.session, submitted)
+        with self.ledger.transaction():
+            self._record(completions)
+            if not self._batch_due():
+                return
+            free = self.max_in_flight - len(self.in_flight)
+            batch = [self.ready.popleft() for _ in range(min(free, len(self.ready)))]
+            submitted = now()
+            attempts = self.ledger.start_attempts([t.id for t in batch], self.session, submitted)
         for task in batch:
             self.tries[task.id] = self.tries.get(task.id, 0) + 1
             self.in_flight[task.id] = (task, submitted)
         self.executor.submit_many(list(zip(batch, attempts, strict=True)))
+
+    def _batch_due(self) -> bool:
+        free = self.max_in_flight - len(self.in_flight)
+        return bool(self.ready) and free >= min(self.refill_at, len(self.ready))
 
     def _record(self, completions: list[Completion]) -> None:
         finished: list[tuple[Outcome, str]] = []
