@@ -6,8 +6,9 @@ submit/wait loop, reports) and through the engine directly (``ProcessPoolExecuto
 ``client.map`` + ``gather``, ``ray.get([...])``, ``fexec.map`` + ``get_result``). Both
 sides use the same running cluster where there is one, so start-up is outside both
 timings, and both are warmed up first (one-off imports in this process are no per-task
-overhead). Lithops' localhost backend starts one Python process per call, so it runs a
-smaller batch (``--lithops-tasks``). Prints ``name: tilefleet X s, peer Y s, ratio R``.
+overhead). Lithops' localhost backend forks a process per call, so it runs a smaller
+batch (``--lithops-tasks``). Prints ``name: tilefleet X s, peer Y s, ratio R``, each side
+the best of ``--repeat`` runs: on a small shared machine single runs vary by 20%.
 
 Then the planning rate: tasks per second planned and written to a ledger for a
 1,000,000-task plan (``Recipe.plan`` + ``Ledger.add_tasks`` alone).
