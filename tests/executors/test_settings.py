@@ -182,8 +182,7 @@ def test_the_localhost_runtime_runs_lithops_scripts_with_the_task_modules_import
 
     script = tmp_path / "runner.py"
     script.write_text(
-        "import sys\n"
-        "print(__name__, sys.argv[1:], 'tilefleet.engine.worker' in sys.modules)\n"
+        "import sys\nprint(__name__, sys.argv[1:], 'tilefleet.engine.worker' in sys.modules)\n"
     )
     modules = ("tilefleet.engine.worker", "no_such_module_here")  # one that cannot import
     runtime = preloading_runtime(sys.executable, modules, tmp_path / "rt")

@@ -17,25 +17,20 @@ from tilefleet.engine.task import Task
 from tilefleet.store.objects import open_store
 
 
-def _by_marker_folder(tasks: Iterable[Task]) -> dict[tuple[str, str], list[Task]]:
+def find_done(tasks: Iterable[Task]) -> set[str]:
+    """Ids of the tasks whose done marker exists in their destination."""
     by_folder: dict[tuple[str, str], list[Task]] = defaultdict(list)
     for task in tasks:
         if task.marker and task.rejected is None:
             by_folder[(task.dest, posixpath.dirname(task.marker))].append(task)
-    return by_folder
-
-
-def find_done(tasks: Iterable[Task]) -> set[str]:
-    """Ids of the tasks whose done marker exists in their destination."""
     done: set[str] = set()
-    for (dest, folder), group in _by_marker_folder(tasks).items():
+    for (dest, folder), group in by_folder.items():
         store = open_store(dest)
         listed = store.list_dir(folder)
         store.remove_partials(listed)
         present = {info.key for info in listed if info.size > 0}
         done.update(task.id for task in group if task.marker in present)
     return done
-
 
 
 def sweep_partials(tasks: Iterable[Task]) -> int:

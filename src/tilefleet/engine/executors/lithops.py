@@ -209,7 +209,7 @@ def preloading_runtime(python: str, modules: Sequence[str], folder: Path) -> Pat
     so every call forked from it, then starts with them imported. The file is named by its
     content, so Lithops' cache of runtime metadata (keyed by the runtime) stays valid."""
     code = _PRELOAD_THEN_RUN.format(modules=tuple(modules))
-    script = f"#!/bin/sh\nexec {shlex.quote(python)} -c {shlex.quote(code)} \"$@\"\n"
+    script = f'#!/bin/sh\nexec {shlex.quote(python)} -c {shlex.quote(code)} "$@"\n'
     digest = hashlib.sha256(script.encode()).hexdigest()[:16]
     path = folder / f"tilefleet-runtime-{digest}.sh"
     if not path.exists():
