@@ -27,14 +27,9 @@ OPENEO_BBOX = "5.0705,51.2155,5.0795,51.2195"  # inside the three openEO chips
 OPENEO_JUNE = {"bbox": OPENEO_BBOX, "start_date": "2023-06-01", "end_date": "2023-06-30"}
 OPENEO_DATES = ("openEO_2023-06-01Z.tif", "sub-folder/openEO_2023-06-04Z.tif")
 S2_BBOX = "-11.9,24.35,-10.95,25.25"  # most of MGRS tile 29RKH
+S2_FEBRUARY = {"start_date": "2020-02-01", "end_date": "2020-02-29"}  # the L2A scene's month
 # One month of the L2A scene's red band over a few tiles, at the files' 100 m.
-S2_SMALL = {
-    "bbox": "-11.5,24.6,-11.2,24.9",
-    "start_date": "2020-02-01",
-    "end_date": "2020-02-29",
-    "bands": "red",
-    "resolution": 100,
-}
+S2_SMALL = {"bbox": "-11.5,24.6,-11.2,24.9", **S2_FEBRUARY, "bands": "red", "resolution": 100}
 
 
 def run_mosaic(tmp_path: Path, **values):
@@ -157,8 +152,7 @@ def test_the_scene_classification_layer_masks_clouds(data_dir, s2_catalog, tmp_p
         tmp_path,
         catalog=str(s2_catalog),
         bbox=S2_BBOX,
-        start_date="2020-02-01",
-        end_date="2020-02-29",
+        **S2_FEBRUARY,
         bands="red,nir",
         resolution=100,
         tile_size=40_000,  # not on the scene's pixel lattice: every band is warped
@@ -242,8 +236,7 @@ def test_a_band_that_does_not_exist_fails_each_tile_with_the_reason(s2_catalog, 
         tmp_path,
         catalog=str(s2_catalog),
         bbox=S2_BBOX,
-        start_date="2020-02-01",
-        end_date="2020-02-29",
+        **S2_FEBRUARY,
         bands="red,purple",
         resolution=100,
         tile_size=60_000,
@@ -391,11 +384,7 @@ def test_a_month_whose_pixels_are_all_masked_fails_with_that_reason(s2_catalog, 
     result = run_mosaic(
         tmp_path,
         catalog=str(s2_catalog),
-        bbox="-11.5,24.6,-11.45,24.65",
-        start_date="2020-02-01",
-        end_date="2020-02-29",
-        bands="red",
-        resolution=100,
+        **{**S2_SMALL, "bbox": "-11.5,24.6,-11.45,24.65"},
         scl_mask="0,1,2,3,4,5,6,7,8,9,10,11",  # every class: nothing is clear ground
     )
     assert result.exit_code == 2
