@@ -1,4 +1,5 @@
-"""Small helpers shared by tests: running cogify in-process and comparing rasters."""
+"""Small helpers shared by tests: running cogify in-process, building jobs of the engine's
+test recipe, and comparing rasters."""
 
 from __future__ import annotations
 
@@ -24,6 +25,20 @@ def run_cogify(manifest, input_root, dest, run_dir, **options) -> RunResult:
         **options,
     }
     return run_job(build_job(values))
+
+
+def flaky_job(tmp_path: Path, **values):
+    """A job of ``engine_recipes:FlakyRecipe`` writing below ``tmp_path``; ``values`` add
+    to or override its keys (count, mode, executor, …)."""
+    base = {
+        "recipe": "engine_recipes:FlakyRecipe",
+        "dest": str(tmp_path / "dest"),
+        "state_dir": str(tmp_path / "st"),
+        "run_dir": str(tmp_path / "run"),
+        "workers": 2,
+        "backoff_s": 0.01,
+    }
+    return build_job({**base, **values})
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

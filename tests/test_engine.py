@@ -9,27 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers import read_csv
-from tilefleet.config import build_job
+from helpers import flaky_job, read_csv
 from tilefleet.engine import executors
 from tilefleet.engine.executors.base import Billing
 from tilefleet.engine.executors.local import LocalExecutor
 from tilefleet.engine.run import run_job
 from tilefleet.errors import JobError
-
-FLAKY = "engine_recipes:FlakyRecipe"
-
-
-def flaky_job(tmp_path, **values):
-    base = {
-        "recipe": FLAKY,
-        "dest": str(tmp_path / "dest"),
-        "state_dir": str(tmp_path / "st"),
-        "run_dir": str(tmp_path / "run"),
-        "workers": 2,
-        "backoff_s": 0.01,
-    }
-    return build_job({**base, **values})
 
 
 def test_retryable_failures_are_retried_with_backoff_until_success(tmp_path):

@@ -9,28 +9,16 @@ import sqlite3
 
 import pytest
 
-from helpers import read_csv
-from tilefleet.config import build_job
+from helpers import flaky_job, read_csv
 from tilefleet.engine import run as engine_run
 from tilefleet.engine.run import run_job
 
-FLAKY = "engine_recipes:FlakyRecipe"
 CRASHING = ["t002", "t004"]
 MAX_IN_FLIGHT = 3
 
 
-def flaky_job(tmp_path, executor: str, **values):
-    base = {
-        "recipe": FLAKY,
-        "executor": executor,
-        "dest": str(tmp_path / "dest"),
-        "state_dir": str(tmp_path / "st"),
-        "run_dir": str(tmp_path / "run"),
-        "workers": 2,
-        "backoff_s": 0.01,
-        "max_in_flight": MAX_IN_FLIGHT,
-    }
-    return build_job({**base, **values})
+def executor_job(tmp_path, executor: str, **values):
+    return flaky_job(tmp_path, executor=executor, max_in_flight=MAX_IN_FLIGHT, **values)
 
 
 @pytest.fixture
@@ -65,7 +53,7 @@ def in_flight(monkeypatch) -> dict[str, int]:
 def test_a_dying_worker_loses_only_its_attempt(executor, tmp_path, in_flight, request):
     if executor == "ray":
         request.getfixturevalue("ray_session")
-    job = flaky_job(
+    job = executor_job(
         tmp_path,
         executor,
         count=6,
@@ -102,7 +90,7 @@ def test_a_dying_worker_loses_only_its_attempt(executor, tmp_path, in_flight, re
 def test_retryable_failures_come_back_as_data_and_are_retried_by_the_engine(tmp_path, in_flight):
     """A Lithops function that raises a throttling error twice: its invocations succeed
     (the error is the task's outcome), the engine retries with backoff, Lithops does not."""
-    job = flaky_job(tmp_path, "lithops", count=3, fail_times=2, retries=3, fail_ids=["t001"])
+    job = executor_job(tmp_path, "lithops", count=3, fail_times=2, retries=3, fail_ids=["t001"])
     result = run_job(job)
     assert result.exit_code == 0
     tasks = {row["id"]: row for row in read_csv(tmp_path / "run/tasks.csv")}
