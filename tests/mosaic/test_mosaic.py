@@ -16,7 +16,7 @@ from rasterio.warp import reproject
 from rio_cogeo.cogeo import cog_validate
 
 from helpers import read_csv
-from mosaic.scenes import local_scene_item
+from mosaic.scenes import S2_SCENE, local_scene_item
 from tilefleet.config import build_job
 from tilefleet.engine.run import run_job
 from tilefleet.errors import JobError
@@ -401,3 +401,67 @@ def test_a_dask_cluster_writes_the_same_mosaic(s2_catalog, tmp_path):
     assert local.exit_code == dask.exit_code == 0
     assert dask.report["executor"]["name"] == "dask"
     assert_same_mosaics(tmp_path / "local/out", tmp_path / "dask/out", "2020-02")
+
+
+def _scene_catalog(tmp_path: Path, data_dir: Path, parts: dict[str, tuple[str, int]]) -> Path:
+    """An ItemCollection of copies of the real scene's red band (no mask band), one item
+    per part: ``{name: (columns kept, "west" or "east" of column SPLIT, or "all"; value
+    added)}``, all of the same solar day, in the order given."""
+    with rasterio.open(data_dir / S2_SCENE / "B04.tif") as src:
+        red, profile = src.read(1), src.profile
+    features = []
+    for second, (name, (columns, add)) in enumerate(parts.items()):
+        values = np.where(red > 0, red + add, 0).astype(red.dtype)
+        if columns == "west":
+            values[:, SPLIT:] = 0
+        elif columns == "east":
+            values[:, :SPLIT] = 0
+        path = tmp_path / f"{name}.tif"
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(values, 1)
+        item = local_scene_item(data_dir)
+        item["id"] = name
+        item["properties"]["datetime"] = f"2020-02-19T11:20:{second:02d}Z"
+        item["assets"] = {"red": {**item["assets"]["red"], "href": str(path)}}
+        features.append(item)
+    catalog = tmp_path / f"{'-'.join(parts)}.json"
+    catalog.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return catalog
+
+
+SPLIT = 620  # a column of the scene's 100 m files inside S2_SMALL's area
+
+
+def test_scenes_of_one_solar_day_are_merged_first_valid_pixel_first(data_dir, tmp_path):
+    """Two granules of one pass: where the earlier one has data it wins, elsewhere the
+    later one fills in; the day counts once in the median."""
+    small = {**S2_SMALL, "tile_size": 10_000}
+    catalogs = {
+        "reference": {"whole": ("all", 0)},
+        "west": {"west": ("west", 0)},
+        "merged": {"west": ("west", 0), "later": ("all", 1)},
+    }
+    codes = {}
+    for name, parts in catalogs.items():
+        (tmp_path / name).mkdir()
+        catalog = _scene_catalog(tmp_path / name, data_dir, parts)
+        codes[name] = run_mosaic(tmp_path / name, catalog=str(catalog), **small).exit_code
+    # West alone leaves the tiles east of the split without a valid pixel: they fail.
+    assert codes == {"reference": 0, "west": 1, "merged": 0}
+    reference = outputs(tmp_path / "reference/out", "2020-02")
+    merged = outputs(tmp_path / "merged/out", "2020-02")
+    assert [p.name for p in merged] == [p.name for p in reference] and len(merged) > 2
+    west_of = {p.name: p for p in outputs(tmp_path / "west/out", "2020-02")}
+    from_west = from_later = 0
+    for whole, both in zip(reference, merged, strict=True):
+        with rasterio.open(whole) as r, rasterio.open(both) as m:
+            real, got = r.read(1), m.read(1)
+            west = np.zeros_like(real)
+            if whole.name in west_of:
+                with rasterio.open(west_of[whole.name]) as w:
+                    west = w.read(1)
+        expected = np.where(west > 0, real, np.where(real > 0, real + 1, 0))
+        np.testing.assert_array_equal(got, expected)
+        from_west += int((west > 0).sum())
+        from_later += int(((west == 0) & (real > 0)).sum())
+    assert from_west > 0 and from_later > 0
