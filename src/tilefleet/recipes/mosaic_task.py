@@ -148,9 +148,7 @@ class _Composite:
 
     def _strip(self, rows: slice) -> tuple[list[np.ndarray], np.ndarray]:
         """The median of each band over one strip, and where any observation was valid."""
-        masks = {
-            id(scene): self._clear(scene, rows) for day in self.days for scene in day
-        }  # per scene: where it sees clear ground (None: no mask band)
+        masks: dict[int, np.ndarray | None] = {}  # per scene read: where it sees clear ground
         width = self.reader.geobox.shape.x
         shape = (len(self.days), rows.stop - rows.start, width)
         medians, covered = [], None
@@ -159,9 +157,13 @@ class _Composite:
             valid = np.zeros(shape, dtype=bool)
             for index, day in enumerate(self.days):
                 for scene in day:
+                    if valid[index].all():  # the day is whole: its other scenes add nothing
+                        break
                     values, ok = self.reader.read(
                         BandSource(*scene["bands"][band]), rows, self.resampling
                     )
+                    if id(scene) not in masks:
+                        masks[id(scene)] = self._clear(scene, rows)
                     clear = masks[id(scene)]
                     if clear is not None:
                         ok &= clear
