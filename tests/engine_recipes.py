@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tilefleet.engine.task import Task
+from tilefleet.task import Task
 from tilefleet.errors import PermanentError, RetryableError
 from tilefleet.recipes.base import Recipe, RecipeParams
 from tilefleet.store.objects import PARTIAL_MARK, open_store

@@ -1,5 +1,6 @@
-"""Error classes shared by every layer, and the rule that sorts any exception into
-*retryable* (worth another attempt) or *permanent* (fail the task at once).
+"""Error classes shared by every layer, the exit status of every command, and the rule
+that sorts any exception into *retryable* (worth another attempt) or *permanent* (fail the
+task at once).
 
 Recipes raise :class:`PermanentError` for bad input they detect themselves; everything
 else is classified from its type and message, because GDAL, obstore and the network
@@ -9,9 +10,20 @@ libraries report transient trouble (HTTP 5xx, 429, timeouts) through generic exc
 from __future__ import annotations
 
 import re
+from enum import IntEnum
 
 RETRYABLE = "retryable"
 PERMANENT = "permanent"
+
+
+class ExitCode(IntEnum):
+    """The exit status of every ``tilefleet`` command (and of ``RunResult.exit_code``)."""
+
+    OK = 0  #: every task succeeded or was already done
+    PARTIAL = 1  #: some tasks failed
+    ALL_FAILED = 2  #: every task that ended failed
+    INVALID = 3  #: the job or the command line is invalid; nothing ran
+    INTERRUPTED = 130  #: Ctrl-C or SIGTERM; rerun with the same run dir to finish
 
 
 class TilefleetError(Exception):
@@ -19,7 +31,10 @@ class TilefleetError(Exception):
 
 
 class JobError(TilefleetError):
-    """The job itself is invalid (unreadable manifest or config, bad options): exit status 3."""
+    """The job itself is invalid (unreadable manifest or config, bad options, an unknown
+    recipe): nothing runs, exit status 3."""
+
+    exit_code = ExitCode.INVALID
 
 
 class PermanentError(TilefleetError):

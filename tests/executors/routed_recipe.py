@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine_recipes import FlakyParams, FlakyRecipe
-from tilefleet.engine.task import Task
+from tilefleet.task import Task
 
 
 class PooledFlakyParams(FlakyParams):

@@ -13,7 +13,7 @@ from tilefleet import engine
 from tilefleet.config import build_job, load_job
 from tilefleet.engine.executors import create_executor
 from tilefleet.engine.run import run_job
-from tilefleet.engine.task import Task
+from tilefleet.task import Task
 
 POOLED = "executors.routed_recipe:PooledFlakyRecipe"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tilefleet.engine.task import FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED, Outcome, Task
+from tilefleet.task import FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED, Outcome, Task
 
 LEDGER_NAME = "ledger.sqlite"
 

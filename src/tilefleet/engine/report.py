@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tilefleet.engine.ledger import Ledger, TaskRecord
-from tilefleet.engine.task import DONE_STATES, FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED
+from tilefleet.task import DONE_STATES, FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED
 from tilefleet.engine.timeline import plot_timeline
 
 log = logging.getLogger("tilefleet")

@@ -31,7 +31,7 @@ from tilefleet.engine.progress import RunProgress
 from tilefleet.engine.report import write_reports
 from tilefleet.engine.signals import sigterm_as_interrupt
 from tilefleet.engine.skip import find_done, sweep_partials
-from tilefleet.engine.task import (
+from tilefleet.task import (
     DONE_STATES,
     FAILED,
     PENDING,

@@ -13,7 +13,7 @@ import posixpath
 from collections import defaultdict
 from collections.abc import Iterable
 
-from tilefleet.engine.task import Task
+from tilefleet.task import Task
 from tilefleet.store.objects import open_store
 
 

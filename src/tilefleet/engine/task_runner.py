@@ -22,8 +22,8 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from tilefleet.engine.ledger import Ledger
-from tilefleet.engine.task import FAILED, PENDING, SKIPPED, SUCCEEDED, Outcome, Task, now
-from tilefleet.engine.task import worker_name as this_worker
+from tilefleet.task import FAILED, PENDING, SKIPPED, SUCCEEDED, Outcome, Task, now
+from tilefleet.task import worker_name as this_worker
 from tilefleet.engine.worker import execute
 from tilefleet.errors import PERMANENT, RETRYABLE, JobError
 from tilefleet.store.objects import open_store

@@ -45,7 +45,7 @@ from tilefleet.engine.executors import EXECUTORS
 from tilefleet.engine.ledger import Ledger
 from tilefleet.engine.run import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, run_job
 from tilefleet.engine.signals import sigterm_as_interrupt
-from tilefleet.engine.task import DONE_STATES, FAILED, SKIPPED
+from tilefleet.task import DONE_STATES, FAILED, SKIPPED
 from tilefleet.errors import JobError, one_line
 from tilefleet.store.location import Location
 from tilefleet.store.objects import is_partial, open_store

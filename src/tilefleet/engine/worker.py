@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from tilefleet.engine.task import Outcome, Task, now, worker_name
+from tilefleet.task import Outcome, Task, now, worker_name
 from tilefleet.errors import classify, one_line
 from tilefleet.recipes import get_recipe
 

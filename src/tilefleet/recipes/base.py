@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from tilefleet.engine.task import Task
+from tilefleet import plugins
+from tilefleet.task import Task
 
 
 class RecipeParams(BaseModel):
@@ -29,12 +30,30 @@ class RecipeParams(BaseModel):
 
 
 class Recipe(ABC):
+    """A workload: its ``name`` (job files, commands, run ids), its ``Params`` model (job
+    keys, command-line options, schema) and the two steps every executor calls."""
+
     name: ClassVar[str]
     Params: ClassVar[type[RecipeParams]]
+    #: One line for ``--help`` and the docs; the class docstring's first line by default.
+    summary: ClassVar[str] = ""
     #: Seconds per task assumed by the estimate until a run of this recipe has been measured.
     default_task_s: ClassVar[float] = 5.0
     #: Columns of a task's source row, in report order (failed.csv, succeeded.csv).
     source_columns: ClassVar[tuple[str, ...]] = ()
+    #: The parameter holding the CSV manifest the tasks come from, for recipes planned from
+    #: one (``tilefleet watch`` runs such a recipe on every manifest dropped in a bucket).
+    manifest_param: ClassVar[str | None] = None
+
+    @classmethod
+    def reference(cls) -> str:
+        """How a worker finds this recipe: its ``module:Class`` path, which tasks carry."""
+        return plugins.reference_of(cls)
+
+    @classmethod
+    def describe(cls) -> str:
+        """The recipe's one-line summary."""
+        return cls.summary or (cls.__doc__ or cls.name).strip().splitlines()[0]
 
     @abstractmethod
     def plan(self, params: RecipeParams) -> list[Task]:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from tilefleet.engine.task import Task
+from tilefleet.task import Task
 from tilefleet.errors import JobError, PermanentError
 from tilefleet.ops.cell_stats import STATISTICS, cell_statistics, check_statistics
 from tilefleet.recipes.base import Recipe, RecipeParams

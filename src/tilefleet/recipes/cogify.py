@@ -17,7 +17,7 @@ import rasterio
 from pydantic import Field, field_validator
 from rasterio.errors import RasterioIOError
 
-from tilefleet.engine.task import Task
+from tilefleet.task import Task
 from tilefleet.errors import JobError, PermanentError
 from tilefleet.recipes.base import Recipe, RecipeParams
 from tilefleet.store.cog import (

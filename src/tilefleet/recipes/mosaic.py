@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from tilefleet.engine.task import Task
+from tilefleet.task import Task
 from tilefleet.errors import JobError
 from tilefleet.recipes.base import Recipe, RecipeParams
 from tilefleet.store.cog import COG_PROFILES, LOSSY_PROFILES

@@ -25,7 +25,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from tilefleet.engine.task import Task
+from tilefleet.task import Task
 from tilefleet.errors import PermanentError
 from tilefleet.ops.median import masked_median
 from tilefleet.ops.true_color import true_color

@@ -18,7 +18,7 @@ from pydantic import Field
 from pystac.extensions.projection import ProjectionExtension
 from shapely.geometry import mapping
 
-from tilefleet.engine.task import Task
+from tilefleet.task import Task
 from tilefleet.recipes.tiled import TiledParams, TiledRecipe
 from tilefleet.store.objects import open_store
 from tilefleet.tiles.tile import Tile

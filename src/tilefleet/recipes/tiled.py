@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from tilefleet.engine.task import Task
+from tilefleet.task import Task
 from tilefleet.errors import JobError
 from tilefleet.recipes.base import Recipe, RecipeParams
 from tilefleet.tiles.spec import GridSpec

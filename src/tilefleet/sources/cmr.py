@@ -28,6 +28,7 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
+from tilefleet.errors import TilefleetError
 from tilefleet.sources.granule_catalog import GranuleCatalog
 from tilefleet.tiles import healpix
 
@@ -36,7 +37,7 @@ PAGE_SIZE = 2000
 USER_AGENT = "tilefleet-cmr"
 
 
-class CmrError(RuntimeError):
+class CmrError(TilefleetError, RuntimeError):
     """CMR answered with an error or something that is not a UMM-G result."""
 
 

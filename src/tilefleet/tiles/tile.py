@@ -12,6 +12,8 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from tilefleet.errors import PermanentError
+
 if TYPE_CHECKING:
     from odc.geo.geobox import GeoBox
 
@@ -21,7 +23,7 @@ WGS84_EPSG = 4326
 _PIXEL_SNAP_TOLERANCE = 1e-6
 
 
-class TileInputError(ValueError):
+class TileInputError(PermanentError, ValueError):
     """Bad input to a tile grid (empty AOI, unreadable file, unknown id, ...): not retryable."""
 
 

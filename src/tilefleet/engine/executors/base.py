@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from tilefleet.engine.task import Outcome, Task
+from tilefleet.task import Outcome, Task
 
 
 @dataclass(frozen=True)

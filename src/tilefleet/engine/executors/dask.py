@@ -31,7 +31,7 @@ from typing import Any
 
 from tilefleet.engine.executors.base import Completion, Executor
 from tilefleet.engine.executors.worker_env import is_secret_name
-from tilefleet.engine.task import Task
+from tilefleet.task import Task
 from tilefleet.engine.worker import execute
 from tilefleet.errors import WorkerLostError
 

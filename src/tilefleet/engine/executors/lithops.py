@@ -41,7 +41,7 @@ from tilefleet.config import read_yaml_mapping
 from tilefleet.engine.estimate import PRICE_PER_GB_S
 from tilefleet.engine.executors.base import Billing, Completion, Executor
 from tilefleet.engine.executors.worker_env import forwarded_environment
-from tilefleet.engine.task import Task
+from tilefleet.task import Task
 from tilefleet.engine.worker import execute
 
 log = logging.getLogger("tilefleet")

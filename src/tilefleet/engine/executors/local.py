@@ -22,7 +22,7 @@ from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 
 from tilefleet.engine.executors.base import Completion, Executor
-from tilefleet.engine.task import Task
+from tilefleet.task import Task
 from tilefleet.engine.worker import execute
 from tilefleet.errors import WorkerLostError
 

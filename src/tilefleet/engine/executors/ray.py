@@ -22,7 +22,7 @@ from typing import Any
 
 from tilefleet.engine.executors.base import Completion, Executor
 from tilefleet.engine.executors.worker_env import forwarded_environment
-from tilefleet.engine.task import Task
+from tilefleet.task import Task
 from tilefleet.engine.worker import execute
 
 log = logging.getLogger("tilefleet")

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tilefleet.engine.executors.base import Billing, Completion, Executor
-from tilefleet.engine.task import Outcome, Task, now
+from tilefleet.task import Outcome, Task, now
 from tilefleet.errors import PERMANENT
 
 DEFAULT_ROUTE_KEY = "pool"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tilefleet.engine.task import Task
+from tilefleet.task import Task
 
 DAG_FOLDER = "htcondor"
 DAG_NAME = "tilefleet.dag"

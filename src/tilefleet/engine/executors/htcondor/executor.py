@@ -22,7 +22,8 @@ from typing import Any, ClassVar
 
 from tilefleet.engine.executors.base import Completion, Executor
 from tilefleet.engine.executors.htcondor.dag import DagFiles, write_dag
-from tilefleet.engine.task import Task
+from tilefleet.errors import TilefleetError
+from tilefleet.task import Task
 
 #: Most task nodes DAGMan keeps submitted at once unless ``workers`` says otherwise.
 DEFAULT_MAX_JOBS = 10_000
@@ -91,7 +92,7 @@ class HTCondorExecutor(Executor):
         return {**super().describe(), "mode": "dag"}
 
 
-class SubmitError(RuntimeError):
+class SubmitError(TilefleetError, RuntimeError):
     """The DAG could not be submitted (no bindings, no schedd)."""
 
 

@@ -1,0 +1,77 @@
+"""How parameters read and show themselves, declared next to the models that own them.
+
+Recipes' ``Params``, executors' ``Settings`` and grids' specs are pydantic models; the job
+files, ``tilefleet schema`` and the command line are all made from them. A field needs
+nothing more than its type, default and description, unless the command line should show
+it otherwise: :class:`Cli` (in the field's ``Annotated`` metadata) says so. The types below
+accept the text forms a command line gives (``a,b``, ``KEY=VALUE``) as well as YAML's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+import yaml
+from pydantic import BeforeValidator
+from pydantic.fields import FieldInfo
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Cli:
+    """Command-line presentation of one field (``Annotated[int, Cli(...)]``).
+
+    ``flag`` replaces ``--field-name`` (``--cluster-option`` for ``cluster_options``),
+    ``short`` adds a short flag, ``argument`` makes it positional, ``hidden`` keeps it to
+    job files, and ``default`` is the text shown as the default where the model's default
+    is None because the real one is decided later (``CPU count``)."""
+
+    flag: str | None = None
+    short: str | None = None
+    argument: bool = False
+    hidden: bool = False
+    default: str | None = None
+    metavar: str | None = None
+
+
+def cli_of(field: FieldInfo) -> Cli:
+    """The :class:`Cli` of a field, or the plain default one."""
+    return next((item for item in field.metadata if isinstance(item, Cli)), Cli())
+
+
+def _split_commas(value: Any) -> Any:
+    """``"a,b"`` and ``["a,b", "c"]`` (a repeated option) are ``["a", "b", "c"]``."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list | tuple):
+        return [part.strip() for item in value for part in _parts(item) if part.strip() != ""]
+    return value
+
+
+def _parts(item: Any) -> list[Any]:
+    return item.split(",") if isinstance(item, str) else [item]
+
+
+def _key_values(value: Any) -> Any:
+    """``["K=V", …]`` (a repeated option) is ``{K: V, …}``, each V read as YAML."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list | tuple):
+        pairs = [str(item).partition("=") for item in value]
+        return {key.strip(): yaml.safe_load(text) for key, _, text in pairs}
+    return value
+
+
+def _yaml_mapping(value: Any) -> Any:
+    """A YAML or JSON mapping given as text on the command line."""
+    return yaml.safe_load(value) if isinstance(value, str) else value
+
+
+#: A list given as ``a,b``, as a repeated option, or as a YAML list.
+CommaList = Annotated[list[T], BeforeValidator(_split_commas)]
+#: A mapping given as repeated ``KEY=VALUE`` options, or as a YAML mapping.
+KeyValues = Annotated[dict[str, Any], BeforeValidator(_key_values)]
+#: A mapping given as YAML text on the command line, or as a YAML mapping.
+YamlMapping = Annotated[dict[str, Any], BeforeValidator(_yaml_mapping)]
