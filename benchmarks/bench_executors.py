@@ -39,8 +39,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.g
 
 # The workers import this module for its recipe, so at the top only what the tasks need:
 # the driver's modules (job files, ledger, reports) are imported where they are used.
-from tilefleet.task import Task  # noqa: E402
 from tilefleet.recipes.base import Recipe, RecipeParams  # noqa: E402
+from tilefleet.task import Task  # noqa: E402
 
 SAMPLES = 60_000
 
@@ -85,7 +85,7 @@ class SpinRecipe(Recipe):
 def tilefleet_run(executor: str, tasks: int, workers: int, **settings: Any) -> Timing:
     """A whole run (plan, ledger, execute, reports with timeline.png), and the part of it
     that writing the reports takes (measured again on the finished run's ledger)."""
-    from tilefleet.config import build_job
+    from tilefleet.jobs import build_job
     from tilefleet.engine.ledger import Ledger
     from tilefleet.engine.report import write_reports
     from tilefleet.engine.run import run_job

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tilefleet.task import Task
 from tilefleet.errors import PermanentError, RetryableError
 from tilefleet.recipes.base import Recipe, RecipeParams
 from tilefleet.store.objects import PARTIAL_MARK, open_store
+from tilefleet.task import Task
 
 
 class FlakyParams(RecipeParams):

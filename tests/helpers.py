@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from tilefleet.config import build_job
+from tilefleet.jobs import build_job
 from tilefleet.engine.run import RunResult, run_job
 
 

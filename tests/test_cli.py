@@ -259,7 +259,7 @@ def test_sigterm_stops_cleanly_with_reports(data_dir, tmp_path):
 def test_every_cli_option_is_a_job_file_key_and_the_reverse():
     import typer.main
 
-    from tilefleet.config import job_model
+    from tilefleet.jobs import job_model
 
     command = typer.main.get_command(app).commands["cogify"]
     cli_names = {param.name for param in command.params} - {"verbose"}

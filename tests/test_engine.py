@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
 
 from helpers import flaky_job, read_csv
-from tilefleet.engine import executors
+from tilefleet import plugins
 from tilefleet.engine.executors.base import Billing
 from tilefleet.engine.executors.local import LocalExecutor
 from tilefleet.engine.run import run_job
@@ -123,7 +124,8 @@ class BilledLocal(LocalExecutor):
 
 @pytest.fixture
 def billed_executor(monkeypatch):
-    monkeypatch.setitem(executors.EXECUTORS, "billed-local", f"{__name__}:BilledLocal")
+    point = EntryPoint("billed-local", f"{__name__}:BilledLocal", plugins.EXECUTORS)
+    monkeypatch.setitem(plugins.registered(plugins.EXECUTORS), "billed-local", point)
 
 
 def test_billed_run_without_terminal_needs_yes(tmp_path, billed_executor):

@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from tilefleet.cli import app
-from tilefleet.config import load_job
+from tilefleet.jobs import load_job
 from tilefleet.engine.run import run_job
 
 

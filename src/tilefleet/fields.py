@@ -10,6 +10,7 @@ accept the text forms a command line gives (``a,b``, ``KEY=VALUE``) as well as Y
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
@@ -71,7 +72,26 @@ def _yaml_mapping(value: Any) -> Any:
 
 #: A list given as ``a,b``, as a repeated option, or as a YAML list.
 CommaList = Annotated[list[T], BeforeValidator(_split_commas)]
+@dataclass(frozen=True)
+class Pairs:
+    """Marks a mapping that the command line takes as repeated ``KEY=VALUE`` options."""
+
+
 #: A mapping given as repeated ``KEY=VALUE`` options, or as a YAML mapping.
-KeyValues = Annotated[dict[str, Any], BeforeValidator(_key_values)]
+KeyValues = Annotated[dict[str, Any], BeforeValidator(_key_values), Pairs()]
 #: A mapping given as YAML text on the command line, or as a YAML mapping.
 YamlMapping = Annotated[dict[str, Any], BeforeValidator(_yaml_mapping)]
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """A YAML file of keys and values (a job file, an engine's config); ValueError with one
+    clear line otherwise."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{what} {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{what} {path} must be a mapping of keys to values")
+    return raw

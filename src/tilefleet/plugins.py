@@ -94,5 +94,6 @@ def _describe(value: object) -> str:
     if inspect.isclass(value):
         return f"the class {value.__module__}.{value.__qualname__}"
     if callable(value):
-        return f"the function {getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', value)}"
+        where = getattr(value, "__module__", None) or "?"
+        return f"the function {where}.{getattr(value, '__qualname__', value)}"
     return f"a {type(value).__name__}"

@@ -11,7 +11,7 @@ import pytest
 import zarr
 
 from cells.granules import assert_matches_reference, reference_statistics
-from tilefleet.config import build_job
+from tilefleet.jobs import build_job
 from tilefleet.engine.run import run_job
 from tilefleet.sources.atl06 import read_granule
 

@@ -18,7 +18,7 @@ import sys
 import pytest
 
 from helpers import read_csv, run_cogify
-from tilefleet.engine.run import EXIT_INVALID
+from tilefleet.errors import ExitCode
 
 ROWS = ["landsat/RGB.byte.tif", "s2/SCL.tif", "landsat/missing.tif"]
 
@@ -77,7 +77,7 @@ def node_command(submit: dict[str, str], macros: dict[str, str]) -> list[str]:
 @pytest.mark.slow
 def test_the_dag_and_submit_files_describe_the_plan(dag_run):
     result, run_dir = dag_run
-    assert result.exit_code == EXIT_INVALID  # written, but no schedd took it
+    assert result.exit_code == ExitCode.INVALID  # written, but no schedd took it
     folder = run_dir / "htcondor"
     nodes, final = parse_dag(folder / "tilefleet.dag")
     assert len(nodes) == len(ROWS)

@@ -10,7 +10,7 @@ import pytest
 
 from helpers import read_csv
 from tilefleet import engine
-from tilefleet.config import build_job, load_job
+from tilefleet.jobs import build_job, load_job
 from tilefleet.engine.executors import create_executor
 from tilefleet.engine.run import run_job
 from tilefleet.task import Task
@@ -102,7 +102,7 @@ def test_the_ttc_two_region_job_file(tmp_path):
         "routes: {dem: euc1, s1: euc1, s2: usw2}\n"
     )
     job = load_job(tmp_path / "job.yaml")
-    routed = create_executor(job.executor, job.workers, **job.executor_settings())
+    routed = create_executor(job.executor, job.workers, **job.executor_settings)
     stage = {s: Task(s, "r", {"stage": s}, "d", "m") for s in ("dem", "s1", "s2", "x")}
     assert [routed.pool_of(stage[s]) for s in ("dem", "s1", "s2", "x")] == [
         "euc1",

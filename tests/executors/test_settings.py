@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from tilefleet.config import build_job
+from tilefleet.jobs import build_job
 from tilefleet.engine.estimate import PRICE_PER_GB_S
 from tilefleet.engine.executors import create_executor
 from tilefleet.engine.executors.worker_env import forwarded_environment
@@ -204,6 +204,6 @@ def test_a_runtime_named_in_the_lithops_config_is_left_alone(tmp_path):
     config = tmp_path / "local.yaml"
     config.write_text("lithops: {backend: localhost}\nlocalhost: {runtime: /opt/py/bin/python3}\n")
     executor = create_executor("lithops", 1, lithops_config=str(config))
-    assert executor.config["localhost"]["runtime"] == "/opt/py/bin/python3"
+    assert executor.backend_config["localhost"]["runtime"] == "/opt/py/bin/python3"
     assert not executor._own_runtime
     assert create_executor("lithops", 1)._own_runtime

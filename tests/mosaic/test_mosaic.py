@@ -17,7 +17,7 @@ from rio_cogeo.cogeo import cog_validate
 
 from helpers import read_csv
 from mosaic.scenes import S2_SCENE, local_scene_item
-from tilefleet.config import build_job
+from tilefleet.jobs import build_job
 from tilefleet.engine.run import run_job
 from tilefleet.errors import JobError
 from tilefleet.recipes.mosaic import DEFAULT_SCL_MASK, month_end, months_between

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import pickle
+from importlib import import_module
+from typing import Annotated, get_args, get_origin
 
 import numpy as np
 import pytest
@@ -89,9 +91,12 @@ def test_geobox_needs_a_positive_resolution():
 def test_package_exports_resolve_lazily():
     import tilefleet.tiles as tiles
 
-    listed = sorted(name for names in tiles._EXPORTS.values() for name in names)
-    assert sorted(tiles.__all__) == listed
-    for name in tiles.__all__:
-        assert getattr(tiles, name).__module__.startswith("tilefleet.tiles.")
+    assert sorted(tiles.__all__) == sorted(tiles._EXPORTS) == sorted(dir(tiles))
+    for name, module in tiles._EXPORTS.items():
+        value = getattr(tiles, name)
+        assert value is getattr(import_module(f"tilefleet.tiles.{module}"), name)
+        # A type alias (GridSpec) lives where its members do.
+        members = get_args(get_args(value)[0]) if get_origin(value) is Annotated else (value,)
+        assert members and all(m.__module__.startswith("tilefleet.tiles.") for m in members)
     with pytest.raises(AttributeError):
         tiles.not_a_name  # noqa: B018

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
 
-from tilefleet.cli.options import EXECUTOR_OPTIONS, RUN_OPTIONS, with_options
+from tilefleet.cli.output import fail
+from tilefleet.cli.recipes import add_recipe_command
 
-BAD_INPUT_EXIT = 3
 DEFAULT_COMMAND = "run"
 
 
@@ -38,68 +38,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-CELLS_OPTIONS: dict[str, Any] = {
-    "catalog": Annotated[
-        str | None, typer.Option("--catalog", help="Granule catalog JSON (local or s3://)")
-    ],
-    "parent_order": Annotated[
-        int | None,
-        typer.Option("--parent-order", help="Order of the task cells [catalog's, else 6]"),
-    ],
-    "child_order": Annotated[
-        int | None, typer.Option("--child-order", help="Order of the output cells [12]")
-    ],
-    "max_cells": Annotated[
-        int | None, typer.Option("--max-cells", min=1, help="At most N parents (largest first)")
-    ],
-    "cell": Annotated[
-        list[str] | None,
-        typer.Option("--cell", help="Only this parent cell (nested id; repeatable, or ID,ID)"),
-    ],
-    "statistics": Annotated[
-        str | None,
-        typer.Option("--statistics", help="Comma-separated statistics [all nine]"),
-    ],
-    "beams": Annotated[
-        str | None, typer.Option("--beams", help="Comma-separated beams [gt1l…gt3r]")
-    ],
-    "latitude": Annotated[str | None, typer.Option("--latitude", help="Latitude dataset")],
-    "longitude": Annotated[str | None, typer.Option("--longitude", help="Longitude dataset")],
-    "height": Annotated[str | None, typer.Option("--height", help="Height dataset [h_li]")],
-    "sigma": Annotated[str | None, typer.Option("--sigma", help="Sigma dataset [h_li_sigma]")],
-    "quality": Annotated[
-        str | None, typer.Option("--quality", help="Quality flag dataset ('' for no filter)")
-    ],
-    "quality_value": Annotated[
-        int | None, typer.Option("--quality-value", help="Quality flag value to keep [0]")
-    ],
-    "access": Annotated[
-        str | None, typer.Option("--access", help="Read catalog granules via s3 or https [s3]")
-    ],
-}
-
-
-@app.command(DEFAULT_COMMAND)
-@with_options(CELLS_OPTIONS, RUN_OPTIONS, EXECUTOR_OPTIONS)
-def run_cells(
-    granules: Annotated[
-        list[str] | None, typer.Argument(help="ATL06 granules: local paths, s3:// or https://")
-    ] = None,
-    store: Annotated[str, typer.Option("--store", help="Zarr store: folder or s3:// prefix")] = "",
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every detail")] = False,
-    options: dict[str, Any] | None = None,
-) -> None:
-    """Summarise ATL06 heights per HEALPix cell (granules given, or --catalog)."""
-    from tilefleet.cli import _execute, _fail, _setup_logging
-    from tilefleet.config import build_job
-
-    if not store:
-        _fail("give the Zarr store with --store URL")
-    values = {"recipe": "cells", "store": store, **(options or {})}
-    if granules:
-        values["granules"] = list(granules)
-    _setup_logging(verbose)
-    _execute(lambda: build_job(values))
+add_recipe_command(app, "cells", DEFAULT_COMMAND)
 
 
 @app.command("catalog")
@@ -162,7 +101,6 @@ def catalog(
             result = catalog_from_cmr(query, parent_order, cmr_url, area)
         write_catalog(result, str(output))
     except (ValueError, CmrError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(BAD_INPUT_EXIT) from None
+        fail(str(exc))
     granule_count = len({u for urls in result.cells.values() for u in urls})
     typer.echo(f"{len(result.cells)} cell(s), {granule_count} granule(s) → {output}")

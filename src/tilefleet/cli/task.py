@@ -1,4 +1,4 @@
-"""``tilefleet task``: one planned task of a run, and the end of a detached run.
+"""``tilefleet task``: one planned task of a run, and the end of a launched plan.
 
 These are the commands the nodes of an HTCondor DAG run (see
 :mod:`tilefleet.engine.task_runner`); they also let a person rerun one task by hand.
@@ -11,8 +11,10 @@ from typing import Annotated
 
 import typer
 
+from tilefleet.cli.output import fail
+
 app = typer.Typer(
-    help="Run one planned task of a run, or finish a detached run (HTCondor DAG nodes).",
+    help="Run one planned task of a run, or finish a launched plan (HTCondor DAG nodes).",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -31,8 +33,7 @@ def run_task(
     try:
         outcome = run_planned_task(run_dir, task_id)
     except JobError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(3) from None
+        fail(str(exc))
     state = (
         "skipped (already done)"
         if outcome.metrics.get("skipped")
@@ -44,30 +45,16 @@ def run_task(
 
 @app.command("finish")
 def finish(
-    run_dir: Annotated[Path, typer.Argument(help="Run directory of a detached run")],
+    run_dir: Annotated[Path, typer.Argument(help="Run directory of a launched plan")],
 ) -> None:
     """Merge the outcomes the nodes reported into the ledger, write the reports, print the
     summary; exit with the run's status (0 all done, 1 some failed, 2 all failed)."""
-    from tilefleet.config import build_job
-    from tilefleet.engine.ledger import LEDGER_NAME, Ledger
-    from tilefleet.engine.report import write_reports
-    from tilefleet.engine.run import exit_code_for, finish_recipe
-    from tilefleet.engine.task_runner import merge_outcomes
-    from tilefleet.recipes import get_recipe
+    from tilefleet.engine.run import finish_launched_run
+    from tilefleet.errors import JobError
 
-    if not (run_dir / LEDGER_NAME).is_file():
-        typer.echo(f"error: {run_dir} is not a tilefleet run directory", err=True)
-        raise typer.Exit(3)
-    ledger = Ledger.in_run_dir(run_dir)
     try:
-        merge_outcomes(ledger, run_dir, final=True)
-        job = build_job(ledger.get_meta("job"))
-        recipe = get_recipe(job.recipe)
-        tasks = [record.task for record in ledger.records()]
-        finished = finish_recipe(recipe, job.params, tasks, ledger)
-        write_reports(ledger, run_dir)
-        code = exit_code_for(ledger.counts(), finished)
-    finally:
-        ledger.close()
+        code = finish_launched_run(run_dir)
+    except JobError as exc:
+        fail(str(exc))
     typer.echo((run_dir / "report.txt").read_text(), nl=False)
     raise typer.Exit(code)

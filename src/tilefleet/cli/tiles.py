@@ -14,10 +14,10 @@ import typer
 from pydantic import ValidationError
 
 from tilefleet.tiles import (
-    GridSpec,
     TileInputError,
     describe_validation_error,
     output_format,
+    parse_grid_spec,
     select_tiles,
     write_tiles,
 )
@@ -50,7 +50,7 @@ def _run(output: Path | None, **settings: Any) -> None:
         _fail("give an output file with -o/--output (.csv, .geojson or .parquet)")
     try:
         output_format(output)
-        spec = GridSpec(**{k: v for k, v in settings.items() if v is not None})
+        spec = parse_grid_spec({k: v for k, v in settings.items() if v is not None})
         tiles = select_tiles(spec)
     except ValidationError as exc:
         _fail(describe_validation_error(exc))

@@ -5,21 +5,33 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+from tilefleet.engine.callbacks import AttemptEnd, RunCallback, RunStart
+from tilefleet.task import FAILED, PENDING, SUCCEEDED
+
+if TYPE_CHECKING:
+    from tilefleet.engine.result import RunResult
 
 log = logging.getLogger("tilefleet")
 
 
-class RunProgress:
+class RunProgress(RunCallback):
     """Counts finished tasks; shows a rich bar on a terminal, else logs every ~5% or 30 s."""
 
-    def __init__(self, total: int, label: str, stream: TextIO | None = None):
-        self.total = total
-        self.label = label
-        self.done = {"succeeded": 0, "failed": 0, "retried": 0}
-        stream = stream or sys.stderr
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stderr
+        self.total = 0
+        self.label = ""
+        self.done = {SUCCEEDED: 0, FAILED: 0, "retried": 0}
         self._bar = None
-        if total and stream.isatty():
+        self._every = 1
+        self._last_log = time.monotonic()
+
+    def on_run_start(self, run: RunStart) -> None:
+        self.total, self.label = run.to_run, run.recipe
+        self._every = max(1, self.total // 20)
+        if self.total and self.stream.isatty():
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
@@ -37,25 +49,23 @@ class RunProgress:
                 TextColumn("{task.fields[detail]}"),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
-                console=Console(file=stream),
+                console=Console(file=self.stream),
                 transient=False,
             )
-            self._task = self._bar.add_task(label, total=total, detail="")
+            self._task = self._bar.add_task(self.label, total=self.total, detail="")
             self._bar.start()
-        self._every = max(1, total // 20)
-        self._last_log = time.monotonic()
 
-    def finished(self, status: str) -> None:
-        self.done[status] = self.done.get(status, 0) + 1
-        self._show(advance=1)
-
-    def retried(self) -> None:
-        self.done["retried"] += 1
-        self._show(advance=0)
+    def on_attempt_end(self, attempt: AttemptEnd) -> None:
+        if attempt.status == PENDING:
+            self.done["retried"] += 1
+            self._show(advance=0)
+        else:
+            self.done[attempt.status] = self.done.get(attempt.status, 0) + 1
+            self._show(advance=1)
 
     def _show(self, advance: int) -> None:
-        completed = self.done["succeeded"] + self.done["failed"]
-        detail = f"ok {self.done['succeeded']}, failed {self.done['failed']}"
+        completed = self.done[SUCCEEDED] + self.done[FAILED]
+        detail = f"ok {self.done[SUCCEEDED]}, failed {self.done[FAILED]}"
         if self.done["retried"]:
             detail += f", retries {self.done['retried']}"
         if self._bar is not None:
@@ -68,6 +78,7 @@ class RunProgress:
             self._last_log = now
             log.info("%s: %d/%d done (%s)", self.label, completed, self.total, detail)
 
-    def close(self) -> None:
+    def on_run_end(self, result: RunResult) -> None:
         if self._bar is not None:
             self._bar.stop()
+            self._bar = None

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from tilefleet.engine.ledger import Ledger, TaskRecord
-from tilefleet.task import DONE_STATES, FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED
 from tilefleet.engine.timeline import plot_timeline
+from tilefleet.task import DONE_STATES, FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED
 
 log = logging.getLogger("tilefleet")
 FIRST_FAILURES = 20

@@ -16,21 +16,31 @@ import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing as _closing
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from tilefleet.config import Job
-from tilefleet.engine.estimate import Estimate, estimate_run
-from tilefleet.engine.executors import Completion, Executor, create_executor
+from tilefleet.engine.callbacks import AttemptEnd, Callbacks, RunCallback, RunStart
+from tilefleet.engine.estimate import estimate_run
+from tilefleet.engine.executors import (
+    AttemptExecutor,
+    Completion,
+    PlanExecutor,
+    create_executor,
+)
 from tilefleet.engine.history import record_durations
+from tilefleet.engine.job import Job, build_job
 from tilefleet.engine.ledger import LEDGER_NAME, Ledger
-from tilefleet.engine.progress import RunProgress
 from tilefleet.engine.report import write_reports
+from tilefleet.engine.result import FailedTask, RunResult
 from tilefleet.engine.signals import sigterm_as_interrupt
 from tilefleet.engine.skip import find_done, sweep_partials
+from tilefleet.engine.task_runner import DETACHED_SESSION, merge_outcomes
+from tilefleet.errors import PERMANENT, RETRYABLE, ExitCode, JobError, one_line
+from tilefleet.recipes import get_recipe
+from tilefleet.recipes.base import Recipe, RecipeParams
 from tilefleet.task import (
     DONE_STATES,
     FAILED,
@@ -41,40 +51,22 @@ from tilefleet.task import (
     Task,
     now,
 )
-from tilefleet.errors import PERMANENT, RETRYABLE, JobError, one_line
-from tilefleet.recipes import get_recipe
-from tilefleet.recipes.base import Recipe, RecipeParams
 
 log = logging.getLogger("tilefleet")
 
-EXIT_OK, EXIT_PARTIAL, EXIT_ALL_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 MAX_BACKOFF_S = 120.0
 #: The engine refills once 1/REFILL_FRACTION of ``max_in_flight`` is free (see _Scheduler).
 REFILL_FRACTION = 4
 
 
-@dataclass
-class RunResult:
-    """What a run did: its folder, report.json's content and the exit status it implies."""
-
-    run_dir: Path | None
-    estimate: Estimate
-    exit_code: int
-    report: dict = field(default_factory=dict)
-    dry_run: bool = False
-    outputs: str = ""
-    planned: int = 0
-    rejected: list[Task] = field(default_factory=list)
-
-
-def exit_code_for(counts: dict[str, int], finished: bool = True) -> int:
+def exit_code_for(counts: dict[str, int], finished: bool = True) -> ExitCode:
     """0 all done, 1 some failed, 2 all failed (of the tasks that ended); at least 1 when
     the recipe's ``finish`` step failed (``finished`` False)."""
     done = counts.get(SUCCEEDED, 0) + counts.get(SKIPPED, 0)
     failed = counts.get(FAILED, 0)
     if failed == 0:
-        return EXIT_OK if finished else EXIT_PARTIAL
-    return EXIT_PARTIAL if done else EXIT_ALL_FAILED
+        return ExitCode.OK if finished else ExitCode.PARTIAL
+    return ExitCode.PARTIAL if done else ExitCode.ALL_FAILED
 
 
 def job_fingerprint(job: Job) -> str:
@@ -89,16 +81,22 @@ def new_run_id(recipe: str) -> str:
     return f"{recipe}-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
-def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunResult:
+def run_job(
+    job: Job,
+    *,
+    confirm: Callable[[str], bool] | None = None,
+    callbacks: Sequence[RunCallback] = (),
+) -> RunResult:
     """Plan, skip, estimate and (unless a dry run) execute ``job``; write its reports.
 
-    ``confirm`` asks the user a yes/no question (None: no terminal to ask on). Raises
-    :class:`JobError` for an invalid job; task failures are recorded, never raised.
+    ``confirm`` asks the user a yes/no question (None: no terminal to ask on);
+    ``callbacks`` follow the run (a progress bar, a monitor). Raises :class:`JobError` for
+    an invalid job; task failures are recorded, never raised.
     """
     recipe = get_recipe(job.recipe)
-    tasks = recipe.plan(job.params)
+    tasks = _workers_find(recipe, recipe.plan(job.params))
     try:
-        executor = create_executor(job.executor, job.workers, **job.executor_settings())
+        executor = create_executor(job.executor, job.workers, **job.executor_settings)
     except ValueError as exc:
         raise JobError(str(exc)) from None
 
@@ -116,6 +114,7 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
                 )
             known = ledger.statuses()
 
+    follow = Callbacks(callbacks)
     rejected = [t for t in tasks if t.rejected is not None]
     candidates = _select(tasks, known, job.only, job.limit)
     done_outside = set() if job.overwrite else find_done(candidates)
@@ -131,15 +130,15 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
     result = RunResult(
         run_dir,
         estimate,
-        EXIT_OK,
         dry_run=job.dry_run,
+        outputs=recipe.outputs_url(job.params),
+        recipe=recipe.name,
         planned=len(tasks),
         rejected=rejected,
-        outputs=recipe.outputs_url(job.params),
     )
-    detached = getattr(executor, "detached", False)  # runs the whole plan itself (a DAG)
-    if job.dry_run and not detached:
-        result.exit_code = EXIT_ALL_FAILED if rejected and len(rejected) == len(tasks) else EXIT_OK
+    if job.dry_run and not isinstance(executor, PlanExecutor):
+        all_rejected = rejected and len(rejected) == len(tasks)
+        result.exit_code = ExitCode.ALL_FAILED if all_rejected else ExitCode.OK
         return result
     if executor.billing and to_run and not job.yes:
         question = f"{estimate.describe()}. Proceed? [y/N]"
@@ -158,7 +157,7 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
                 run_id=run_id,
                 recipe=recipe.name,
                 fingerprint=fingerprint,
-                job=_job_record(job),
+                job=job.record(),
                 source_columns=list(recipe.source_columns),
                 created=now(),
             )
@@ -169,12 +168,26 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
             log.warning("FAILED %s: %s", task.id, task.rejected)
         ledger.mark_many(done_outside, SKIPPED)
         log.info("%s", estimate.describe())
-        if detached:
-            return _launch_detached(executor, to_run, ledger, run_dir, job, estimate, result)
         settings = executor.describe()
         if executor.billing:
             settings["billing"] = vars(executor.billing)
         session = ledger.start_session(now(), executor.name, settings, estimate.as_dict())
+        follow.on_run_start(
+            RunStart(
+                run_id=ledger.get_meta("run_id"),
+                run_dir=run_dir,
+                recipe=recipe.name,
+                executor=settings,
+                to_run=len(to_run),
+                skipped=len(done_outside),
+                rejected=len(rejected),
+                estimate=estimate,
+            )
+        )
+        if isinstance(executor, PlanExecutor):
+            _launch_plan(executor, to_run, ledger, session, run_dir, job, result)
+            follow.on_run_end(result)
+            return result
         interrupted = False
         durations: list[float] = []
         lost: dict[str, Task] = {}  # tasks that lost a worker mid-attempt
@@ -182,16 +195,9 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
             with sigterm_as_interrupt():
                 executor.start(preload=(type(recipe).__module__,))
                 try:
-                    _execute(
-                        to_run,
-                        executor,
-                        ledger,
-                        session,
-                        job,
-                        durations,
-                        lost,
-                        RunProgress(len(to_run), recipe.name),
-                    )
+                    _Scheduler(
+                        to_run, executor, ledger, session, job, durations, lost, follow
+                    ).run()
                 finally:
                     executor.shutdown(cancel=True)
                     # Every worker is gone now: what a dead one was writing can go too.
@@ -209,12 +215,27 @@ def run_job(job: Job, *, confirm: Callable[[str], bool] | None = None) -> RunRes
             record_durations(recipe.name, durations)
         finished = interrupted or finish_recipe(recipe, job.params, tasks, ledger)
         result.report = write_reports(ledger, run_dir)
+        result.failed = failed_tasks(ledger)
         counts = ledger.counts()
-    if interrupted:
-        result.exit_code = EXIT_INTERRUPTED
-    else:
-        result.exit_code = exit_code_for(counts, finished)
+    result.exit_code = ExitCode.INTERRUPTED if interrupted else exit_code_for(counts, finished)
+    follow.on_run_end(result)
     return result
+
+
+def _workers_find(recipe: Recipe, tasks: list[Task]) -> list[Task]:
+    """Tasks naming their recipe by its import path, so that any worker finds it without
+    the registry (a user's recipe included, whatever its ``name``)."""
+    reference = recipe.reference()
+    return [t if t.recipe == reference else replace(t, recipe=reference) for t in tasks]
+
+
+def failed_tasks(ledger: Ledger) -> list[FailedTask]:
+    """The tasks of a run that ended failed, with the reason of their last attempt."""
+    return [
+        FailedTask(r.task.id, r.error or "", r.attempts, dict(r.task.source))
+        for r in ledger.records()
+        if r.status == FAILED
+    ]
 
 
 def _sweep_after_losses(lost: Iterable[Task]) -> None:
@@ -239,27 +260,50 @@ def finish_recipe(recipe: Recipe, params: RecipeParams, tasks: list[Task], ledge
     return True
 
 
-def _launch_detached(
-    executor: Executor,
+def rebuild_reports(run_dir: Path) -> dict:
+    """Rebuild the reports of a run from its ledger (merging first what the nodes of a
+    launched plan have reported so far); report.json's content."""
+    with _closing(_open_run(run_dir)) as ledger:
+        merge_outcomes(ledger, run_dir)
+        return write_reports(ledger, run_dir)
+
+
+def finish_launched_run(run_dir: Path) -> ExitCode:
+    """The end of a launched plan (the DAG's FINAL node): merge the nodes' outcomes into
+    the ledger, publish what spans the tasks, write the reports; the run's exit status."""
+    with _closing(_open_run(run_dir)) as ledger:
+        merge_outcomes(ledger, run_dir, final=True)
+        job = build_job(ledger.get_meta("job"))
+        tasks = [record.task for record in ledger.records()]
+        finished = finish_recipe(get_recipe(job.recipe), job.params, tasks, ledger)
+        write_reports(ledger, run_dir)
+        return exit_code_for(ledger.counts(), finished)
+
+
+def _open_run(run_dir: Path) -> Ledger:
+    if not (run_dir / LEDGER_NAME).is_file():
+        raise JobError(f"{run_dir} is not a tilefleet run directory (no {LEDGER_NAME})")
+    return Ledger.in_run_dir(run_dir)
+
+
+def _launch_plan(
+    executor: PlanExecutor,
     to_run: list[Task],
     ledger: Ledger,
+    session: int,
     run_dir: Path,
     job: Job,
-    estimate: Estimate,
     result: RunResult,
-) -> RunResult:
+) -> None:
     """Hand the whole plan to an executor that runs it on its own (an HTCondor DAG, written
     always, submitted unless a dry run). Its nodes report outcomes as files that
     ``tilefleet task finish`` (the DAG's FINAL node) merges into the ledger."""
-    from tilefleet.engine.task_runner import DETACHED_SESSION
-
-    session = ledger.start_session(now(), executor.name, executor.describe(), estimate.as_dict())
     ledger.set_meta(**{DETACHED_SESSION: session})
     launch = executor.launch(to_run, run_dir, retries=job.retries, submit=not job.dry_run)
     (log.info if launch.submitted or job.dry_run else log.error)("%s", launch.message)
     result.report = write_reports(ledger, run_dir)
-    result.exit_code = EXIT_OK if launch.submitted or job.dry_run else EXIT_INVALID
-    return result
+    result.message = launch.message
+    result.exit_code = ExitCode.OK if launch.submitted or job.dry_run else ExitCode.INVALID
 
 
 def _select(
@@ -277,25 +321,6 @@ def _select(
     return selected[:limit] if limit else selected
 
 
-def _execute(
-    tasks: list[Task],
-    executor: Executor,
-    ledger: Ledger,
-    session: int,
-    job: Job,
-    durations: list[float],
-    lost: dict[str, Task],
-    progress: RunProgress,
-) -> None:
-    """Run ``tasks`` to the end on ``executor``, recording every attempt in ``ledger``;
-    the tasks whose worker was lost during an attempt are added to ``lost``."""
-    scheduler = _Scheduler(tasks, executor, ledger, session, job, durations, lost, progress)
-    try:
-        scheduler.run()
-    finally:
-        progress.close()
-
-
 class _Scheduler:
     """Keeps at most ``max_in_flight`` attempts submitted, retries retryable failures with
     exponential backoff and jitter, and records outcomes as they arrive.
@@ -305,9 +330,19 @@ class _Scheduler:
     that follows them are one ledger commit. The driver's work per attempt stays small,
     and engines with a bulk call pay their round trip per batch."""
 
-    def __init__(self, tasks, executor, ledger, session, job, durations, lost, progress):
+    def __init__(
+        self,
+        tasks: list[Task],
+        executor: AttemptExecutor,
+        ledger: Ledger,
+        session: int,
+        job: Job,
+        durations: list[float],
+        lost: dict[str, Task],
+        follow: RunCallback,
+    ):
         self.executor, self.ledger, self.session, self.job = executor, ledger, session, job
-        self.durations, self.lost, self.progress = durations, lost, progress
+        self.durations, self.lost, self.follow = durations, lost, follow
         self.max_in_flight = job.max_in_flight or executor.default_max_in_flight
         self.refill_at = max(1, self.max_in_flight // REFILL_FRACTION)
         self.ready: deque[Task] = deque(tasks)
@@ -362,22 +397,21 @@ class _Scheduler:
             finished.append((outcome, self._status_after(task, outcome)))
         if finished:
             self.ledger.finish_attempts(finished)
+            for outcome, status in finished:
+                self.follow.on_attempt_end(AttemptEnd(outcome, status))
 
     def _status_after(self, task: Task, outcome: Outcome) -> str:
         """The task's status after ``outcome``; schedules its retry when there is one."""
         tries = self.tries[task.id]
         if outcome.ok:
             self.durations.append(outcome.duration)
-            self.progress.finished(SUCCEEDED)
             return SUCCEEDED
         if outcome.error_kind == RETRYABLE and tries <= self.job.retries:
             delay = _backoff(self.job.backoff_s, tries)
             heapq.heappush(self.delayed, (time.monotonic() + delay, next(self.tie), task))
-            self.progress.retried()
             log.info("retrying %s in %.1f s (attempt %d of %d): %s", task.id, delay,
                      tries + 1, self.job.retries + 1, outcome.error)  # fmt: skip
             return PENDING
-        self.progress.finished(FAILED)
         log.warning("FAILED %s: %s", task.id, outcome.error)
         return FAILED
 
@@ -401,9 +435,3 @@ def _backoff(base: float, attempt: int) -> float:
     """Exponential backoff with equal jitter: half fixed, half random."""
     ceiling = min(MAX_BACKOFF_S, base * 2 ** (attempt - 1))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-def _job_record(job: Job) -> dict:
-    record = job.model_dump(mode="json", exclude={"params"})
-    record.update(job.params.model_dump(mode="json"))
-    return record

@@ -13,8 +13,8 @@ import posixpath
 from collections import defaultdict
 from collections.abc import Iterable
 
-from tilefleet.task import Task
 from tilefleet.store.objects import open_store
+from tilefleet.task import Task
 
 
 def find_done(tasks: Iterable[Task]) -> set[str]:

@@ -22,11 +22,11 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from tilefleet.engine.ledger import Ledger
-from tilefleet.task import FAILED, PENDING, SKIPPED, SUCCEEDED, Outcome, Task, now
-from tilefleet.task import worker_name as this_worker
 from tilefleet.engine.worker import execute
 from tilefleet.errors import PERMANENT, RETRYABLE, JobError
 from tilefleet.store.objects import open_store
+from tilefleet.task import FAILED, PENDING, SKIPPED, SUCCEEDED, Outcome, Task, now
+from tilefleet.task import worker_name as this_worker
 
 OUTCOMES_DIR = "outcomes"
 MERGED_DIR = "merged"

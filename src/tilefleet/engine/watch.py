@@ -1,4 +1,5 @@
-"""``tilefleet watch``: claim CSV manifests dropped in a bucket (or folder) and cogify each once.
+"""``tilefleet watch``: claim CSV manifests dropped in a bucket (or folder) and run a recipe
+on each exactly once (``cogify`` by default; any recipe that declares a ``manifest_param``).
 
 The COG crank's watcher lists the bucket, renames ``…raw.csv`` to ``…processing-<ts>.csv`` by
 copy + delete *after* submitting work (two watchers can both take a manifest), needs unique
@@ -39,21 +40,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tilefleet.config import build_job
 from tilefleet.engine.claims import WATCH_DIR, Claim, ClaimBook, claims_location, is_missing
-from tilefleet.engine.executors import EXECUTORS
+from tilefleet.engine.executors import executor_class
+from tilefleet.engine.job import DEFAULT_EXECUTOR, build_job
 from tilefleet.engine.ledger import Ledger
-from tilefleet.engine.run import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, run_job
+from tilefleet.engine.run import run_job
 from tilefleet.engine.signals import sigterm_as_interrupt
-from tilefleet.task import DONE_STATES, FAILED, SKIPPED
-from tilefleet.errors import JobError, one_line
+from tilefleet.errors import ExitCode, JobError, one_line
+from tilefleet.recipes import get_recipe
+from tilefleet.recipes.base import Recipe
 from tilefleet.store.location import Location
 from tilefleet.store.objects import is_partial, open_store
-from tilefleet.tiles.manifest import format_manifest, parse_manifest
+from tilefleet.task import DONE_STATES, FAILED, SKIPPED
 
 log = logging.getLogger("tilefleet")
 
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+DEFAULT_RECIPE = "cogify"
 DEFAULT_PATTERN = "*raw.csv"
 DEFAULT_STALE_AFTER_S = 2 * 3600.0
 DEFAULT_RUNS_DIR = Path("runs/watch")
@@ -81,15 +84,18 @@ def parse_duration(text: str) -> float:
 
 @dataclass(frozen=True)
 class WatchOptions:
-    """What a watcher looks for, where the work goes, and how the cogify runs are made.
+    """What a watcher looks for, where the work goes, and how the runs are made.
 
-    ``job_options`` holds cogify's parameters (``profile``, ``preview_max_size`` …) and the
-    run options (``workers``, ``retries``, ``backoff_s``, ``executor`` …) of every run.
-    ``every_s`` None means a single pass.
+    ``recipe`` runs on every manifest: it must declare the parameter that takes a manifest
+    (``manifest_param``). ``job_options`` holds its other parameters (cogify's ``profile``,
+    ``preview_max_size`` …) and the run options (``workers``, ``retries``, ``executor`` …)
+    of every run. ``input_root``, for a recipe that has one, defaults to the source
+    bucket's root. ``every_s`` None means a single pass.
     """
 
     source: str
     dest: str
+    recipe: str = DEFAULT_RECIPE
     pattern: str = DEFAULT_PATTERN
     input_root: str | None = None
     runs_dir: Path = DEFAULT_RUNS_DIR
@@ -121,22 +127,33 @@ def validate_options(options: WatchOptions) -> None:
         raise JobError(str(exc)) from None
     if source.is_local and not Path(source.prefix).is_dir():
         raise JobError(f"source folder {source.prefix} does not exist")
-    executor = options.job_options.get("executor", "local")
-    if executor not in EXECUTORS:
-        raise JobError(f"unknown executor {executor!r}; known: {', '.join(sorted(EXECUTORS))}")
+    executor_class(options.job_options.get("executor", DEFAULT_EXECUTOR))
     build_job(_job_values(options, "validate-only.csv", options.runs_dir / "validate-only"))
 
 
+def watched_recipe(name: str) -> Recipe:
+    """The recipe a watcher runs; :class:`JobError` unless it is planned from a manifest."""
+    recipe = get_recipe(name)
+    if recipe.manifest_param is None:
+        raise JobError(f"recipe {name!r} takes no manifest, so it cannot be watched")
+    return recipe
+
+
 def _job_values(options: WatchOptions, manifest_url: str, run_dir: Path) -> dict[str, Any]:
-    source = Location.parse(options.source)
-    return {
+    recipe = watched_recipe(options.recipe)
+    values = {
         **options.job_options,
-        "recipe": "cogify",
-        "manifest": manifest_url,
-        "input_root": options.input_root or default_input_root(source),
+        "recipe": options.recipe,
+        recipe.manifest_param: manifest_url,
         "dest": options.dest,
         "run_dir": str(run_dir),
     }
+    if "input_root" in recipe.Params.model_fields:  # manifest paths relative to a root
+        source = Location.parse(options.source)
+        values["input_root"] = options.input_root or default_input_root(source)
+    elif options.input_root:
+        raise JobError(f"recipe {options.recipe!r} takes no --input-root")
+    return values
 
 
 # -- results ----------------------------------------------------------------------------
@@ -193,10 +210,10 @@ class PassResult:
     @property
     def exit_code(self) -> int:
         if self.interrupted:
-            return EXIT_INTERRUPTED
+            return ExitCode.INTERRUPTED
         if self.error or not all(m.ok for m in self.manifests):
-            return EXIT_PARTIAL
-        return EXIT_OK
+            return ExitCode.PARTIAL
+        return ExitCode.OK
 
     def describe(self) -> str:
         rows = {
@@ -276,6 +293,8 @@ class Watcher:
     def __init__(self, options: WatchOptions):
         validate_options(options)
         self.options = options
+        #: The columns of a manifest row, as processed/failed CSVs give them back.
+        self.columns = tuple(watched_recipe(options.recipe).source_columns)
         self.source = open_store(options.source)
         self.claims = ClaimBook(
             open_store(claims_location(self.source.location)), options.stale_after_s
@@ -410,7 +429,7 @@ class Watcher:
     def _finish(
         self, manifest_url: str, processing_key: str, stamp: str, data: bytes, lease: Claim | None
     ) -> ManifestResult:
-        """Run cogify on the processing file and turn its record into processed/failed."""
+        """Run the recipe on the processing file; turn its record into processed/failed."""
         processing_url = self._url(processing_key)
         run_dir = self.options.runs_dir / run_dir_name(processing_url, processing_key)
         result = ManifestResult(manifest_url, processing_key, run_dir)
@@ -436,14 +455,14 @@ class Watcher:
 
         An empty or unreadable manifest becomes one failed row naming the manifest."""
         try:
-            parse_manifest(data, name=result.manifest)
             run = run_job(build_job(_job_values(self.options, processing_url, run_dir)))
         except JobError as exc:
-            return [], [{"path": result.manifest, "num_bands": "", "reason": str(exc)}]
-        if run.exit_code == EXIT_INTERRUPTED:
+            first = self.columns[0] if self.columns else "manifest"
+            return [], [{first: result.manifest, "reason": str(exc)}]
+        if run.exit_code == ExitCode.INTERRUPTED:
             result.abandoned = True
             return [], []
-        return rows_from_ledger(run_dir, result)
+        return rows_from_ledger(run_dir, result, self.columns)
 
     def _write_outcome(
         self,
@@ -456,10 +475,10 @@ class Watcher:
         result.failed = len(failed)
         if done:
             result.processed_key = state_key(stem, "processed", stamp)
-            self.source.put_bytes(format_rows(done).encode(), result.processed_key)
+            self.source.put_bytes(format_rows(done, self.columns).encode(), result.processed_key)
         if failed:
             result.failed_key = state_key(stem, "failed", stamp)
-            text = format_manifest(failed, extra=("reason",))
+            text = format_rows(failed, (*self.columns, "reason"), header=True)
             self.source.put_bytes(text.encode(), result.failed_key)
 
     def _url(self, key: str) -> str:
@@ -479,23 +498,21 @@ class Watcher:
                 log.info("%s", outcome.describe())
                 if outcome.interrupted:
                     abandoned = any(m.abandoned for m in outcome.manifests)
-                    return EXIT_INTERRUPTED if abandoned else EXIT_OK
+                    return ExitCode.INTERRUPTED if abandoned else ExitCode.OK
                 time.sleep(max(0.0, every_s - (time.monotonic() - started)))
         except KeyboardInterrupt:  # between passes: nothing was in hand
-            return EXIT_OK
+            return ExitCode.OK
 
 
 def rows_from_ledger(
-    run_dir: Path, result: ManifestResult
+    run_dir: Path, result: ManifestResult, columns: tuple[str, ...]
 ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """The run's own record of each row: done (succeeded or already done) or failed."""
+    """The run's own record of each row (its source ``columns``): done (succeeded or
+    already done) or failed, with the reason."""
     done, failed = [], []
     with closing(Ledger.in_run_dir(run_dir, readonly=True)) as ledger:
         for record in ledger.records():
-            row = {
-                "path": record.task.source.get("path", ""),
-                "num_bands": record.task.source.get("num_bands", ""),
-            }
+            row = {column: record.task.source.get(column, "") for column in columns}
             if record.status in DONE_STATES:
                 done.append(row)
                 result.skipped += record.status == SKIPPED
@@ -507,11 +524,14 @@ def rows_from_ledger(
     return done, failed
 
 
-def format_rows(rows: list[dict[str, str]]) -> str:
-    """Rows as the crank writes manifests: ``path,num_bands``, no header."""
+def format_rows(rows: list[dict[str, str]], columns: tuple[str, ...], header: bool = False) -> str:
+    """Rows as CSV: as the crank writes manifests (no header, ``path,num_bands`` for cogify),
+    or with a header naming the columns (a failed CSV, a valid manifest for a retry)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerows([row["path"], row["num_bands"]] for row in rows)
+    if header:
+        writer.writerow(columns)
+    writer.writerows([row.get(column, "") for column in columns] for row in rows)
     return out.getvalue()
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 
-from tilefleet.task import Outcome, Task, now, worker_name
 from tilefleet.errors import classify, one_line
 from tilefleet.recipes import get_recipe
+from tilefleet.task import Outcome, Task, now, worker_name
 
 log = logging.getLogger(__name__)
 

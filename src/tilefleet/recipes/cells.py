@@ -14,13 +14,13 @@ parents they cross). Tasks run largest first (most granules), so the long ones s
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from tilefleet.task import Task
 from tilefleet.errors import JobError, PermanentError
+from tilefleet.fields import Cli, CommaList
 from tilefleet.ops.cell_stats import STATISTICS, cell_statistics, check_statistics
 from tilefleet.recipes.base import Recipe, RecipeParams
 from tilefleet.sources.atl06 import BEAMS, Atl06Layout, read_granule
@@ -33,6 +33,7 @@ from tilefleet.store.zarr_cells import (
     write_done_marker,
     write_parent,
 )
+from tilefleet.task import Task
 from tilefleet.tiles import healpix
 
 DEFAULT_PARENT_ORDER = 6
@@ -45,7 +46,7 @@ class CellsParams(RecipeParams):
 
     path_fields: ClassVar[tuple[str, ...]] = ("catalog", "store")
 
-    granules: list[str] = Field(
+    granules: Annotated[list[str], Cli(argument=True, metavar="GRANULE…")] = Field(
         default_factory=list, description="Granule files (local, s3:// or https://)"
     )
     catalog: str | None = Field(None, description="Granule catalog JSON (local or s3://)")
@@ -58,9 +59,11 @@ class CellsParams(RecipeParams):
     )
     child_order: int = Field(12, ge=0, le=healpix.MAX_ORDER, description="Order of the output")
     max_cells: int | None = Field(None, ge=1, description="Process at most N parents (largest)")
-    cell: list[int] | None = Field(None, description="Process only these parent cells (ids)")
-    statistics: list[str] = Field(list(STATISTICS), description="Statistics to compute")
-    beams: list[str] = Field(list(BEAMS), description="Beam groups to read")
+    cell: list[int] | None = Field(
+        None, description="Process only these parent cells (nested ids; repeatable, or ID,ID)"
+    )
+    statistics: CommaList[str] = Field(list(STATISTICS), description="Statistics to compute")
+    beams: CommaList[str] = Field(list(BEAMS), description="Beam groups to read")
     latitude: str = Field(Atl06Layout.latitude, description="Latitude, below a beam")
     longitude: str = Field(Atl06Layout.longitude, description="Longitude, below a beam")
     height: str = Field(Atl06Layout.height, description="Height variable, below a beam")
@@ -72,13 +75,6 @@ class CellsParams(RecipeParams):
     access: Literal["s3", "https"] = Field(
         "s3", description="Read catalog granules by their s3:// or https:// URL"
     )
-
-    @field_validator("statistics", "beams", mode="before")
-    @classmethod
-    def _split_names(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     @field_validator("cell", mode="before")
     @classmethod
@@ -125,6 +121,7 @@ class CellsParams(RecipeParams):
 
 class CellsRecipe(Recipe):
     name = "cells"
+    summary = "Summarise ATL06 heights per HEALPix cell (granules given, or --catalog)."
     Params = CellsParams
     default_task_s = 3.0
     source_columns = ("cell", "granules")

@@ -10,15 +10,15 @@ from __future__ import annotations
 import posixpath
 import tempfile
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import pystac
 import rasterio
-from pydantic import Field, field_validator
+from pydantic import Field
 from rasterio.errors import RasterioIOError
 
-from tilefleet.task import Task
 from tilefleet.errors import JobError, PermanentError
+from tilefleet.fields import Cli, CommaList
 from tilefleet.recipes.base import Recipe, RecipeParams
 from tilefleet.store.cog import (
     COG_PROFILES,
@@ -33,6 +33,7 @@ from tilefleet.store.location import Location, safe_relative_key
 from tilefleet.store.objects import open_store
 from tilefleet.store.preview import write_preview
 from tilefleet.store.stac_item import item_bytes, raster_item
+from tilefleet.task import Task
 from tilefleet.tiles.manifest import MANIFEST_COLUMNS, parse_manifest
 
 ProfileName = Literal[tuple(COG_PROFILES)]  # type: ignore[valid-type]
@@ -44,7 +45,9 @@ class CogifyParams(RecipeParams):
 
     path_fields: ClassVar[tuple[str, ...]] = ("manifest", "input_root", "dest")
 
-    manifest: str = Field(description="CSV manifest (path,num_bands), local or s3://")
+    manifest: Annotated[str, Cli(argument=True)] = Field(
+        description="CSV manifest (path,num_bands), local or s3://"
+    )
     input_root: str = Field(
         description="Folder or s3:// prefix that manifest paths are relative to"
     )
@@ -53,20 +56,13 @@ class CogifyParams(RecipeParams):
     overview_resampling: ResamplingName = Field("nearest", description="Overview resampling")
     blocksize: int = Field(512, ge=64, le=4096, description="COG tile size in pixels")
     quality: int | None = Field(None, ge=1, le=100, description="Quality of jpeg/webp profiles")
-    preview_bands: list[int] | None = Field(
-        None, description="Bands of the JPEG preview (1 or 3, 1-based); default 1 or 1,2,3"
+    preview_bands: Annotated[CommaList[int] | None, Cli(default="1 or 1,2,3")] = Field(
+        None, description="Bands of the JPEG preview (1 or 3, 1-based)"
     )
-    preview_max_size: int | None = Field(
-        None, ge=16, description="Longest side of the preview in pixels; default full size"
+    preview_max_size: Annotated[int | None, Cli(default="full size")] = Field(
+        None, ge=16, description="Longest side of the preview in pixels"
     )
     preview_quality: int = Field(75, ge=1, le=100, description="JPEG quality of the preview")
-
-    @field_validator("preview_bands", mode="before")
-    @classmethod
-    def _split_bands(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [int(part) for part in value.split(",") if part.strip()]
-        return value
 
 
 def output_keys(key: str) -> tuple[str, str, str]:
@@ -78,9 +74,11 @@ def output_keys(key: str) -> tuple[str, str, str]:
 
 class CogifyRecipe(Recipe):
     name = "cogify"
+    summary = "Turn the GeoTIFFs of a CSV manifest into COGs + JPEG previews + STAC items."
     Params = CogifyParams
     default_task_s = 2.0
     source_columns = MANIFEST_COLUMNS
+    manifest_param = "manifest"
 
     def plan(self, params: CogifyParams) -> list[Task]:
         rows = parse_manifest(_read_manifest(params.manifest), name=params.manifest)

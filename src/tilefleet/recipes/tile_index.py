@@ -18,9 +18,9 @@ from pydantic import Field
 from pystac.extensions.projection import ProjectionExtension
 from shapely.geometry import mapping
 
-from tilefleet.task import Task
 from tilefleet.recipes.tiled import TiledParams, TiledRecipe
 from tilefleet.store.objects import open_store
+from tilefleet.task import Task
 from tilefleet.tiles.tile import Tile
 
 
@@ -33,6 +33,7 @@ class TileIndexParams(TiledParams):
 
 class TileIndexRecipe(TiledRecipe):
     name = "tile-index"
+    summary = "Publish the tiles of a grid over an area as STAC items, one per tile."
     Params = TileIndexParams
     default_task_s = 0.05
 

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from tilefleet.task import Task
 from tilefleet.errors import JobError
 from tilefleet.recipes.base import Recipe, RecipeParams
+from tilefleet.task import Task
 from tilefleet.tiles.spec import GridSpec
 
 if TYPE_CHECKING:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,9 @@ from shapely.affinity import translate
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from tilefleet.tiles.tile import WGS84_EPSG, TileInputError
+from tilefleet.tiles.tile import WGS84_EPSG, TileInputError, lookup_crs, transform_geometry
 
 WORLD = shapely.box(-180.0, -90.0, 180.0, 90.0)
-
-# Straight edges in a projected CRS are curves in lon/lat (and the reverse): split edges
-# longer than this fraction of the geometry's extent before reprojecting.
-_DENSIFY_FRACTION = 1 / 256
 
 
 def read_aoi(path: str | Path) -> BaseGeometry:
@@ -87,45 +82,12 @@ def _crs_of(document: dict[str, Any], path: Path) -> Any:
 
 def to_wgs84(geometry: BaseGeometry, crs: Any) -> BaseGeometry:
     """``geometry`` (in ``crs``) reprojected to WGS84 lon/lat; a no-op when it already is."""
-    if _crs(crs).equals(_crs("OGC:CRS84"), ignore_axis_order=True):
+    if lookup_crs(crs).equals(lookup_crs("OGC:CRS84"), ignore_axis_order=True):
         return geometry  # GeoJSON coordinates are lon/lat whatever the axis order of the CRS
     result = transform_geometry(geometry, crs, WGS84_EPSG)
     if not result.is_valid:  # a valid AOI made invalid by reprojection rounding
         result = shapely.make_valid(result)
     return result
-
-
-@lru_cache(maxsize=64)
-def _crs(crs: Any):
-    from pyproj import CRS
-
-    try:
-        return CRS.from_user_input(crs)
-    except Exception as exc:
-        raise TileInputError(f"unknown CRS {crs!r}: {exc}") from exc
-
-
-@lru_cache(maxsize=64)
-def _transformer(source: Any, target: Any):
-    from pyproj import Transformer
-
-    return Transformer.from_crs(_crs(source), _crs(target), always_xy=True)
-
-
-def transform_geometry(geometry: BaseGeometry, source: Any, target: Any) -> BaseGeometry:
-    """``geometry`` reprojected from ``source`` to ``target`` CRS, edges densified first."""
-    source, target = _crs(source), _crs(target)
-    minx, miny, maxx, maxy = geometry.bounds
-    extent = max(maxx - minx, maxy - miny)
-    if extent > 0:
-        geometry = shapely.segmentize(geometry, extent * _DENSIFY_FRACTION)
-    transformer = _transformer(source, target)
-    return shapely.transform(geometry, lambda x, y: transformer.transform(x, y), interleaved=False)
-
-
-def transform_points(x: np.ndarray, y: np.ndarray, source: Any, target: Any):
-    """Coordinate arrays reprojected from ``source`` to ``target`` CRS (x/y = lon/lat order)."""
-    return _transformer(_crs(source), _crs(target)).transform(x, y)
 
 
 def parse_bbox(value: str | Sequence[float]) -> tuple[float, float, float, float]:

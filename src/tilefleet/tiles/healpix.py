@@ -14,12 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
 import numpy as np
 import shapely
+from pydantic import Field
 from shapely.geometry.base import BaseGeometry
 
+from tilefleet.fields import Cli
 from tilefleet.tiles.aoi import normalize_longitudes, wrap_copies, wrap_to_world
+from tilefleet.tiles.grid import Grid
 from tilefleet.tiles.tile import Tile, TileInputError
 
 MAX_ORDER = 29
@@ -476,3 +480,13 @@ class HealpixCellSet:
 def healpix_cells(aoi: BaseGeometry, order: int) -> HealpixCellSet:
     """The cells at ``order`` that intersect ``aoi`` (lon/lat), as a tile set."""
     return HealpixCellSet(order=_check_order(order), cells=cells_covering(aoi, order))
+
+
+class HealpixGrid(Grid):
+    """HEALPix cells (nested) at order intersecting aoi or bbox: cell_id, order, morton."""
+
+    grid: Annotated[Literal["healpix"], Cli(hidden=True)] = "healpix"
+    order: int = Field(ge=0, le=MAX_ORDER, description=f"HEALPix order (0..{MAX_ORDER}).")
+
+    def select(self) -> HealpixCellSet:
+        return healpix_cells(self.area_geometry(), self.order)

@@ -1,4 +1,8 @@
-"""The tile: an id and a footprint, small enough to travel inside a task to any worker."""
+"""The tile: an id and a footprint, small enough to travel inside a task to any worker.
+
+Also the CRS look-ups and reprojections that tiles, areas and grids share; they live here,
+at the bottom of ``tiles/``, so that every other module imports them one way.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import math
 import numbers
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -21,6 +26,9 @@ WGS84_EPSG = 4326
 
 # Bounds closer to a pixel edge than this fraction of a pixel are float noise, not a new pixel.
 _PIXEL_SNAP_TOLERANCE = 1e-6
+# Straight edges in a projected CRS are curves in lon/lat (and the reverse): split edges
+# longer than this fraction of the geometry's extent before reprojecting.
+_DENSIFY_FRACTION = 1 / 256
 
 
 class TileInputError(PermanentError, ValueError):
@@ -93,8 +101,6 @@ class Tile:
         if target.to_epsg() == self.epsg:
             bounds = self.bounds
         else:
-            from tilefleet.tiles.aoi import transform_geometry
-
             bounds = transform_geometry(self.footprint, WGS84_EPSG, target).bounds
         return aligned_geobox(bounds, resolution, target)
 
@@ -120,6 +126,40 @@ def aligned_geobox(
     row1 = math.ceil(maxy / resolution - _PIXEL_SNAP_TOLERANCE)
     transform = Affine(resolution, 0.0, col0 * resolution, 0.0, -resolution, row1 * resolution)
     return GeoBox((max(row1 - row0, 1), max(col1 - col0, 1)), transform, crs)
+
+
+@lru_cache(maxsize=64)
+def lookup_crs(crs: Any):
+    """The pyproj CRS that ``crs`` (an EPSG code, ``"EPSG:32633"``, WKT, ...) names."""
+    from pyproj import CRS
+
+    try:
+        return CRS.from_user_input(crs)
+    except Exception as exc:
+        raise TileInputError(f"unknown CRS {crs!r}: {exc}") from exc
+
+
+@lru_cache(maxsize=64)
+def _transformer(source: Any, target: Any):
+    from pyproj import Transformer
+
+    return Transformer.from_crs(lookup_crs(source), lookup_crs(target), always_xy=True)
+
+
+def transform_geometry(geometry: BaseGeometry, source: Any, target: Any) -> BaseGeometry:
+    """``geometry`` reprojected from ``source`` to ``target`` CRS, edges densified first."""
+    source, target = lookup_crs(source), lookup_crs(target)
+    minx, miny, maxx, maxy = geometry.bounds
+    extent = max(maxx - minx, maxy - miny)
+    if extent > 0:
+        geometry = shapely.segmentize(geometry, extent * _DENSIFY_FRACTION)
+    transformer = _transformer(source, target)
+    return shapely.transform(geometry, lambda x, y: transformer.transform(x, y), interleaved=False)
+
+
+def transform_points(x: np.ndarray, y: np.ndarray, source: Any, target: Any):
+    """Coordinate arrays reprojected from ``source`` to ``target`` CRS (x/y = lon/lat order)."""
+    return _transformer(lookup_crs(source), lookup_crs(target)).transform(x, y)
 
 
 class TileCollection(Protocol):

@@ -14,14 +14,17 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
 import shapely
+from pydantic import Field
 from shapely.geometry.base import BaseGeometry
 
-from tilefleet.tiles.aoi import normalize_longitudes, parse_bbox
+from tilefleet.fields import Cli
+from tilefleet.tiles.aoi import normalize_longitudes, parse_bbox, read_aoi
+from tilefleet.tiles.grid import Grid
 from tilefleet.tiles.io import read_csv_columns
 from tilefleet.tiles.tile import Tile, TileInputError
 
@@ -495,3 +498,33 @@ def _float_or_nan(text: str) -> float:
         return float(text)
     except ValueError:
         return math.nan
+
+
+class TtcGrid(Grid):
+    """TTC tiles (1/18 degree, ids like 1035X727Y) for one of bbox, aoi, request, tiles."""
+
+    area_fields: ClassVar[tuple[str, ...]] = ("bbox", "aoi", "request", "tiles")
+
+    grid: Annotated[Literal["ttc"], Cli(hidden=True)] = "ttc"
+    tiledb: Path = Field(description="TTC tile database parquet.")
+    request: Path | None = Field(
+        default=None,
+        description='Request JSON {project: {"YYYY": {"missing_tiles": [...]}}}.',
+    )
+    tiles: Path | None = Field(default=None, description="Tiles CSV (Year,X,Y,Y_tile,X_tile).")
+    year: int | None = Field(
+        default=None,
+        ge=1900,
+        le=2200,
+        description="Year of area tiles; with request or tiles, keep only that year.",
+    )
+
+    def select(self) -> TtcTileSet:
+        database = TileDatabase.open(self.tiledb)
+        if self.bbox is not None:
+            return ttc_tiles_in_bbox(database, self.bbox, self.year)
+        if self.aoi is not None:
+            return ttc_tiles_in_aoi(database, read_aoi(self.aoi), self.year)
+        if self.request is not None:
+            return ttc_tiles_from_request(database, self.request, self.year)
+        return ttc_tiles_from_csv(database, self.tiles, self.year)

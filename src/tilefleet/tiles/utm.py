@@ -12,18 +12,23 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
 import numpy as np
 import shapely
+from pydantic import Field
 from shapely.geometry.base import BaseGeometry
 
-from tilefleet.tiles.aoi import (
-    normalize_longitudes,
+from tilefleet.fields import Cli
+from tilefleet.tiles.aoi import normalize_longitudes, wrap_to_world
+from tilefleet.tiles.grid import Grid
+from tilefleet.tiles.tile import (
+    WGS84_EPSG,
+    Tile,
+    TileInputError,
     transform_geometry,
     transform_points,
-    wrap_to_world,
 )
-from tilefleet.tiles.tile import WGS84_EPSG, Tile, TileInputError
 
 UTM_SOUTH, UTM_NORTH = -80.0, 84.0  # latitudes UTM is defined for
 ZONE_WIDTH = 6.0
@@ -203,3 +208,14 @@ def _lattice_squares(part: BaseGeometry, size: float) -> tuple[np.ndarray, np.nd
     squares = shapely.box(col * size, row * size, (col + 1) * size, (row + 1) * size)
     hit = shapely.intersects(part, squares)
     return col[hit], row[hit]
+
+
+class UtmGrid(Grid):
+    """UTM patches (ids {epsg}_{col}_{row}) of size metres covering aoi or bbox."""
+
+    grid: Annotated[Literal["utm"], Cli(hidden=True)] = "utm"
+    size: float = Field(gt=0, description="Patch size, metres.")
+    buffer: float = Field(default=0.0, ge=0, description="Overlap added on every side, metres.")
+
+    def select(self) -> UtmPatchSet:
+        return utm_patches(self.area_geometry(), self.size, self.buffer)

@@ -1,21 +1,32 @@
-"""The small interface every execution engine implements.
+"""The two interfaces an execution engine can implement, and what they share.
 
-An executor only moves work: ``submit_many`` hands it attempts of tasks (``submit`` one),
-``wait`` returns the attempts that have finished, ``shutdown`` releases the engine. The
-engine submits in batches: whenever a good share of ``max_in_flight`` is free, it hands
-over every attempt that fits, so engines with a bulk call (one scheduler message, one
-FaaS job) pay their round trip once per batch rather than once per attempt. Retries, backoff,
-skipping, the ledger and reports live in the engine, so every executor gets them the same
-way. The function an executor runs is :func:`tilefleet.engine.worker.execute`; it returns
-failures as data, so an exception reaching the executor means the worker was lost.
+- :class:`AttemptExecutor` moves attempts: ``submit_many`` hands it attempts of tasks,
+  ``wait`` returns the attempts that have finished, ``shutdown`` releases the engine. The
+  engine drives it: retries, backoff, skipping, the ledger and the reports live there, so
+  every such executor gets them the same way. The engine submits in batches (whenever a
+  good share of ``max_in_flight`` is free), so engines with a bulk call (one scheduler
+  message, one FaaS job) pay their round trip once per batch. The function it runs is
+  :func:`tilefleet.engine.worker.execute`, which returns failures as data: an exception
+  reaching the executor means the worker was lost.
+- :class:`PlanExecutor` takes the whole plan at once and runs it without a driver waiting
+  (an HTCondor DAG: DAGMan is the driver); ``launch`` returns what it did.
+
+Each executor declares its settings once, as a pydantic :class:`ExecutorSettings` model
+(fields, defaults, checks, help): job files, ``tilefleet schema`` and the command-line
+options are made from it. An executor is one module plus one entry point in the
+``tilefleet.executors`` group (see :mod:`tilefleet.plugins`).
 """
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tilefleet.task import Outcome, Task
 
@@ -41,24 +52,38 @@ class Billing:
         return task_seconds * self.memory_gb * self.usd_per_gb_s
 
 
+class ExecutorSettings(BaseModel):
+    """Base of each executor's settings (beyond ``workers``): the job-file keys and
+    command-line options it takes. A setting of another executor is refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Settings holding local paths that a job file may give relative to itself.
+    path_fields: ClassVar[tuple[str, ...]] = ()
+
+
 class Executor(ABC):
-    """Base of all executors: ``start``, then ``submit_many``/``wait``, then ``shutdown``."""
+    """What every executor has: a name, its settings, its workers, how it is billed."""
 
     name: ClassVar[str]
+    Settings: ClassVar[type[ExecutorSettings]] = ExecutorSettings
     #: Attempts kept submitted per worker when the job sets no ``max_in_flight``: enough
     #: queued work to hide the engine's round trip, few enough not to flood a scheduler.
     in_flight_per_worker: ClassVar[int] = 2
-    #: Job-file keys (beyond ``workers``) this executor takes; others are refused.
-    setting_keys: ClassVar[tuple[str, ...]] = ()
+    #: How the default of ``max_in_flight`` is shown where it is not ``in_flight_per_worker``.
+    in_flight_help: ClassVar[str | None] = None
 
     def __init__(self, workers: int | None = None, **settings: Any):
+        try:
+            self.config = self.Settings.model_validate(settings)
+        except ValidationError as exc:
+            raise ValueError(f"executor {self.name!r}: {settings_problems(exc)}") from None
         self.workers = workers or self.default_workers()
-        self.settings = settings
+        #: The settings that were given, as given (the run record shows them).
+        self.settings = self.config.model_dump(exclude_unset=True)
 
     @staticmethod
     def default_workers() -> int:
-        import os
-
         return os.cpu_count() or 1
 
     @property
@@ -73,6 +98,11 @@ class Executor(ABC):
     def describe(self) -> dict[str, Any]:
         """Settings for the run record; never includes secrets."""
         return {"name": self.name, "workers": self.workers, **self.settings}
+
+
+class AttemptExecutor(Executor):
+    """An executor the engine drives attempt by attempt: ``start``, then
+    ``submit_many``/``wait``, then ``shutdown``."""
 
     def start(self, preload: Sequence[str] = ()) -> None:  # noqa: B027 - optional hook
         """Bring the engine up, before the first submit. ``preload`` names modules the
@@ -96,3 +126,41 @@ class Executor(ABC):
     @abstractmethod
     def shutdown(self, cancel: bool = False) -> None:
         """Release the engine; with ``cancel``, drop attempts that have not finished."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What a :class:`PlanExecutor` did with a plan: whether it was handed to the engine,
+    one line saying what happened (and how to follow or submit it), and the files made."""
+
+    submitted: bool
+    message: str
+    files: Any = None
+    handle: str | None = None
+
+
+class PlanExecutor(Executor):
+    """An executor that takes the whole plan and runs it on its own; its nodes report
+    outcomes that ``tilefleet task finish`` merges into the ledger."""
+
+    @abstractmethod
+    def launch(
+        self, tasks: Sequence[Task], run_dir: Path, *, retries: int, submit: bool = True
+    ) -> Launch:
+        """Prepare the plan of ``tasks`` in ``run_dir`` and hand it to the engine (unless
+        ``submit`` is off); retries, where the engine does them, are ``retries``."""
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """One line naming each problem of some settings: those not taken, then bad values."""
+    foreign, problems = [], []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            foreign.append(where)
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {message}" if where else message)
+    if foreign:
+        problems.insert(0, f"does not take: {', '.join(sorted(foreign))}")
+    return "; ".join(problems)

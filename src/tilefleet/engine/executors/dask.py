@@ -27,13 +27,16 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from tilefleet.engine.executors.base import Completion, Executor
+from pydantic import Field, model_validator
+
+from tilefleet.engine.executors.base import AttemptExecutor, Completion, ExecutorSettings
 from tilefleet.engine.executors.worker_env import is_secret_name
-from tilefleet.task import Task
 from tilefleet.engine.worker import execute
 from tilefleet.errors import WorkerLostError
+from tilefleet.fields import Cli, KeyValues
+from tilefleet.task import Task
 
 #: Names an existing Gateway cluster to join instead of starting one (Calrissian sets it
 #: for a CWL step with a DaskGatewayRequirement).
@@ -45,17 +48,31 @@ log = logging.getLogger("tilefleet")
 ADAPTIVE_KEYS = ("adaptive_minimum", "adaptive_maximum")
 
 
-class DaskExecutor(Executor):
+class DaskSettings(ExecutorSettings):
+    scheduler: str | None = Field(None, description="Address of a running scheduler (tcp://…)")
+    gateway: str | None = Field(None, description="Dask Gateway URL: start a cluster there")
+    cluster_options: Annotated[KeyValues | None, Cli(flag="--cluster-option")] = Field(
+        None,
+        description="Gateway cluster options KEY=VALUE (image, worker_cores, worker_memory, "
+        "adaptive_minimum, adaptive_maximum, environment)",
+    )
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> DaskSettings:
+        if self.scheduler and self.gateway:
+            raise ValueError("executor 'dask' takes either scheduler or gateway, not both")
+        if self.cluster_options and not self.gateway:
+            raise ValueError("executor 'dask': cluster_options need a gateway")
+        return self
+
+
+class DaskExecutor(AttemptExecutor):
     name = "dask"
+    Settings = DaskSettings
     in_flight_per_worker = 32  # remote round trips and batched submissions: keep more queued
-    setting_keys = ("scheduler", "gateway", "cluster_options")
 
     def __init__(self, workers: int | None = None, **settings: Any):
         super().__init__(workers, **settings)
-        if settings.get("scheduler") and settings.get("gateway"):
-            raise ValueError("executor 'dask' takes either scheduler or gateway, not both")
-        if settings.get("cluster_options") and not settings.get("gateway"):
-            raise ValueError("executor 'dask': cluster_options need a gateway")
         self._distributed = _import_distributed()
         self._client = None
         self._cluster = None  # only a cluster started here, closed on shutdown
@@ -73,18 +90,18 @@ class DaskExecutor(Executor):
 
     def start(self, preload: Sequence[str] = ()) -> None:
         distributed = self._distributed
-        if self.settings.get("scheduler"):
-            self._client = distributed.Client(self.settings["scheduler"])
-        elif self.settings.get("gateway") and os.environ.get(GATEWAY_CLUSTER_VARIABLE):
+        if self.config.scheduler:
+            self._client = distributed.Client(self.config.scheduler)
+        elif self.config.gateway and os.environ.get(GATEWAY_CLUSTER_VARIABLE):
             # A cluster made for this run by the workflow engine (Calrissian): used as it
             # is, and left for its owner to shut down.
-            self._joined = _gateway(self.settings["gateway"]).connect(
+            self._joined = _gateway(self.config.gateway).connect(
                 os.environ[GATEWAY_CLUSTER_VARIABLE]
             )
             self._client = self._joined.get_client()
-        elif self.settings.get("gateway"):
+        elif self.config.gateway:
             self._cluster = _gateway_cluster(
-                self.settings["gateway"], self.settings.get("cluster_options") or {}, self.workers
+                self.config.gateway, self.config.cluster_options or {}, self.workers
             )
             self._client = self._cluster.get_client()
         else:

@@ -35,14 +35,21 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from tilefleet.config import read_yaml_mapping
+from pydantic import Field
+
 from tilefleet.engine.estimate import PRICE_PER_GB_S
-from tilefleet.engine.executors.base import Billing, Completion, Executor
+from tilefleet.engine.executors.base import (
+    AttemptExecutor,
+    Billing,
+    Completion,
+    ExecutorSettings,
+)
 from tilefleet.engine.executors.worker_env import forwarded_environment
-from tilefleet.task import Task
 from tilefleet.engine.worker import execute
+from tilefleet.fields import read_yaml_mapping
+from tilefleet.task import Task
 
 log = logging.getLogger("tilefleet")
 
@@ -55,18 +62,35 @@ LOCALHOST_IN_FLIGHT_PER_WORKER = 256
 POLL_S = 0.05
 
 
-class LithopsExecutor(Executor):
+class LithopsSettings(ExecutorSettings):
+    path_fields: ClassVar[tuple[str, ...]] = ("lithops_config",)
+
+    lithops_config: str | None = Field(
+        None,
+        description="The Lithops config file (backend, region, …) "
+        "[default: local processes, the localhost backend]",
+    )
+    mem: int | None = Field(
+        None,
+        ge=128,
+        description="Memory per invocation, MB [default: the config's runtime_memory]; "
+        "prices AWS Lambda runs",
+    )
+
+
+class LithopsExecutor(AttemptExecutor):
     name = "lithops"
+    Settings = LithopsSettings
     in_flight_per_worker = 16  # remote round trips: keep more queued
-    setting_keys = ("lithops_config", "mem")
+    in_flight_help = f"16 ({LOCALHOST_IN_FLIGHT_PER_WORKER} on localhost)"
 
     def __init__(self, workers: int | None = None, **settings: Any):
         super().__init__(workers, **settings)
         self._lithops = _import_lithops()
-        self.config = lithops_config(settings.get("lithops_config"), self.workers)
-        self.backend = self.config["lithops"].get("backend", LOCALHOST)
+        self.backend_config = lithops_config(self.config.lithops_config, self.workers)
+        self.backend = self.backend_config["lithops"].get("backend", LOCALHOST)
         # The runtime is this interpreter unless the config names one: it can preload then.
-        self._own_runtime = self.config.get(LOCALHOST, {}).get("runtime") == sys.executable
+        self._own_runtime = self.backend_config.get(LOCALHOST, {}).get("runtime") == sys.executable
         self._fexec = None
         self._futures: dict[Any, tuple[str, int]] = {}
         self._lost_at_submit: list[Completion] = []
@@ -81,9 +105,9 @@ class LithopsExecutor(Executor):
     @property
     def memory_mb(self) -> int | None:
         """Memory of one invocation: ``mem``, else the backend's ``runtime_memory``."""
-        if self.settings.get("mem"):
-            return int(self.settings["mem"])
-        memory = self.config.get(self.backend, {}).get("runtime_memory")
+        if self.config.mem:
+            return self.config.mem
+        memory = self.backend_config.get(self.backend, {}).get("runtime_memory")
         if memory is None and self.backend == "aws_lambda":
             memory = LAMBDA_DEFAULT_MEMORY_MB
         return memory
@@ -92,14 +116,14 @@ class LithopsExecutor(Executor):
     def billing(self) -> Billing | None:
         if self.backend != "aws_lambda":
             return None
-        arm = self.config.get("aws_lambda", {}).get("architecture") == "arm64"
+        arm = self.backend_config.get("aws_lambda", {}).get("architecture") == "arm64"
         price = PRICE_PER_GB_S["aws-lambda-arm" if arm else "aws-lambda-x86"]
         return Billing(memory_gb=self.memory_mb / 1024, usd_per_gb_s=price)
 
     def describe(self) -> dict[str, Any]:
         described = super().describe()
         described["backend"] = self.backend
-        region = self.config.get(self.backend, {}).get("region")
+        region = self.backend_config.get(self.backend, {}).get("region")
         if region:
             described["region"] = region
         if self.memory_mb:
@@ -112,8 +136,8 @@ class LithopsExecutor(Executor):
 
             modules = ("tilefleet.engine.worker", *preload)
             runtime = preloading_runtime(sys.executable, modules, Path(LITHOPS_TEMP_DIR))
-            self.config[LOCALHOST]["runtime"] = str(runtime)
-        self._fexec = self._lithops.FunctionExecutor(config=self.config)
+            self.backend_config[LOCALHOST]["runtime"] = str(runtime)
+        self._fexec = self._lithops.FunctionExecutor(config=self.backend_config)
 
     def submit(self, task: Task, attempt: int) -> None:
         self.submit_many([(task, attempt)])

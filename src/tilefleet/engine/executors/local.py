@@ -21,13 +21,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 
-from tilefleet.engine.executors.base import Completion, Executor
-from tilefleet.task import Task
+from tilefleet.engine.executors.base import AttemptExecutor, Completion
 from tilefleet.engine.worker import execute
 from tilefleet.errors import WorkerLostError
+from tilefleet.task import Task
 
 
-class LocalExecutor(Executor):
+class LocalExecutor(AttemptExecutor):
     name = "local"
 
     def __init__(self, workers: int | None = None, **settings):

@@ -20,18 +20,28 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from tilefleet.engine.executors.base import Completion, Executor
+from pydantic import Field
+
+from tilefleet.engine.executors.base import AttemptExecutor, Completion, ExecutorSettings
 from tilefleet.engine.executors.worker_env import forwarded_environment
-from tilefleet.task import Task
 from tilefleet.engine.worker import execute
+from tilefleet.task import Task
 
 log = logging.getLogger("tilefleet")
 
 
-class RayExecutor(Executor):
+class RaySettings(ExecutorSettings):
+    address: str | None = Field(
+        None, description="Cluster address (ray://head:10001 or auto) [default: a local Ray]"
+    )
+    cpus_per_task: float = Field(1.0, gt=0, description="CPUs reserved per task")
+    mem: int | None = Field(None, ge=128, description="Memory reserved per task, MB")
+
+
+class RayExecutor(AttemptExecutor):
     name = "ray"
+    Settings = RaySettings
     in_flight_per_worker = 32  # remote round trips and batched submissions: keep more queued
-    setting_keys = ("address", "cpus_per_task", "mem")
 
     def __init__(self, workers: int | None = None, **settings: Any):
         super().__init__(workers, **settings)
@@ -43,7 +53,7 @@ class RayExecutor(Executor):
     def start(self, preload: Sequence[str] = ()) -> None:
         ray = self._ray
         if not ray.is_initialized():
-            address = self.settings.get("address")
+            address = self.config.address
             options: dict[str, Any] = {
                 "include_dashboard": False,
                 "log_to_driver": False,
@@ -57,12 +67,12 @@ class RayExecutor(Executor):
             ray.init(**options)
             self._started_here = True
         resources: dict[str, Any] = {
-            "num_cpus": self.settings.get("cpus_per_task") or 1,
+            "num_cpus": self.config.cpus_per_task,
             "max_retries": 0,
             "retry_exceptions": False,
         }
-        if self.settings.get("mem"):
-            resources["memory"] = int(self.settings["mem"]) * 1024 * 1024
+        if self.config.mem:
+            resources["memory"] = self.config.mem * 1024 * 1024
         self._remote = ray.remote(execute).options(**resources)
 
     def submit(self, task: Task, attempt: int) -> None:

@@ -26,11 +26,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from tilefleet.engine.executors.base import Billing, Completion, Executor
-from tilefleet.task import Outcome, Task, now
+from pydantic import Field
+
+from tilefleet.engine.executors.base import (
+    AttemptExecutor,
+    Billing,
+    Completion,
+    ExecutorSettings,
+    PlanExecutor,
+)
 from tilefleet.errors import PERMANENT
+from tilefleet.fields import Cli, KeyValues, YamlMapping
+from tilefleet.task import Outcome, Task, now
 
 DEFAULT_ROUTE_KEY = "pool"
 ANY_VALUE = "*"
@@ -38,21 +47,34 @@ ANY_VALUE = "*"
 WAIT_SLICE_S = 0.02
 
 
-class RoutedExecutor(Executor):
+class RoutedSettings(ExecutorSettings):
+    executors: Annotated[YamlMapping | None, Cli(metavar="YAML")] = Field(
+        None,
+        description="The pools: pool name -> {executor: NAME, its settings}, e.g. "
+        "'{a: {executor: dask}, b: {executor: lithops}}'",
+    )
+    route_by: str = Field(DEFAULT_ROUTE_KEY, description="The task parameter naming its pool")
+    routes: Annotated[KeyValues | None, Cli(flag="--route", metavar="VALUE=POOL")] = Field(
+        None, description="Value of route_by -> pool name ('*': any other value)"
+    )
+
+
+class RoutedExecutor(AttemptExecutor):
     name = "routed"
-    setting_keys = ("executors", "route_by", "routes")
+    Settings = RoutedSettings
+    in_flight_help = "its pools' added up"
 
     def __init__(self, workers: int | None = None, **settings: Any):
         from tilefleet.engine.executors import create_executor
 
         super().__init__(workers, **settings)
-        specs = settings.get("executors") or {}
+        specs = self.config.executors or {}
         if not specs:
             raise ValueError(
                 "executor 'routed' needs executors: a mapping of pool name to "
                 "{executor: NAME, …settings}"
             )
-        self.pools: dict[str, Executor] = {}
+        self.pools: dict[str, AttemptExecutor] = {}
         for pool, spec in specs.items():
             spec = dict(spec or {})
             kind = spec.pop("executor", None)
@@ -64,11 +86,11 @@ class RoutedExecutor(Executor):
                 executor = create_executor(kind, spec.pop("workers", None) or workers, **spec)
             except ValueError as exc:
                 raise ValueError(f"routed pool {pool!r}: {exc}") from None
-            if getattr(executor, "detached", False):
+            if isinstance(executor, PlanExecutor):
                 raise ValueError(f"routed pool {pool!r}: {kind} runs a whole plan, not tasks")
             self.pools[pool] = executor
-        self.route_by = settings.get("route_by") or DEFAULT_ROUTE_KEY
-        self.routes = {str(k): v for k, v in (settings.get("routes") or {}).items()}
+        self.route_by = self.config.route_by
+        self.routes = {str(k): v for k, v in (self.config.routes or {}).items()}
         unknown = sorted(set(self.routes.values()) - set(self.pools))
         if unknown:
             raise ValueError(f"routes name unknown pool(s): {', '.join(unknown)}")

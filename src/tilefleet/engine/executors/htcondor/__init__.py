@@ -6,6 +6,6 @@ schedd is reachable.
 """
 
 from tilefleet.engine.executors.htcondor.dag import DagFiles, write_dag
-from tilefleet.engine.executors.htcondor.executor import HTCondorExecutor, Launch
+from tilefleet.engine.executors.htcondor.executor import HTCondorExecutor, HTCondorSettings
 
-__all__ = ["DagFiles", "HTCondorExecutor", "Launch", "write_dag"]
+__all__ = ["DagFiles", "HTCondorExecutor", "HTCondorSettings", "write_dag"]

@@ -16,34 +16,36 @@ on the execute machines, default this one).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any
 
-from tilefleet.engine.executors.base import Completion, Executor
-from tilefleet.engine.executors.htcondor.dag import DagFiles, write_dag
+from pydantic import Field
+
+from tilefleet.engine.executors.base import ExecutorSettings, Launch, PlanExecutor
+from tilefleet.engine.executors.htcondor.dag import write_dag
 from tilefleet.errors import TilefleetError
+from tilefleet.fields import Cli, KeyValues
 from tilefleet.task import Task
 
 #: Most task nodes DAGMan keeps submitted at once unless ``workers`` says otherwise.
 DEFAULT_MAX_JOBS = 10_000
 
 
-@dataclass(frozen=True)
-class Launch:
-    """What :meth:`HTCondorExecutor.launch` did: the files, and whether a schedd took them."""
+class HTCondorSettings(ExecutorSettings):
+    mem: int | None = Field(
+        None, ge=128, description="request_memory of each task node, MB [default: 2048]"
+    )
+    cpus_per_task: float = Field(1.0, gt=0, description="request_cpus of each task node")
+    cluster_options: Annotated[KeyValues | None, Cli(flag="--cluster-option")] = Field(
+        None,
+        description="Further submit commands of the task nodes KEY=VALUE (request_disk, "
+        "container_image, requirements, +ProjectName, python: the nodes' interpreter)",
+    )
 
-    files: DagFiles
-    submitted: bool
-    cluster_id: int | None
-    message: str
 
-
-class HTCondorExecutor(Executor):
+class HTCondorExecutor(PlanExecutor):
     name = "htcondor"
-    setting_keys = ("mem", "cpus_per_task", "cluster_options")
-    #: The engine hands this executor the whole plan (see :meth:`launch`), not attempts.
-    detached: ClassVar[bool] = True
+    Settings = HTCondorSettings
 
     @staticmethod
     def default_workers() -> int:
@@ -59,34 +61,24 @@ class HTCondorExecutor(Executor):
             tasks,
             retries=retries,
             max_jobs=self.workers,
-            cpus=self.settings.get("cpus_per_task") or 1,
-            memory_mb=self.settings.get("mem"),
-            submit_options=self.settings.get("cluster_options"),
+            cpus=self.config.cpus_per_task,
+            memory_mb=self.config.mem,
+            submit_options=self.config.cluster_options,
         )
         by_hand = f"submit it from a submit host with: condor_submit_dag {files.dag}"
         if not submit:
-            return Launch(files, False, None, f"DAG of {files.nodes} node(s) written; {by_hand}")
+            return Launch(False, f"DAG of {files.nodes} node(s) written; {by_hand}", files)
         try:
             cluster_id = submit_dag(files.dag)
         except SubmitError as exc:
-            return Launch(files, False, None, f"{exc}; the DAG is written, {by_hand}")
+            return Launch(False, f"{exc}; the DAG is written, {by_hand}", files)
         return Launch(
-            files,
             True,
-            cluster_id,
             f"DAG of {files.nodes} node(s) submitted as cluster {cluster_id}; the FINAL node "
             f"writes the reports (follow it with: condor_q {cluster_id} -dag)",
+            files,
+            handle=str(cluster_id),
         )
-
-    # The engine never sends attempts to a detached executor.
-    def submit(self, task: Task, attempt: int) -> None:
-        raise RuntimeError("the htcondor executor runs the whole plan as a DAG: use launch()")
-
-    def wait(self, timeout: float | None) -> list[Completion]:
-        return []
-
-    def shutdown(self, cancel: bool = False) -> None:
-        pass
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "mode": "dag"}

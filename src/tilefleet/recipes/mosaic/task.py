@@ -1,9 +1,12 @@
 """One task of the ``mosaic`` recipe: the median mosaic of one tile and one month.
 
 Strip by strip over the tile's grid: read each scene's mask and bands, merge the scenes of
-one solar day (first valid pixel wins), take the median over days per band, and write the
+one solar day (first valid pixel first), take the median over days per band, and write the
 strip into local GeoTIFFs; then turn them into COGs, describe them with a STAC item and
 upload, the item last (the done marker).
+
+Peak memory is bounded by ``block_memory_mb`` (the strip arrays) plus GDAL's block cache,
+whatever the number of scenes: strips get fewer rows as scenes get more.
 """
 
 from __future__ import annotations
@@ -11,10 +14,9 @@ from __future__ import annotations
 import logging
 import math
 import os
-import posixpath
 import tempfile
 from collections import defaultdict
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +27,25 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from tilefleet.task import Task
 from tilefleet.errors import PermanentError
+from tilefleet.ops.clear_sky import clear_sky
+from tilefleet.ops.day_merge import merge_first_valid
 from tilefleet.ops.median import masked_median
 from tilefleet.ops.true_color import true_color
-from tilefleet.recipes.mosaic import COLLECTION_KEY, month_end, strip_rows
+from tilefleet.recipes.mosaic.layout import (
+    COLLECTION_HREF_FROM_ITEM,
+    DATA_SUFFIX,
+    VISUAL_SUFFIX,
+    TileMonthKeys,
+)
+from tilefleet.recipes.mosaic.months import month_interval
 from tilefleet.sources.grid_read import BandSource, GridReader
+from tilefleet.sources.stac.signing import load_signer
 from tilefleet.store.cog import cog_options, write_cog
 from tilefleet.store.gdal_env import gdal_config, is_missing_file
 from tilefleet.store.objects import open_store
 from tilefleet.store.stac_item import item_bytes, raster_item, stac_datetime
+from tilefleet.task import Task
 from tilefleet.tiles.tile import Tile
 
 log = logging.getLogger("tilefleet")
@@ -43,8 +54,7 @@ _BLOCK = 512  # block size of the intermediate GeoTIFFs (and of the COGs)
 
 
 def run_mosaic_task(task: Task) -> dict[str, Any]:
-    from tilefleet.sources.stac import load_signer
-
+    """Compute and publish the mosaic of ``task``'s tile and month; return its metrics."""
     p = task.params
     tile = Tile.from_record(p["tile"])
     geobox = tile.geobox(p["resolution"], p["crs"])
@@ -67,6 +77,15 @@ def run_mosaic_task(task: Task) -> dict[str, Any]:
                 f"{len(p['scenes'])} scene(s), all masked or outside the tile"
             )
         return _publish(task, composite, valid, unmasked)
+
+
+def strip_rows(width: int, height: int, per_pixel_bytes: int, budget_mb: int) -> int:
+    """Rows per strip so that ``per_pixel_bytes`` per grid pixel fit ``budget_mb``; whole
+    multiples of 512 rows (a COG block) when the budget allows."""
+    rows = max(1, (budget_mb << 20) // max(1, width * per_pixel_bytes))
+    if rows >= 512:
+        rows -= rows % 512
+    return min(rows, height)
 
 
 class _Composite:
@@ -156,31 +175,34 @@ class _Composite:
             stack = np.zeros(shape, dtype=self.stack_dtype)
             valid = np.zeros(shape, dtype=bool)
             for index, day in enumerate(self.days):
-                for scene in day:
-                    if valid[index].all():  # the day is whole: its other scenes add nothing
-                        break
-                    values, ok = self.reader.read(
-                        BandSource(*scene["bands"][band]), rows, self.resampling
-                    )
-                    if id(scene) not in masks:
-                        masks[id(scene)] = self._clear(scene, rows)
-                    clear = masks[id(scene)]
-                    if clear is not None:
-                        ok &= clear
-                    take = ok & ~valid[index]
-                    stack[index][take] = values[take]
-                    valid[index] |= take
+                scenes = self._observations(day, band, rows, masks)
+                merge_first_valid(scenes, out=stack[index], filled=valid[index])
             medians.append(masked_median(stack, valid, dtype=self.dtype, nodata=self.nodata))
             seen = valid.any(axis=0)
             covered = seen if covered is None else covered & seen
         return medians, covered
+
+    def _observations(
+        self, day: list[dict], band: str, rows: slice, masks: dict[int, np.ndarray | None]
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Each scene's values of ``band`` over ``rows`` and where they are valid and clear,
+        read only when drawn (the merge stops drawing once the day is whole); each scene's
+        mask is read once per strip and kept in ``masks`` for the other bands."""
+        for scene in day:
+            values, ok = self.reader.read(BandSource(*scene["bands"][band]), rows, self.resampling)
+            if id(scene) not in masks:
+                masks[id(scene)] = self._clear(scene, rows)
+            clear = masks[id(scene)]
+            if clear is not None:
+                ok &= clear
+            yield values, ok
 
     def _clear(self, scene: dict, rows: slice) -> np.ndarray | None:
         if scene["mask"] is None:
             return None
         href, index = scene["mask"]
         classes, ok = self.reader.read(BandSource(href, index), rows, Resampling.nearest)
-        return ok & ~np.isin(classes, self.invalid_classes)
+        return ok & clear_sky(classes, self.invalid_classes)
 
 
 def _gdal_settings(block_memory_mb: int) -> dict[str, Any]:
@@ -194,6 +216,7 @@ def _gdal_settings(block_memory_mb: int) -> dict[str, Any]:
 
 
 def _by_solar_day(scenes: list[dict]) -> list[list[dict]]:
+    """The scenes grouped by local solar day, days and scenes in time order (then id)."""
     days: dict[str, list[dict]] = defaultdict(list)
     for scene in sorted(scenes, key=lambda s: (s["datetime"], s["id"])):
         days[scene["solar_day"]].append(scene)
@@ -201,45 +224,45 @@ def _by_solar_day(scenes: list[dict]) -> list[list[dict]]:
 
 
 def _publish(task: Task, composite: _Composite, valid: int, unmasked: list[str]) -> dict:
+    """Turn the composite into COGs and upload them with their STAC item, the item last."""
     p = task.params
-    folder, tile_id = posixpath.split(task.id)
+    keys = TileMonthKeys.of_task(task.id)
     cog_path, visual_cog = composite.tmp / "data-cog.tif", composite.tmp / "visual-cog.tif"
     write_cog(str(composite.data_path), cog_path, cog_options(p["profile"]))
     extra_assets = {}
     if composite.visual_path is not None:
         write_cog(str(composite.visual_path), visual_cog, cog_options("deflate"))
         extra_assets["visual"] = pystac.Asset(
-            f"./{tile_id}-visual.tif",
+            keys.href(VISUAL_SUFFIX),
             title="8-bit RGBA rendering",
             media_type=pystac.MediaType.COG,
             roles=["visual"],
         )
-    year, month = (int(part) for part in p["month"].split("-"))
-    start = datetime(year, month, 1, tzinfo=UTC)
+    start, end = month_interval(p["month"])
     scenes = p["scenes"]
     properties = {
         "start_datetime": stac_datetime(start),
-        "end_datetime": stac_datetime(month_end(year, month)),
+        "end_datetime": stac_datetime(end),
         "processing:lineage": (
             f"Per-pixel median of {len(scenes)} scene(s) on {len(composite.days)} day(s) "
             f"({', '.join(s['id'] for s in scenes)}), Scene Classification Layer classes "
             f"{p['scl_mask']} masked"
             + (f"; used unmasked (no mask band): {', '.join(unmasked)}" if unmasked else "")
         ),
-        "tilefleet:tile": tile_id,
+        "tilefleet:tile": keys.tile_id,
         "tilefleet:scenes": len(scenes),
     }
     item = raster_item(
         str(cog_path),
-        item_id=f"{folder}-{tile_id}",
-        data_href=f"./{tile_id}.tif",
+        item_id=keys.item_id,
+        data_href=keys.href(DATA_SUFFIX),
         extra_assets=extra_assets,
         properties=properties,
     )
     item["properties"]["datetime"] = None
     item["collection"] = p["collection_id"]
     item["links"] = [
-        {"rel": rel, "href": f"../{COLLECTION_KEY}", "type": "application/json"}
+        {"rel": rel, "href": COLLECTION_HREF_FROM_ITEM, "type": "application/json"}
         for rel in ("collection", "parent", "root")
     ] + [
         {"rel": "derived_from", "href": s["href"], "type": "application/geo+json"}
@@ -250,9 +273,9 @@ def _publish(task: Task, composite: _Composite, valid: int, unmasked: list[str])
         band["name"] = name
     dest = open_store(task.dest)
     size = cog_path.stat().st_size
-    dest.put_file(cog_path, f"{folder}/{tile_id}.tif", move=True)
+    dest.put_file(cog_path, keys.key(DATA_SUFFIX), move=True)
     if composite.visual_path is not None:
-        dest.put_file(visual_cog, f"{folder}/{tile_id}-visual.tif", move=True)
+        dest.put_file(visual_cog, keys.key(VISUAL_SUFFIX), move=True)
     dest.put_bytes(item_bytes(item), task.marker)  # last: marks the task done
     shape = composite.reader.geobox.shape
     metrics: dict[str, Any] = {

@@ -1,0 +1,74 @@
+"""One command per registered recipe (``tilefleet cogify``, ``tilefleet mosaic``, …),
+made from the recipe's ``Params``, the run options and the executors' settings."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from tilefleet.cli.generate import command, extra_option, model_options
+from tilefleet.cli.output import confirm_on_terminal, fail, setup_logging, show_result
+from tilefleet.engine.job import RunOptions, executor_settings_model, run_options_model
+from tilefleet.errors import JobError
+from tilefleet.recipes import get_recipe, recipe_names
+
+log = logging.getLogger("tilefleet")
+
+RECIPE_PANEL, RUN_PANEL, EXECUTOR_PANEL = "Recipe", "Run", "Executor settings"
+
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log every retry and detail")]
+
+
+def run_and_executor_options() -> list:
+    """The options of every run: shared run options, then the executors' settings."""
+    shared = run_options_model()
+    run_keys = set(RunOptions.model_fields)
+    return [
+        *model_options(shared, skip=set(shared.model_fields) - run_keys, panel=RUN_PANEL),
+        *model_options(executor_settings_model(), required=False, panel=EXECUTOR_PANEL),
+    ]
+
+
+def add_recipe_command(app: typer.Typer, recipe_name: str, command_name: str) -> None:
+    """``command_name`` on ``app`` runs ``recipe_name`` with the options it is given."""
+    recipe = get_recipe(recipe_name)
+
+    def handle(values: dict[str, Any]) -> None:
+        verbose = values.pop("verbose", False)
+        setup_logging(verbose)
+        run_values({"recipe": recipe_name, **values})
+
+    parameters = [
+        *model_options(recipe.Params, panel=RECIPE_PANEL),
+        *run_and_executor_options(),
+        extra_option("verbose", Verbose, False),
+    ]
+    command(app, command_name, parameters, handle, recipe.describe())
+
+
+def add_recipe_commands(app: typer.Typer, taken: set[str]) -> None:
+    """A command for every registered recipe whose name is not a command already; a
+    recipe that cannot be loaded (a missing extra) is left out with a debug line."""
+    for name in recipe_names():
+        if name in taken:
+            continue
+        try:
+            add_recipe_command(app, name, name)
+        except JobError as exc:
+            log.debug("no command for recipe %s: %s", name, exc)
+
+
+def run_values(values: dict[str, Any], file: Path | None = None) -> NoReturn:
+    """Run a job given as flat values, or a job file with ``values`` overriding its keys;
+    print its summary and exit with its status."""
+    import tilefleet
+
+    job = file if file is not None else values.pop("recipe")
+    try:
+        result = tilefleet.run(job, confirm=confirm_on_terminal(), **values)
+    except JobError as exc:
+        fail(str(exc))
+    show_result(result)

@@ -1,0 +1,87 @@
+"""Job files: YAML → validated :class:`~tilefleet.engine.job.Job` models.
+
+A job file names a recipe and holds, at the top level, the run options every recipe shares,
+the executor's settings and the recipe's own parameters (see :mod:`tilefleet.engine.job`).
+``${VAR}`` in string values is expanded from the environment, at any depth; relative paths
+are relative to the job file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from tilefleet.engine.executors import executor_class
+from tilefleet.engine.job import DEFAULT_EXECUTOR, Job, build_job, job_model
+from tilefleet.errors import JobError
+from tilefleet.fields import read_yaml_mapping
+from tilefleet.recipes import get_recipe, recipe_names
+
+__all__ = ["Job", "build_job", "job_schema", "load_job"]
+
+
+def load_job(path: Path, overrides: dict[str, Any] | None = None) -> Job:
+    """Read a YAML job file, apply CLI ``overrides`` (those not None), validate."""
+    try:
+        raw = read_yaml_mapping(path, "job file")
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
+    values = {str(k).replace("-", "_"): _expand(v) for k, v in raw.items()}
+    _resolve_paths(values, Path(path).resolve().parent)
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return build_job(values)
+
+
+def job_schema() -> dict[str, Any]:
+    """JSON Schema of job files (one alternative per recipe), for editors."""
+    alternatives = [job_model(name).model_json_schema() for name in recipe_names()]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "tilefleet job",
+        "oneOf": alternatives,
+    }
+
+
+_VAR = re.compile(r"\$\{(\w+)\}")
+
+
+def _expand(value: Any) -> Any:
+    if isinstance(value, str):
+        return _VAR.sub(lambda m: os.environ.get(m.group(1), m.group(0)), value)
+    if isinstance(value, list):
+        return [_expand(v) for v in value]
+    if isinstance(value, dict):  # nested settings: tiles, executors' pools, cluster options
+        return {k: _expand(v) for k, v in value.items()}
+    return value
+
+
+def _executor_path_fields(name: str) -> tuple[str, ...]:
+    try:
+        return executor_class(name).Settings.path_fields
+    except JobError:  # an unknown executor is reported when the run starts
+        return ()
+
+
+def _resolve_paths(values: dict[str, Any], base: Path) -> None:
+    fields = ["run_dir", *_executor_path_fields(values.get("executor") or DEFAULT_EXECUTOR)]
+    pools = values.get("executors")
+    if isinstance(pools, dict):  # routed: each pool's own settings
+        for pool, spec in pools.items():
+            if isinstance(spec, dict) and spec.get("executor"):
+                paths = _executor_path_fields(str(spec["executor"]))
+                fields += [f"executors.{pool}.{field}" for field in paths]
+    with suppress(JobError):  # an unknown recipe is reported by validation
+        fields += list(get_recipe(str(values.get("recipe"))).Params.path_fields)
+    for field in fields:
+        *parents, key = field.split(".")
+        holder = values
+        for parent in parents:
+            holder = holder.get(parent) if isinstance(holder, dict) else None
+        if not isinstance(holder, dict):
+            continue
+        value = holder.get(key)
+        if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
+            holder[key] = str(base / value)
