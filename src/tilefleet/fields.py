@@ -47,12 +47,14 @@ def _split_commas(value: Any) -> Any:
     if isinstance(value, str):
         value = [value]
     if isinstance(value, list | tuple):
-        return [part.strip() for item in value for part in _parts(item) if part.strip() != ""]
+        return [part for item in value for part in _parts(item)]
     return value
 
 
 def _parts(item: Any) -> list[Any]:
-    return item.split(",") if isinstance(item, str) else [item]
+    if not isinstance(item, str):
+        return [item]
+    return [part.strip() for part in item.split(",") if part.strip()]
 
 
 def _key_values(value: Any) -> Any:
@@ -72,6 +74,8 @@ def _yaml_mapping(value: Any) -> Any:
 
 #: A list given as ``a,b``, as a repeated option, or as a YAML list.
 CommaList = Annotated[list[T], BeforeValidator(_split_commas)]
+
+
 @dataclass(frozen=True)
 class Pairs:
     """Marks a mapping that the command line takes as repeated ``KEY=VALUE`` options."""

@@ -1,6 +1,7 @@
-"""``tilefleet tiles``: write the tiles of a grid over an area to CSV, GeoJSON or GeoParquet.
+"""``tilefleet tiles <grid>``: write the tiles of a grid over an area to CSV, GeoJSON or
+GeoParquet; one command per registered grid, its options made from the grid's model.
 
-Thin on purpose: options become a ``GridSpec``, the library selects and writes, this prints.
+Thin on purpose: options become a grid spec, the library selects and writes, this prints.
 Bad input (missing file, empty or invalid AOI, a request with no valid ids, an unknown output
 extension, ...) prints one line on stderr and exits with status 3.
 """
@@ -8,11 +9,14 @@ extension, ...) prints one line on stderr and exits with status 3.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
+from tilefleet.cli.generate import command, extra_option, model_options
+from tilefleet.cli.output import fail
+from tilefleet.errors import ExitCode
 from tilefleet.tiles import (
     TileInputError,
     describe_validation_error,
@@ -21,98 +25,47 @@ from tilefleet.tiles import (
     select_tiles,
     write_tiles,
 )
-
-BAD_INPUT_EXIT = 3
+from tilefleet.tiles.grid import registered_grids
 
 app = typer.Typer(
-    help="Tile lists from the TTC, UTM and HEALPix grids (.csv, .geojson or .parquet).",
+    help="Tile lists from the registered grids (.csv, .geojson or .parquet).",
     no_args_is_help=True,
     add_completion=False,
 )
 
-OutputOption = Annotated[
+Output = Annotated[
     Path | None, typer.Option("--output", "-o", help="Output file: .csv, .geojson or .parquet.")
 ]
-BboxOption = Annotated[
-    str | None, typer.Option("--bbox", help="Lon/lat W,S,E,N (W > E crosses the antimeridian).")
-]
-AoiOption = Annotated[Path | None, typer.Option("--aoi", help="GeoJSON AOI, any CRS.")]
 
 
-def _fail(message: str, status: int = BAD_INPUT_EXIT) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(status)
-
-
-def _run(output: Path | None, **settings: Any) -> None:
+def write_grid_tiles(grid: str, values: dict[str, Any]) -> None:
     """Validate, select, write, report: the same path for every grid."""
+    output = values.pop("output", None)
     if output is None:
-        _fail("give an output file with -o/--output (.csv, .geojson or .parquet)")
+        fail("give an output file with -o/--output (.csv, .geojson or .parquet)")
     try:
         output_format(output)
-        spec = parse_grid_spec({k: v for k, v in settings.items() if v is not None})
+        spec = parse_grid_spec({"grid": grid, **values})
         tiles = select_tiles(spec)
     except ValidationError as exc:
-        _fail(describe_validation_error(exc))
+        fail(describe_validation_error(exc))
     except TileInputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for warning in tiles.warnings:
         typer.echo(f"warning: {warning}", err=True)
     try:
         write_tiles(tiles, output)
     except OSError as exc:
-        _fail(f"cannot write {output}: {exc}", status=1)
+        fail(f"cannot write {output}: {exc}", ExitCode.PARTIAL)
     typer.echo(f"{spec.grid}: {len(tiles)} tiles written to {output}")
 
 
-@app.command()
-def ttc(
-    output: OutputOption = None,
-    tiledb: Annotated[Path | None, typer.Option(help="TTC tile database parquet.")] = None,
-    bbox: BboxOption = None,
-    aoi: AoiOption = None,
-    request: Annotated[
-        Path | None,
-        typer.Option(help='Request JSON {project: {"YYYY": {"missing_tiles": [...]}}}.'),
-    ] = None,
-    tiles: Annotated[Path | None, typer.Option(help="Tiles CSV (Year,X,Y,Y_tile,X_tile).")] = None,
-    year: Annotated[
-        int | None, typer.Option(help="Year of area tiles; for --request/--tiles, keep only it.")
-    ] = None,
-) -> None:
-    """TTC tiles (1/18 degree, ids like 1035X727Y) for one of --bbox, --aoi, --request, --tiles."""
-    _run(
-        output,
-        grid="ttc",
-        tiledb=tiledb,
-        bbox=bbox,
-        aoi=aoi,
-        request=request,
-        tiles=tiles,
-        year=year,
-    )
+def _add_grid_command(name: str, model: Any) -> None:
+    # Nothing is required here: the model names what is missing, in one line.
+    parameters = [extra_option("output", Output), *model_options(model, required=False)]
+    summary = (model.__doc__ or name).strip().splitlines()[0]
+    command(app, name, parameters, lambda values: write_grid_tiles(name, values), summary)
 
 
-@app.command()
-def utm(
-    output: OutputOption = None,
-    aoi: AoiOption = None,
-    bbox: BboxOption = None,
-    size: Annotated[float | None, typer.Option(help="Patch size, metres.")] = None,
-    buffer: Annotated[
-        float | None, typer.Option(help="Overlap added on every side, metres.")
-    ] = None,
-) -> None:
-    """UTM patches (ids {epsg}_{col}_{row}) of --size metres covering --aoi or --bbox."""
-    _run(output, grid="utm", aoi=aoi, bbox=bbox, size=size, buffer=buffer)
-
-
-@app.command()
-def healpix(
-    output: OutputOption = None,
-    aoi: AoiOption = None,
-    bbox: BboxOption = None,
-    order: Annotated[int | None, typer.Option(help="HEALPix order (0..29).")] = None,
-) -> None:
-    """HEALPix cells (nested) at --order intersecting --aoi or --bbox: cell_id, order, morton."""
-    _run(output, grid="healpix", aoi=aoi, bbox=bbox, order=order)
+for _name, _model in registered_grids().items():
+    _add_grid_command(_name, _model)

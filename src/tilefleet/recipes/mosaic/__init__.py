@@ -31,6 +31,10 @@ from tilefleet.task import Task
 # No class docstring: ``Recipe.describe`` would turn it into the recipe's one-line summary.
 class MosaicRecipe(Recipe):
     name = "mosaic"
+    summary = (
+        "Monthly cloud-free median mosaics from a STAC search: one COG per tile and month, "
+        "with a STAC collection."
+    )
     Params = MosaicParams
     default_task_s = 20.0
     source_columns = ("tile", "month", "scenes")

@@ -3,16 +3,19 @@ once on the client so that no task starts from a job that cannot work."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from tilefleet.fields import Cli, CommaList
 from tilefleet.ops.clear_sky import DEFAULT_SCL_MASK
 from tilefleet.recipes.base import RecipeParams
 from tilefleet.store.cog import COG_PROFILES, LOSSY_PROFILES
 
 DEFAULT_TILE_PIXELS = 2048
+_BBOX_TEXT = re.compile(r"^\s*-?[\d.]+\s*(,\s*-?[\d.]+\s*){3}$")
 RESAMPLING = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode")
 
 
@@ -24,11 +27,15 @@ class MosaicParams(RecipeParams):
     catalog: str | None = Field(
         None, description="Static STAC catalog, collection or item collection (path or s3://)"
     )
-    collections: list[str] = Field(default_factory=list, description="Collection ids to search")
+    collections: Annotated[list[str], Cli(flag="--collection")] = Field(
+        default_factory=list, description="Collection ids to search (repeatable, or ID,ID)"
+    )
     bbox: tuple[float, float, float, float] | None = Field(
         None, description="Area as lon/lat W,S,E,N (give bbox or aoi)"
     )
-    aoi: str | None = Field(None, description="Area as a GeoJSON file, any CRS")
+    aoi: Annotated[str | None, Cli(metavar="W,S,E,N|FILE")] = Field(
+        None, description="Area: a GeoJSON file (any CRS), or lon/lat W,S,E,N"
+    )
     start_date: date = Field(description="First day, YYYY-MM-DD")
     end_date: date = Field(description="Last day, YYYY-MM-DD (inclusive)")
     bands: list[str] = Field(
@@ -47,7 +54,7 @@ class MosaicParams(RecipeParams):
     resampling: Literal[RESAMPLING] = Field(  # type: ignore[valid-type]
         "nearest", description="Resampling of the bands (the mask always uses nearest)"
     )
-    scl_mask: list[int] = Field(
+    scl_mask: CommaList[int] = Field(
         default_factory=lambda: list(DEFAULT_SCL_MASK),
         description="Scene Classification Layer classes treated as invalid",
     )
@@ -87,10 +94,14 @@ class MosaicParams(RecipeParams):
             return [v.strip() for item in value for v in str(item).split(",") if v.strip()]
         return value
 
-    @field_validator("scl_mask", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _split_classes(cls, value: Any) -> Any:
-        return value.split(",") if isinstance(value, str) else value
+    def _aoi_as_bbox(cls, values: Any) -> Any:
+        """``aoi: W,S,E,N`` (``--aoi`` on the command line) is a bbox, not a file name."""
+        aoi = values.get("aoi") if isinstance(values, dict) else None
+        if isinstance(aoi, str) and _BBOX_TEXT.match(aoi) and values.get("bbox") is None:
+            values = {**values, "bbox": aoi, "aoi": None}
+        return values
 
     @model_validator(mode="after")
     def _check(self) -> MosaicParams:
