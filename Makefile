@@ -24,9 +24,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# ruff, and the layers of the code (import-linter's contract in pyproject.toml).
 lint: $(STAMP)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python ruff
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c requirements/constraints.txt ruff import-linter
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -c requirements/constraints.txt -e '.[$(EXTRAS),bench]'

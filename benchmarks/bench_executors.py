@@ -85,10 +85,10 @@ class SpinRecipe(Recipe):
 def tilefleet_run(executor: str, tasks: int, workers: int, **settings: Any) -> Timing:
     """A whole run (plan, ledger, execute, reports with timeline.png), and the part of it
     that writing the reports takes (measured again on the finished run's ledger)."""
-    from tilefleet.jobs import build_job
     from tilefleet.engine.ledger import Ledger
     from tilefleet.engine.report import write_reports
     from tilefleet.engine.run import run_job
+    from tilefleet.jobs import build_job
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp, "run")

@@ -33,8 +33,8 @@ def smooth_field(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
 def run_tilefleet_quietly(values: dict[str, Any], expected: int) -> None:
     """Build and run a job (no progress bar or log lines in the benchmark's output); exit
     with the captured log unless it ends with ``expected`` tasks succeeded."""
-    from tilefleet.jobs import build_job
     from tilefleet.engine.run import run_job
+    from tilefleet.jobs import build_job
 
     captured = io.StringIO()
     with contextlib.redirect_stderr(captured):

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
+from tilefleet.engine.result import RunResult
+from tilefleet.engine.run import run_job
 from tilefleet.jobs import build_job
-from tilefleet.engine.run import RunResult, run_job
 
 
 def run_cogify(manifest, input_root, dest, run_dir, **options) -> RunResult:

@@ -265,3 +265,68 @@ def test_every_cli_option_is_a_job_file_key_and_the_reverse():
     cli_names = {param.name for param in command.params} - {"verbose"}
     job_keys = set(job_model("cogify").model_fields) - {"recipe"}
     assert cli_names == job_keys
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["cogify", "m.csv", "--input-root", ".", "--dest", "out", "--nope"],
+        ["cogify", "--input-root", ".", "--dest", "out"],  # no MANIFEST
+        ["cogify", "m.csv", "--input-root", ".", "--dest", "out", "--retries", "many"],
+        ["cogify", "m.csv", "--input-root", ".", "--dest", "out", "--profile", "gif"],
+        ["tiles", "utm", "--sise", "10"],
+        ["frobnicate"],
+    ],
+)
+def test_usage_errors_exit_3_not_2(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.csv").write_text("a.tif,1\n")
+    result = invoke(*args)
+    assert result.exit_code == 3, result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_help_shows_every_default_and_every_executor():
+    wide = runner.invoke(app, ["cogify", "--help"], env={"COLUMNS": "400"})
+    text = " ".join(wide.output.split())
+    for default in (
+        "[default: deflate]",
+        "[default: 512]",
+        "[default: 75]",
+        "[default: 3]",
+        "[default: 1.0]",
+        "[default: CPU count]",
+        "[default: local]",
+        "[default: 1 or 1,2,3]",
+    ):
+        assert default in text, default
+    assert "Execution engine: dask, htcondor, lithops, local, ray, routed" in text
+    assert "local 2" in text and "dask 32" in text and "lithops 16" in text
+
+
+def test_a_setting_of_another_executor_is_refused_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.csv").write_text("a.tif,1\n")
+    result = invoke(
+        "cogify", "m.csv", "--input-root", ".", "--dest", "out", "--scheduler", "tcp://x:8786"
+    )
+    assert result.exit_code == 3
+    assert "executor 'local': does not take: scheduler" in result.output
+
+
+def test_a_repeated_list_option_keeps_every_value(inputs, tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("landsat/RGB.byte.tif,3\n")
+    result = invoke(
+        "cogify", manifest, "--input-root", inputs, "--dest", tmp_path / "out",
+        "--run-dir", tmp_path / "run", "--preview-bands", "3", "--preview-bands", "2",
+        "--preview-bands", "1", "--dry-run",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    from tilefleet.jobs import load_job
+
+    (tmp_path / "job.yaml").write_text(
+        f"recipe: cogify\nmanifest: {manifest}\ninput_root: {inputs}\ndest: out\n"
+    )
+    job = load_job(tmp_path / "job.yaml", {"preview_bands": ["3", "2,1"]})
+    assert job.params.preview_bands == [3, 2, 1]

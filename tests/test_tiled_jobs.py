@@ -12,8 +12,8 @@ import yaml
 from typer.testing import CliRunner
 
 from tilefleet.cli import app
-from tilefleet.jobs import load_job
 from tilefleet.engine.run import run_job
+from tilefleet.jobs import load_job
 
 
 def write_job(path, **values):

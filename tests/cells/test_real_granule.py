@@ -11,8 +11,8 @@ import pytest
 import zarr
 
 from cells.granules import assert_matches_reference, reference_statistics
-from tilefleet.jobs import build_job
 from tilefleet.engine.run import run_job
+from tilefleet.jobs import build_job
 from tilefleet.sources.atl06 import read_granule
 
 PARENTS = [44325, 44338]  # order-6 cells the granule crosses (from healpy, see below)

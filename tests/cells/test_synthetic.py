@@ -10,8 +10,8 @@ import numpy as np
 import zarr
 
 from cells.granules import FILL, assert_matches_reference, reference_statistics, write_granule
-from tilefleet.jobs import build_job
 from tilefleet.engine.run import run_job
+from tilefleet.jobs import build_job
 from tilefleet.sources.granule_catalog import catalog_from_files, write_catalog
 from tilefleet.tiles import healpix
 

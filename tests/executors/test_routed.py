@@ -10,9 +10,9 @@ import pytest
 
 from helpers import read_csv
 from tilefleet import engine
-from tilefleet.jobs import build_job, load_job
 from tilefleet.engine.executors import create_executor
 from tilefleet.engine.run import run_job
+from tilefleet.jobs import build_job, load_job
 from tilefleet.task import Task
 
 POOLED = "executors.routed_recipe:PooledFlakyRecipe"

@@ -9,11 +9,11 @@ import types
 
 import pytest
 
-from tilefleet.jobs import build_job
 from tilefleet.engine.estimate import PRICE_PER_GB_S
 from tilefleet.engine.executors import create_executor
 from tilefleet.engine.executors.worker_env import forwarded_environment
 from tilefleet.engine.run import run_job
+from tilefleet.jobs import build_job
 
 
 def test_executors_refuse_settings_of_other_engines():

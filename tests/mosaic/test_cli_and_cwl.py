@@ -125,8 +125,8 @@ def test_the_cwl_document_validates_and_runs_with_cwltool(openeo_collection, tmp
 
 
 def test_a_job_file_with_paths_relative_to_itself(s2_catalog, tmp_path, monkeypatch):
-    from tilefleet.jobs import load_job
     from tilefleet.engine.run import run_job
+    from tilefleet.jobs import load_job
 
     job_file = tmp_path / "mosaic.yaml"
     job_file.write_text(

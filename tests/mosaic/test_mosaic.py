@@ -17,9 +17,9 @@ from rio_cogeo.cogeo import cog_validate
 
 from helpers import read_csv
 from mosaic.scenes import S2_SCENE, local_scene_item
-from tilefleet.jobs import build_job
 from tilefleet.engine.run import run_job
 from tilefleet.errors import JobError
+from tilefleet.jobs import build_job
 from tilefleet.recipes.mosaic import DEFAULT_SCL_MASK, month_end, months_between
 
 OPENEO_BBOX = "5.0705,51.2155,5.0795,51.2195"  # inside the three openEO chips

@@ -110,8 +110,10 @@ def _parameter(
         help_text += escape(f" [default: {shown}]")
     is_required = required and field.is_required()
     reader = None
+    metavar = hints.metavar
     if many:
         kind: Any = list[str]
+        metavar = metavar or ("KEY=VALUE" if base is dict else "VALUE[,VALUE…]")
     elif base is bool:
         kind = bool
     elif typing.get_origin(base) is Literal:
@@ -125,7 +127,7 @@ def _parameter(
         info = typer.Argument(
             help=help_text,
             show_default=False,
-            metavar=hints.metavar,
+            metavar=metavar,
         )
         parameter = inspect.Parameter(
             name,
@@ -142,7 +144,7 @@ def _parameter(
             *declarations,
             help=help_text,
             show_default=False,
-            metavar=hints.metavar,
+            metavar=metavar,
             rich_help_panel=panel,
         )
         annotation = Annotated[kind if is_required else kind | None, info]

@@ -64,11 +64,11 @@ def add_recipe_commands(app: typer.Typer, taken: set[str]) -> None:
 def run_values(values: dict[str, Any], file: Path | None = None) -> NoReturn:
     """Run a job given as flat values, or a job file with ``values`` overriding its keys;
     print its summary and exit with its status."""
-    import tilefleet
+    from tilefleet.api import run
 
     job = file if file is not None else values.pop("recipe")
     try:
-        result = tilefleet.run(job, confirm=confirm_on_terminal(), **values)
+        result = run(job, confirm=confirm_on_terminal(), **values)
     except JobError as exc:
         fail(str(exc))
     show_result(result)

@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -36,14 +37,16 @@ class LocalExecutor(AttemptExecutor):
         self._futures: dict[Future, tuple[str, int]] = {}
         self._preload: list[str] = ["tilefleet.engine.worker"]
         self._scratch: str | None = None  # the workers' temp folder, removed at shutdown
+        self._context: _WorkerContext | None = None
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             if self._scratch is None:
                 self._scratch = tempfile.mkdtemp(prefix="tilefleet-local-")
+            self._context = _WorkerContext()
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=self._context,
                 initializer=_start_worker,
                 initargs=(tuple(self._preload), self._scratch),
             )
@@ -89,8 +92,8 @@ class LocalExecutor(AttemptExecutor):
     def shutdown(self, cancel: bool = False) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
-            if cancel:
-                _terminate_workers(self._pool)
+            if cancel and self._context is not None:
+                self._context.terminate_workers()
             self._pool = None
         self._futures.clear()
         if self._scratch is not None:  # what killed workers left behind goes with it
@@ -108,8 +111,23 @@ def _start_worker(modules: tuple[str, ...], scratch: str) -> None:
         importlib.import_module(module)
 
 
-def _terminate_workers(pool: ProcessPoolExecutor) -> None:
-    # Cancelling drops queued work but leaves running attempts; an interrupt must stop them.
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        if process.is_alive():
-            process.terminate()
+class _WorkerContext:
+    """The ``spawn`` context, keeping the worker processes it starts: cancelling a pool
+    drops its queued work but leaves running attempts, and an interrupt must stop those."""
+
+    def __init__(self):
+        self._spawn = multiprocessing.get_context("spawn")
+        self._processes: weakref.WeakSet = weakref.WeakSet()
+
+    def __getattr__(self, name: str):
+        return getattr(self._spawn, name)
+
+    def Process(self, *args, **kwargs):  # noqa: N802 - the multiprocessing context's name
+        process = self._spawn.Process(*args, **kwargs)
+        self._processes.add(process)
+        return process
+
+    def terminate_workers(self) -> None:
+        for process in list(self._processes):
+            if process.is_alive():
+                process.terminate()

@@ -1,0 +1,41 @@
+"""A user's own recipe, as a notebook or a package of theirs would write it: named ``ndi``,
+loaded by its import path, with tasks that name it by that short name only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import rasterio
+
+from tilefleet.recipes.base import Recipe, RecipeParams
+from tilefleet.store.objects import open_store
+from tilefleet.task import Task
+
+
+class NdiParams(RecipeParams):
+    raster: str
+    dest: str
+    first: int = 1
+    second: int = 2
+
+
+class NdiRecipe(Recipe):
+    """Normalised difference of two bands of a raster, written as a small JSON summary."""
+
+    name = "ndi"
+    Params = NdiParams
+
+    def plan(self, params: NdiParams) -> list[Task]:
+        values = params.model_dump()
+        return [Task("ndi", self.name, values, params.dest, "ndi.json", source={"tile": "ndi"})]
+
+    def run(self, task: Task) -> dict[str, Any]:
+        p = task.params
+        with rasterio.open(p["raster"]) as src:
+            a, b = (src.read(p[key]).astype("float64") for key in ("first", "second"))
+        total = a + b
+        ndi = np.divide(a - b, total, out=np.zeros_like(total), where=total != 0)
+        summary = f'{{"mean": {float(ndi.mean())!r}}}'
+        open_store(task.dest).put_bytes(summary.encode(), task.marker)
+        return {"mean": float(ndi.mean())}
