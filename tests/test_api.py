@@ -69,20 +69,23 @@ def test_run_follows_callbacks_and_returns_counts_failures_and_reports(inputs, t
         assert cog.count == 3 and cog.overviews(1)
 
 
-def test_a_retried_attempt_reaches_callbacks_as_pending(tmp_path):
-    recorder = Recorder()
-    result = tilefleet.run(
+def run_flaky(tmp_path: Path, **values):
+    """``tilefleet.run`` of the engine's test recipe, one worker, below ``tmp_path``."""
+    return tilefleet.run(
         "engine_recipes:FlakyRecipe",
         dest=str(tmp_path / "dest"),
         state_dir=str(tmp_path / "st"),
         run_dir=str(tmp_path / "run"),
-        count=1,
-        fail_times=1,
         workers=1,
         backoff_s=0.01,
-        callbacks=[recorder],
         progress=False,
+        **values,
     )
+
+
+def test_a_retried_attempt_reaches_callbacks_as_pending(tmp_path):
+    recorder = Recorder()
+    result = run_flaky(tmp_path, count=1, fail_times=1, callbacks=[recorder])
     assert result.ok
     statuses = [event[2] for event in recorder.events if event[0] == "attempt"]
     assert statuses == [PENDING, SUCCEEDED]
@@ -93,17 +96,7 @@ def test_a_callback_that_raises_is_dropped_and_the_run_goes_on(tmp_path, caplog)
         def on_attempt_end(self, attempt):
             raise RuntimeError("display gone")
 
-    result = tilefleet.run(
-        "engine_recipes:FlakyRecipe",
-        dest=str(tmp_path / "dest"),
-        state_dir=str(tmp_path / "st"),
-        run_dir=str(tmp_path / "run"),
-        count=3,
-        mode="ok",
-        workers=1,
-        callbacks=[Broken()],
-        progress=False,
-    )
+    result = run_flaky(tmp_path, count=3, mode="ok", callbacks=[Broken()])
     assert result.ok and result.counts["succeeded"] == 3
     assert "dropped: display gone" in caplog.text
 
@@ -118,9 +111,17 @@ def test_plan_and_load_job_run_nothing(tmp_path):
     assert not (tmp_path / "dest").exists()
 
 
-def test_a_user_recipe_by_import_path_runs_under_its_own_name(data_dir, tmp_path):
+@pytest.mark.parametrize("registered", [False, True])
+def test_a_user_recipe_runs_by_import_path_or_registered_name(
+    registered, data_dir, tmp_path, monkeypatch
+):
+    name = "user_recipe:NdiRecipe"
+    if registered:  # as a package of the user's declares it in its pyproject.toml
+        point = EntryPoint("ndi", name, plugins.RECIPES)
+        monkeypatch.setitem(plugins.registered(plugins.RECIPES), "ndi", point)
+        name = "ndi"
     result = tilefleet.run(
-        "user_recipe:NdiRecipe",
+        name,
         raster=str(data_dir / RGB_DATA),
         dest=str(tmp_path / "out"),
         run_dir=str(tmp_path / "run"),
@@ -135,20 +136,6 @@ def test_a_user_recipe_by_import_path_runs_under_its_own_name(data_dir, tmp_path
     expected = np.divide(a - b, total, out=np.zeros_like(total), where=total != 0).mean()
     written = json.loads((tmp_path / "out/ndi.json").read_text())
     assert written["mean"] == pytest.approx(expected)
-
-
-def test_a_registered_name_works_like_a_built_in(data_dir, tmp_path, monkeypatch):
-    point = EntryPoint("ndi", "user_recipe:NdiRecipe", plugins.RECIPES)
-    monkeypatch.setitem(plugins.registered(plugins.RECIPES), "ndi", point)
-    result = tilefleet.run(
-        "ndi",
-        raster=str(data_dir / RGB_DATA),
-        dest=str(tmp_path / "out"),
-        run_dir=str(tmp_path / "run"),
-        workers=1,
-        progress=False,
-    )
-    assert result.ok and (tmp_path / "out/ndi.json").exists()
 
 
 @pytest.mark.parametrize(
