@@ -330,3 +330,21 @@ def test_a_repeated_list_option_keeps_every_value(inputs, tmp_path):
     )
     job = load_job(tmp_path / "job.yaml", {"preview_bands": ["3", "2,1"]})
     assert job.params.preview_bands == [3, 2, 1]
+
+
+def test_a_bad_option_value_fails_before_any_row_runs_or_manifest_is_claimed(tmp_path):
+    source = tmp_path / "bucket"
+    source.mkdir()
+    (source / "batch-raw.csv").write_text("a.tif,1\n")
+    ran = invoke(
+        "cogify", source / "batch-raw.csv", "--input-root", source, "--dest", tmp_path / "out",
+        "--run-dir", tmp_path / "run", "--preview-bands", "4,3",
+    )  # fmt: skip
+    assert ran.exit_code == 3 and "give 1 or 3 band numbers from 1 up, got 4,3" in ran.output
+    assert not (tmp_path / "run").exists()
+    watched = invoke(
+        "watch", source, "--dest", tmp_path / "out", "--runs-dir", tmp_path / "runs",
+        "--preview-bands", "4,3", "--once",
+    )  # fmt: skip
+    assert watched.exit_code == 3 and "give 1 or 3 band numbers" in watched.output
+    assert sorted(p.name for p in source.iterdir()) == ["batch-raw.csv"]  # left alone

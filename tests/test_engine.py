@@ -136,12 +136,16 @@ def test_billed_run_without_terminal_needs_yes(tmp_path, billed_executor):
 
 def test_billed_run_asks_and_respects_no(tmp_path, billed_executor):
     questions = []
-    with pytest.raises(JobError, match="declined"):
-        run_job(
-            flaky_job(tmp_path, count=2, mode="ok", executor="billed-local"),
-            confirm=lambda q: questions.append(q) or False,
-        )
-    assert "Proceed? [y/N]" in questions[0] and "estimated cost $" in questions[0]
+    result = run_job(
+        flaky_job(tmp_path, count=2, mode="ok", executor="billed-local"),
+        confirm=lambda q: questions.append(q) or False,
+    )
+    assert result.declined and result.exit_code == 0
+    assert "declined at the cost prompt: nothing was run" in result.summary()
+    assert not (tmp_path / "run").exists() and not (tmp_path / "dest").exists()
+    # The asker (typer.confirm on a terminal) adds the one [y/N] itself.
+    assert questions[0].endswith("Proceed?") and "[y/N]" not in questions[0]
+    assert "estimated cost $" in questions[0]
 
 
 def test_billed_run_reports_estimated_and_measured_cost(tmp_path, billed_executor):

@@ -172,3 +172,33 @@ def test_neighbouring_parents_written_at_once_by_two_processes(tmp_path):
     np.testing.assert_array_equal(group["count"][:], np.ones(8192))
     for index, parent in enumerate((base, base + 1)):
         assert_matches_reference(group, index, reference_statistics(granules, parent, 6, 12))
+
+
+def test_parent_cells_are_chosen_by_id_or_by_the_order_slash_id_of_tasks_csv(tmp_path):
+    parents = [
+        int(healpix.lonlat_to_cell(np.array([lon]), np.array([70.0]), 6)[0]) for lon in (-45, -40)
+    ]
+    for name, parent in zip(("a", "b"), parents, strict=True):
+        lon, lat = corner_points(parent, 8)
+        write_granule(tmp_path / f"{name}.h5", {"gt1l": {"lat": lat, "lon": lon}})
+    catalog, _ = catalog_from_files([str(tmp_path / "a.h5"), str(tmp_path / "b.h5")], 6)
+    write_catalog(catalog, str(tmp_path / "catalog.json"))
+    cells = [f"6/{parents[0]}", str(parents[1]), "7/12", "6/3"]
+    result = run_catalog(tmp_path, tmp_path / "catalog.json", cell=cells, dry_run=True)
+    assert result.planned == 4 and len(result.rejected) == 2  # both parents planned
+    assert {t.id: t.rejected for t in result.rejected} == {
+        "7/12": "cell 7/12: the task cells are of order 6",
+        "6/3": "cell 6/3: no granule crosses it",
+    }
+    bad = build_job_error(tmp_path, cell=["six"])
+    assert "cell 'six': give a nested cell id or ORDER/ID (6/44325)" in bad
+
+
+def build_job_error(tmp_path, **values) -> str:
+    from tilefleet.errors import JobError
+
+    try:
+        run_catalog(tmp_path, tmp_path / "catalog.json", dry_run=True, **values)
+    except JobError as exc:
+        return str(exc)
+    raise AssertionError("the job was accepted")

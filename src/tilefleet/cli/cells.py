@@ -58,7 +58,7 @@ def catalog(
     bbox: Annotated[str | None, typer.Option("--bbox", help="Lon/lat W,S,E,N")] = None,
     aoi: Annotated[Path | None, typer.Option("--aoi", help="GeoJSON AOI, any CRS")] = None,
     short_name: Annotated[str, typer.Option("--short-name", help="CMR short name")] = "ATL06",
-    version: Annotated[str, typer.Option("--version", help="Product version")] = "006",
+    version: Annotated[str, typer.Option("--version", help="Product version")] = "007",
     provider: Annotated[str, typer.Option("--provider", help="CMR provider")] = "NSIDC_CPRD",
     parent_order: Annotated[
         int, typer.Option("--parent-order", help="Order of the catalog's cells")

@@ -41,6 +41,8 @@ class RunResult:
     #: The content of report.json (empty for a dry run).
     report: dict = field(default_factory=dict)
     dry_run: bool = False
+    #: The cost question was answered no: nothing ran (and nothing was written).
+    declined: bool = False
     #: Where the outputs go.
     outputs: str = ""
     recipe: str = ""
@@ -79,7 +81,8 @@ class RunResult:
                 f"{len(self.rejected)} rejected"
             ]
             lines += [f"  rejected {t.id}: {t.rejected}" for t in self.rejected[:20]]
-            lines += [f"estimate: {self.estimate.describe()}", "dry run: nothing was run"]
+            ending = "declined at the cost prompt" if self.declined else "dry run"
+            lines += [f"estimate: {self.estimate.describe()}", f"{ending}: nothing was run"]
             if self.message:
                 lines.append(self.message)
             return "\n".join(lines) + "\n"

@@ -141,14 +141,16 @@ def run_job(
         result.exit_code = ExitCode.ALL_FAILED if all_rejected else ExitCode.OK
         return result
     if executor.billing and to_run and not job.yes:
-        question = f"{estimate.describe()}. Proceed? [y/N]"
+        question = f"{estimate.describe()}. Proceed?"  # the asker adds its [y/N]
         if confirm is None:
             raise JobError(
                 "this executor bills per use and there is no terminal to ask on: "
                 "pass --yes to start the run"
             )
-        if not confirm(question):
-            raise JobError("run not started: declined at the cost prompt")
+        if not confirm(question):  # the user's choice, not an invalid job: exit 0
+            result.dry_run = result.declined = True
+            log.info("declined at the cost prompt: nothing was run")
+            return result
 
     recipe.prepare(job.params)
     with _closing(Ledger.in_run_dir(run_dir)) as ledger:

@@ -14,6 +14,7 @@ parents they cross). Tasks run largest first (most granules), so the long ones s
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
@@ -37,6 +38,8 @@ from tilefleet.task import Task
 from tilefleet.tiles import healpix
 
 DEFAULT_PARENT_ORDER = 6
+#: A parent cell as a job names it: its nested id, or ORDER/ID as task ids show it.
+_CELL_ID = re.compile(r"^(\d+/)?\d+$")
 #: Largest child − parent depth: 4^10 ≈ 1 M cells per chunk is already a big task.
 MAX_DEPTH = 10
 
@@ -59,8 +62,10 @@ class CellsParams(RecipeParams):
     )
     child_order: int = Field(12, ge=0, le=healpix.MAX_ORDER, description="Order of the output")
     max_cells: int | None = Field(None, ge=1, description="Process at most N parents (largest)")
-    cell: list[int] | None = Field(
-        None, description="Process only these parent cells (nested ids; repeatable, or ID,ID)"
+    cell: list[str] | None = Field(
+        None,
+        description="Process only these parent cells: nested ids or ORDER/ID as tasks.csv "
+        "shows them (repeatable, or ID,ID)",
     )
     statistics: CommaList[str] = Field(list(STATISTICS), description="Statistics to compute")
     beams: CommaList[str] = Field(list(BEAMS), description="Beam groups to read")
@@ -82,7 +87,10 @@ class CellsParams(RecipeParams):
         if isinstance(value, str | int):
             value = [value]
         if isinstance(value, list):
-            return [p for item in value for p in str(item).replace(",", " ").split()]
+            value = [p for item in value for p in str(item).replace(",", " ").split()]
+            bad = [item for item in value if not _CELL_ID.match(item)]
+            if bad:
+                raise ValueError(f"cell {bad[0]!r}: give a nested cell id or ORDER/ID (6/44325)")
         return value
 
     @field_validator("statistics")
@@ -136,11 +144,18 @@ class CellsRecipe(Recipe):
 
         wanted = catalog.largest_first()
         if params.cell is not None:
-            for cell in params.cell:
-                if cell not in catalog.cells:
-                    reason = f"cell {catalog.parent_order}/{cell}: no granule crosses it"
-                    rejected.append(self._rejected(f"{catalog.parent_order}/{cell}", reason))
-            chosen = set(params.cell)
+            chosen = set()
+            for text in params.cell:
+                order, _, number = text.rpartition("/")
+                cell, task_id = int(number), f"{catalog.parent_order}/{int(number)}"
+                if order and int(order) != catalog.parent_order:
+                    reason = f"cell {text}: the task cells are of order {catalog.parent_order}"
+                    rejected.append(self._rejected(text, reason))
+                elif cell not in catalog.cells:
+                    reason = f"cell {task_id}: no granule crosses it"
+                    rejected.append(self._rejected(task_id, reason))
+                else:
+                    chosen.add(cell)
             wanted = [cell for cell in wanted if cell in chosen]
         if params.max_cells is not None:
             wanted = wanted[: params.max_cells]

@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import pystac
 import rasterio
-from pydantic import Field
+from pydantic import Field, field_validator
 from rasterio.errors import RasterioIOError
 
 from tilefleet.errors import JobError, PermanentError
@@ -63,6 +63,15 @@ class CogifyParams(RecipeParams):
         None, ge=16, description="Longest side of the preview in pixels"
     )
     preview_quality: int = Field(75, ge=1, le=100, description="JPEG quality of the preview")
+
+    @field_validator("preview_bands")
+    @classmethod
+    def _one_or_three_bands(cls, bands: list[int] | None) -> list[int] | None:
+        # Checked with the job, so a bad value fails before any row runs or any manifest
+        # is claimed; whether the bands exist is each row's own check.
+        if bands is not None and (len(bands) not in (1, 3) or min(bands) < 1):
+            raise ValueError(f"give 1 or 3 band numbers from 1 up, got {','.join(map(str, bands))}")
+        return bands
 
 
 def output_keys(key: str) -> tuple[str, str, str]:

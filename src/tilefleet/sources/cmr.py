@@ -56,7 +56,7 @@ class GranuleQuery:
     """A CMR granule search. Give ``cycle`` or both dates."""
 
     short_name: str = "ATL06"
-    version: str = "006"
+    version: str = "007"
     provider: str | None = "NSIDC_CPRD"
     start_date: date | None = None
     end_date: date | None = None
