@@ -348,3 +348,25 @@ def test_a_bad_option_value_fails_before_any_row_runs_or_manifest_is_claimed(tmp
     )  # fmt: skip
     assert watched.exit_code == 3 and "give 1 or 3 band numbers" in watched.output
     assert sorted(p.name for p in source.iterdir()) == ["batch-raw.csv"]  # left alone
+
+
+def test_relative_paths_mean_the_same_files_wherever_the_job_runs(
+    inputs, manifest, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    relative = [manifest, "--input-root", "input", "--dest", "out"]
+    first = invoke("cogify", *relative, "--run-dir", "run")
+    assert first.exit_code == 1, first.output  # missing.tif
+    job = json.loads((tmp_path / "run/report.json").read_text())["job"]
+    assert job["input_root"] == str(inputs) and job["dest"] == str(tmp_path / "out")
+    assert job["manifest"] == str(manifest) and job["run_dir"] == str(tmp_path / "run")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    # The same words elsewhere name other files: not the job of that run dir.
+    moved = invoke("cogify", *relative, "--run-dir", tmp_path / "run")
+    assert moved.exit_code == 3 and "holds a different job" in moved.output
+    # The same files spelt absolutely are the same job: resumed, nothing done twice.
+    absolute = ["--input-root", inputs, "--dest", tmp_path / "out", "--run-dir", tmp_path / "run"]
+    again = invoke("cogify", manifest, *absolute)
+    assert again.exit_code == 1 and "1 task(s) to run, 0 already done" in again.output
+    assert "succeeded       2" in again.output  # the manifest's two good rows, done once

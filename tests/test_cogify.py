@@ -9,7 +9,7 @@ import pytest
 import rasterio
 from rio_cogeo.cogeo import cog_validate
 
-from conftest import no_partials, truncated_copy
+from conftest import link_rasters, no_partials, truncated_copy
 from helpers import assert_same_pixels, read_csv, run_cogify
 from tilefleet.errors import JobError
 
@@ -269,3 +269,23 @@ def test_estimate_learns_from_earlier_runs(inputs, manifest, tmp_path):
     again = run_cogify(manifest, inputs, tmp_path / "out2", tmp_path / "run2", dry_run=True)
     assert again.estimate.task_s_source == "history"
     assert again.estimate.task_s < 2.0  # measured, not the default
+
+
+def test_manifest_paths_that_start_with_the_bucket_name(data_dir, tmp_path):
+    """The crank's manifests name ``bucket/path/img.tif``; the bucket part is dropped."""
+    bucket = link_rasters(tmp_path / "raw-bucket", data_dir, keys=["landsat/RGB.byte.tif"])
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("raw-bucket/landsat/RGB.byte.tif,3\nother-bucket/landsat/x.tif,1\n")
+    result = run_cogify(
+        manifest, bucket, tmp_path / "out", tmp_path / "run", paths_include_bucket=True
+    )
+    assert result.exit_code == 1
+    assert (tmp_path / "out/landsat/RGB.byte.tif").is_file()
+    (failed,) = read_csv(tmp_path / "run/failed.csv")
+    assert failed["path"] == "other-bucket/landsat/x.tif"
+    assert "does not start with the bucket raw-bucket/" in failed["reason"]
+    with pytest.raises(JobError, match="must be the bucket itself"):
+        run_cogify(
+            manifest, "s3://raw-bucket/incoming", tmp_path / "o2", tmp_path / "r2",
+            paths_include_bucket=True,
+        )  # fmt: skip

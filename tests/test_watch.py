@@ -239,7 +239,7 @@ def test_watcher_killed_midway_is_resumed_without_redoing_rows(buckets, data_dir
 
     resumed = one_pass(tmp_path, stale_after_s=0)
 
-    assert resumed.exit_code == 0
+    assert resumed.exit_code == 0, body(buckets, resumed.manifests[0].failed_key or "x")
     (result,) = resumed.manifests
     assert result.succeeded + result.skipped == count
     processed = the_one(buckets, r"jobs/dem-processed-{ts}\.csv")

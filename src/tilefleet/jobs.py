@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from tilefleet.engine.executors import executor_class
-from tilefleet.engine.job import DEFAULT_EXECUTOR, Job, build_job, job_model
+from tilefleet.engine.job import Job, build_job, job_model, resolve_local_paths
 from tilefleet.errors import JobError
 from tilefleet.fields import read_yaml_mapping
-from tilefleet.recipes import get_recipe, recipe_names
+from tilefleet.recipes import recipe_names
 
 __all__ = ["Job", "build_job", "job_schema", "load_job"]
 
@@ -30,7 +28,7 @@ def load_job(path: Path, overrides: dict[str, Any] | None = None) -> Job:
     except ValueError as exc:
         raise JobError(str(exc)) from None
     values = {str(k).replace("-", "_"): _expand(v) for k, v in raw.items()}
-    _resolve_paths(values, Path(path).resolve().parent)
+    resolve_local_paths(values, Path(path).resolve().parent)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return build_job(values)
 
@@ -56,32 +54,3 @@ def _expand(value: Any) -> Any:
     if isinstance(value, dict):  # nested settings: tiles, executors' pools, cluster options
         return {k: _expand(v) for k, v in value.items()}
     return value
-
-
-def _executor_path_fields(name: str) -> tuple[str, ...]:
-    try:
-        return executor_class(name).Settings.path_fields
-    except JobError:  # an unknown executor is reported when the run starts
-        return ()
-
-
-def _resolve_paths(values: dict[str, Any], base: Path) -> None:
-    fields = ["run_dir", *_executor_path_fields(values.get("executor") or DEFAULT_EXECUTOR)]
-    pools = values.get("executors")
-    if isinstance(pools, dict):  # routed: each pool's own settings
-        for pool, spec in pools.items():
-            if isinstance(spec, dict) and spec.get("executor"):
-                paths = _executor_path_fields(str(spec["executor"]))
-                fields += [f"executors.{pool}.{field}" for field in paths]
-    with suppress(JobError):  # an unknown recipe is reported by validation
-        fields += list(get_recipe(str(values.get("recipe"))).Params.path_fields)
-    for field in fields:
-        *parents, key = field.split(".")
-        holder = values
-        for parent in parents:
-            holder = holder.get(parent) if isinstance(holder, dict) else None
-        if not isinstance(holder, dict):
-            continue
-        value = holder.get(key)
-        if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
-            holder[key] = str(base / value)

@@ -174,6 +174,25 @@ def test_each_node_run_here_does_its_task_and_the_final_node_writes_the_reports(
     assert cog.stat().st_mtime_ns == before
 
 
+def test_the_final_node_fails_while_a_task_never_reported(dag_run):
+    _, run_dir = dag_run
+    folder = run_dir / "htcondor"
+    nodes, _ = parse_dag(folder / "tilefleet.dag")
+    task_submit = parse_submit(folder / "task.sub")
+    for node in nodes.values():  # the failing row's node never ran (the DAG was removed)
+        if node["vars"]["task_id"] != "landsat/missing.tif":
+            command = node_command(task_submit, node["vars"])
+            subprocess.run(command, cwd=task_submit["initialdir"], check=True, timeout=120)
+    finish = parse_submit(folder / "final.sub")
+    done = subprocess.run(
+        node_command(finish, {}), cwd=finish["initialdir"], capture_output=True, text=True
+    )
+    assert done.returncode == 1, done.stderr
+    assert "1 task(s) never reported" in done.stderr
+    report = json.loads((run_dir / "report.json").read_text())
+    assert (report["succeeded"], report["failed"], report["pending"]) == (2, 0, 1)
+
+
 def test_a_dry_run_writes_the_dag_and_submits_nothing(inputs, tmp_path):
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("s2/SCL.tif,\n")

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from tilefleet.cli.output import fail
+from tilefleet.cli.output import fail, setup_logging
 
 app = typer.Typer(
     help="Run one planned task of a run, or finish a launched plan (HTCondor DAG nodes).",
@@ -52,6 +52,7 @@ def finish(
     from tilefleet.engine.run import finish_launched_run
     from tilefleet.errors import JobError
 
+    setup_logging(False)
     try:
         code = finish_launched_run(run_dir)
     except JobError as exc:

@@ -11,6 +11,8 @@ mapping into a :class:`Job`. Every key is also a command-line option (``input_ro
 from __future__ import annotations
 
 import functools
+import os
+from contextlib import suppress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,7 +26,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
-from tilefleet.engine.executors import AttemptExecutor, executor_classes
+from tilefleet.engine.executors import AttemptExecutor, executor_class, executor_classes
 from tilefleet.errors import JobError
 from tilefleet.fields import Cli, CommaList
 from tilefleet.recipes import get_recipe, recipe_names
@@ -163,7 +165,9 @@ def build_job(values: dict[str, Any]) -> Job:
     run_keys = set(RunOptions.model_fields)
     setting_keys = set(executor_settings_model().model_fields)
     given = flat.model_dump(exclude_unset=True)
-    data = flat.model_dump()
+    # Once validated, values are what they mean (mosaic's --aoi W,S,E,N is a bbox by now).
+    resolve_local_paths(given, Path.cwd())
+    data = {**flat.model_dump(), **given}
     params = get_recipe(str(recipe)).Params.model_validate(
         {k: v for k, v in given.items() if k not in run_keys | setting_keys | {"recipe"}}
     )
@@ -184,3 +188,40 @@ def describe_problems(exc: ValidationError) -> str:
         message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
         problems.append(f"{where}: {message}")
     return "invalid job: " + "; ".join(problems)
+
+
+def _executor_path_fields(name: str) -> tuple[str, ...]:
+    try:
+        return executor_class(name).Settings.path_fields
+    except JobError:  # an unknown executor is reported when the run starts
+        return ()
+
+
+def resolve_local_paths(values: dict[str, Any], base: Path) -> None:
+    """Make the relative local paths of a job's values (run dir, the executor's and the
+    recipe's path fields) absolute against ``base``: the job file's folder, else the working
+    directory. A job then means the same files wherever it runs (an HTCondor node, another
+    folder) and its fingerprint does not depend on how a path was spelt."""
+    fields = ["run_dir", *_executor_path_fields(values.get("executor") or DEFAULT_EXECUTOR)]
+    pools = values.get("executors")
+    if isinstance(pools, dict):  # routed: each pool's own settings
+        for pool, spec in pools.items():
+            if isinstance(spec, dict) and spec.get("executor"):
+                paths = _executor_path_fields(str(spec["executor"]))
+                fields += [f"executors.{pool}.{field}" for field in paths]
+    with suppress(JobError):  # an unknown recipe is reported by validation
+        fields += list(get_recipe(str(values.get("recipe"))).Params.path_fields)
+    for field in fields:
+        *parents, key = field.split(".")
+        holder = values
+        for parent in parents:  # nested mappings are copied, never changed in place
+            if not isinstance(holder, dict) or not isinstance(holder.get(parent), dict):
+                holder = None
+                break
+            holder[parent] = dict(holder[parent])
+            holder = holder[parent]
+        value = holder.get(key) if isinstance(holder, dict) else None
+        if isinstance(value, str | os.PathLike):
+            text = os.fspath(value)
+            if "://" not in text and not Path(text).is_absolute():
+                holder[key] = str(base / text)

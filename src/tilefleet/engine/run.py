@@ -279,7 +279,12 @@ def finish_launched_run(run_dir: Path) -> ExitCode:
         tasks = [record.task for record in ledger.records()]
         finished = finish_recipe(get_recipe(job.recipe), job.params, tasks, ledger)
         write_reports(ledger, run_dir)
-        return exit_code_for(ledger.counts(), finished)
+        counts = ledger.counts()
+        code = exit_code_for(counts, finished)
+        if counts.get(PENDING) and code == ExitCode.OK:  # the DAG ended without them
+            log.error("%d task(s) never reported: the run is not done", counts[PENDING])
+            code = ExitCode.PARTIAL
+        return code
 
 
 def _open_run(run_dir: Path) -> Ledger:

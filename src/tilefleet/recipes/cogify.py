@@ -63,6 +63,11 @@ class CogifyParams(RecipeParams):
         None, ge=16, description="Longest side of the preview in pixels"
     )
     preview_quality: int = Field(75, ge=1, le=100, description="JPEG quality of the preview")
+    paths_include_bucket: bool = Field(
+        False,
+        description="Manifest paths start with the bucket's name, as the crank writes them "
+        "(raw-bucket/path/img.tif): input_root is that bucket (or a folder of that name)",
+    )
 
     @field_validator("preview_bands")
     @classmethod
@@ -72,6 +77,26 @@ class CogifyParams(RecipeParams):
         if bands is not None and (len(bands) not in (1, 3) or min(bands) < 1):
             raise ValueError(f"give 1 or 3 band numbers from 1 up, got {','.join(map(str, bands))}")
         return bands
+
+
+def _root_bucket(input_root: str) -> str:
+    """The bucket (or folder) name manifest paths start with; the root must be one."""
+    root = Location.parse(input_root)
+    if root.is_local:
+        return Path(root.prefix).resolve().name
+    if root.prefix:
+        raise JobError(
+            f"paths_include_bucket: input_root {input_root} must be the bucket itself "
+            f"({root.scheme}://{root.bucket}), as the paths start with its name"
+        )
+    return root.bucket
+
+
+def _below_bucket(key: str, bucket: str) -> str:
+    first, _, rest = key.partition("/")
+    if first != bucket or not rest:
+        raise ValueError(f"path {key!r} does not start with the bucket {bucket}/")
+    return rest
 
 
 def output_keys(key: str) -> tuple[str, str, str]:
@@ -91,7 +116,8 @@ class CogifyRecipe(Recipe):
 
     def plan(self, params: CogifyParams) -> list[Task]:
         rows = parse_manifest(_read_manifest(params.manifest), name=params.manifest)
-        shared = params.model_dump(exclude={"manifest", "dest"})
+        bucket = _root_bucket(params.input_root) if params.paths_include_bucket else None
+        shared = params.model_dump(exclude={"manifest", "dest", "paths_include_bucket"})
         tasks: list[Task] = []
         seen: dict[str, int] = {}
         for row in rows:
@@ -99,6 +125,8 @@ class CogifyRecipe(Recipe):
             if reason is None:
                 try:
                     key = safe_relative_key(row.path)
+                    if bucket is not None:
+                        key = _below_bucket(key, bucket)
                 except ValueError as exc:
                     reason = f"line {row.line}: {exc}"
             if key is not None and key in seen:
