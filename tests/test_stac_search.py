@@ -251,6 +251,19 @@ def test_json_list_of_items(data_dir):
     )
 
 
+def test_items_naming_no_collection_are_kept_by_a_collection_filter(data_dir, tmp_path):
+    source = data_dir / "s2_openeo_3dates_be" / "openEO_2023-06-01Z.tif.json"
+    named, anonymous = json.loads(source.read_text()), json.loads(source.read_text())
+    named["id"], named["collection"] = "named", "landsat-c2-l2"
+    anonymous["id"] = "anonymous"
+    anonymous.pop("collection", None)
+    path = tmp_path / "items.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [named, anonymous]}))
+    day = date(2023, 6, 1)
+    query = StacQuery(MOL, day, day, collections=("sentinel-2-l2a",))
+    assert ids(search_items(query, catalog=str(path))) == ["anonymous"]
+
+
 def test_end_day_counts_to_its_last_moment(data_dir, tmp_path):
     """A copy of a real openEO item re-dated to 23:59:59.5 on its day, and one given only a
     start/end range, in an ItemCollection next to the real chips."""

@@ -17,7 +17,12 @@ CWL = REPO / "cwl" / "tilefleet-mosaic.cwl"
 BIN = Path(sys.executable).parent
 
 
-def test_the_command_with_a_geojson_area_in_utm(openeo_collection, tmp_path):
+@pytest.mark.parametrize(
+    "bands",
+    [["--bands", "B04,B03,B02"], ["--bands", "B04", "--bands", "B03", "--bands", "B02"]],
+    ids=["comma-separated", "repeated"],
+)
+def test_the_command_with_a_geojson_area_in_utm(bands, openeo_collection, tmp_path):
     area = tmp_path / "area.geojson"
     area.write_text(
         json.dumps(
@@ -58,8 +63,7 @@ def test_the_command_with_a_geojson_area_in_utm(openeo_collection, tmp_path):
         "2023-06-01",
         "--end-date",
         "2023-06-30",
-        "--bands",
-        "B04,B03,B02",
+        *bands,
         "--dtype",
         "float32",
         "--dest",

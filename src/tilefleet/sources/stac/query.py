@@ -66,7 +66,10 @@ class StacQuery:
 
 def matches(item: pystac.Item, query: StacQuery) -> bool:
     """Whether ``item`` meets every condition of ``query``."""
-    if query.collections and item.collection_id not in query.collections:
+    # An item that names no collection (and was found under none) may be of any: the
+    # catalog it came from is the user's choice, so it is kept rather than silently lost.
+    collection = item.collection_id
+    if query.collections and collection is not None and collection not in query.collections:
         return False
     cloud = item.properties.get("eo:cloud_cover")
     if query.max_cloud_cover is not None and cloud is not None and cloud > query.max_cloud_cover:
