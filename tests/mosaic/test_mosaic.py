@@ -21,6 +21,8 @@ from tilefleet.engine.run import run_job
 from tilefleet.errors import JobError
 from tilefleet.jobs import build_job
 from tilefleet.recipes.mosaic import DEFAULT_SCL_MASK, month_end, months_between
+from tilefleet.tiles.aoi import bbox_geometry, parse_bbox
+from tilefleet.tiles.tile import aligned_geobox, transform_geometry
 
 OPENEO_BBOX = "5.0705,51.2155,5.0795,51.2195"  # inside the three openEO chips
 # June 2023 over the openEO chips (their three dates).
@@ -113,7 +115,12 @@ def test_median_of_three_real_dates_on_every_tile(data_dir, openeo_collection, t
             assert visual.colorinterp[3] == rasterio.enums.ColorInterp.alpha
         assert rgba.dtype == np.uint8 and rgba.shape[0] == 4
         np.testing.assert_array_equal(rgba[3] == 255, got[0] != -32768)
-    assert compared == expected.size  # every chip pixel is in exactly one tile
+    # Tiles are cut to the area: every chip pixel inside it is in exactly one tile.
+    area = transform_geometry(bbox_geometry(parse_bbox(OPENEO_BBOX)), 4326, 32631)
+    grid = aligned_geobox(area.bounds, 10.0, "EPSG:32631")
+    col0, row0 = round((grid.affine.c - chip.c) / 10), round((chip.f - grid.affine.f) / 10)
+    inside = expected[:, row0 : row0 + grid.shape[0], col0 : col0 + grid.shape[1]]
+    assert 0 < inside.size < expected.size and compared == inside.size
 
     item = json.loads(tiles[0].with_suffix(".json").read_text())
     props = item["properties"]
@@ -465,3 +472,15 @@ def test_scenes_of_one_solar_day_are_merged_first_valid_pixel_first(data_dir, tm
         from_west += int((west > 0).sum())
         from_later += int(((west == 0) & (real > 0)).sum())
     assert from_west > 0 and from_later > 0
+
+
+def test_an_area_that_fits_one_tile_is_one_file_of_its_own_size(openeo_collection, tmp_path):
+    result = run_mosaic(tmp_path, catalog=str(openeo_collection), **OPENEO_JUNE, bands="B04")
+    assert result.exit_code == 0 and result.planned == 1
+    area = transform_geometry(bbox_geometry(parse_bbox(OPENEO_BBOX)), 4326, 32631)
+    grid = aligned_geobox(area.bounds, 10.0, "EPSG:32631")
+    (tif,) = outputs(tmp_path / "out", "2023-06")
+    with rasterio.open(tif) as cog:
+        assert (cog.height, cog.width) == grid.shape and cog.height * cog.width < 5000
+        assert cog.transform.almost_equals(grid.affine)
+        assert (cog.read(1) != cog.nodata).all()  # no empty margin: the area lies on the chips

@@ -12,6 +12,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+import shapely
 from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
@@ -26,7 +27,7 @@ from tilefleet.sources.stac.signing import SignerError, load_signer
 from tilefleet.store.stac_item import stac_datetime
 from tilefleet.task import Task
 from tilefleet.tiles.aoi import bbox_geometry, read_aoi
-from tilefleet.tiles.tile import Tile, TileInputError
+from tilefleet.tiles.tile import WGS84_EPSG, Tile, TileInputError, transform_geometry
 from tilefleet.tiles.utm import patches_in_crs, utm_patches
 
 log = logging.getLogger("tilefleet")
@@ -173,6 +174,9 @@ def search_area(params: MosaicParams) -> BaseGeometry:
 
 
 def _tiles(area, params: MosaicParams) -> list[Tile]:
+    """The output tiles: squares of the tile lattice, cut to the area's extent (an area
+    smaller than a tile does not make a file mostly empty), or one tile for an area that
+    fits in one, wherever it lies on the lattice."""
     size = params.tile_size or params.resolution * DEFAULT_TILE_PIXELS
     try:
         if params.crs is None:
@@ -184,7 +188,28 @@ def _tiles(area, params: MosaicParams) -> list[Tile]:
             patches = patches_in_crs(area, epsg, size)
     except (TileInputError, ValueError) as exc:
         raise JobError(f"tiles: {exc}") from None
-    return list(patches.tiles())
+    tiles = list(patches.tiles())
+    extents = {
+        epsg: transform_geometry(area, WGS84_EPSG, epsg).bounds for epsg in {t.epsg for t in tiles}
+    }
+    if len(extents) == 1:
+        ((epsg, (minx, miny, maxx, maxy)),) = extents.items()
+        if maxx - minx <= size and maxy - miny <= size:
+            return [_projected_tile(tiles[0], (minx, miny, maxx, maxy))]
+    return [_projected_tile(tile, _overlap(tile.bounds, extents[tile.epsg])) for tile in tiles]
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, float, float, float]:
+    return max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+
+
+def _projected_tile(tile: Tile, bounds: tuple[float, float, float, float]) -> Tile:
+    """``tile`` (its id and CRS) over ``bounds``, with its lon/lat outline (edges densified:
+    they are curves in lon/lat)."""
+    edge = max(bounds[2] - bounds[0], bounds[3] - bounds[1]) / 16 or 1.0
+    square = shapely.segmentize(shapely.box(*bounds), edge)
+    outline = shapely.to_wkb(transform_geometry(square, tile.epsg, WGS84_EPSG))
+    return Tile(tile.id, bounds, tile.epsg, outline, tile.attrs)
 
 
 def _source(params: MosaicParams) -> str:
