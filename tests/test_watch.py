@@ -367,3 +367,51 @@ def test_durations():
     for bad in ("", "soon", "15x", "-5m"):
         with pytest.raises(JobError):
             parse_duration(bad)
+
+
+def test_a_plan_executor_finishes_its_manifest_once_the_dag_is_done(inputs, tmp_path, monkeypatch):
+    """HTCondor cannot run here: the schedd is stood in for (it takes the DAG and answers
+    a cluster id), and the DAG's nodes are run as a pool would run them, from its files."""
+    from executors.test_htcondor import node_command, parse_dag, parse_submit
+    from tilefleet.engine.executors.htcondor import executor as htcondor
+
+    monkeypatch.setattr(htcondor, "submit_dag", lambda dag: 4242)
+    source = tmp_path / "drop"
+    source.mkdir()
+    rows = "landsat/RGB.byte.tif,3\nlandsat/missing.tif,1\n"
+    (source / "batch-raw.csv").write_text(rows)
+    watch = WatchOptions(
+        source=str(source),
+        dest=str(tmp_path / "out"),
+        input_root=str(inputs),
+        runs_dir=tmp_path / "runs",
+        job_options={"executor": "htcondor", "retries": 0},
+    )
+    launched = Watcher(watch).run_pass()
+    (manifest,) = launched.manifests
+    assert launched.exit_code == 0 and manifest.pending == 2
+    (processing,) = [p.name for p in source.iterdir() if p.suffix == ".csv"]
+    assert "processing" in processing  # no processed/failed CSV while the DAG runs
+
+    again = Watcher(watch).run_pass()  # the nodes have not run: nothing is redone
+    assert [m.pending for m in again.manifests] == [2]
+    assert not (tmp_path / "out").exists()
+
+    folder = manifest.run_dir / "htcondor"
+    nodes, _ = parse_dag(folder / "tilefleet.dag")
+    task_submit = parse_submit(folder / "task.sub")
+    for node in nodes.values():
+        command = node_command(task_submit, node["vars"])
+        subprocess.run(command, cwd=task_submit["initialdir"], timeout=120, capture_output=True)
+
+    finished = Watcher(watch).run_pass()
+    (done,) = finished.manifests
+    assert (done.succeeded, done.failed, done.pending) == (1, 1, 0)
+    assert finished.exit_code == 1  # one row failed
+    names = sorted(p.name for p in source.iterdir() if p.suffix == ".csv")
+    assert [n.split("-")[1] for n in names] == ["failed", "processed"]
+    processed = (source / names[1]).read_text()
+    assert processed == "landsat/RGB.byte.tif,3\n"
+    (failed,) = read_failed((source / names[0]).read_bytes())
+    assert failed["path"] == "landsat/missing.tif" and "not found" in failed["reason"]
+    assert (tmp_path / "out/landsat/RGB.byte.tif").is_file()

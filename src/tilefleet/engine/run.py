@@ -310,6 +310,7 @@ def _launch_plan(
     (log.info if launch.submitted or job.dry_run else log.error)("%s", launch.message)
     result.report = write_reports(ledger, run_dir)
     result.message = launch.message
+    result.launched = launch.submitted
     result.exit_code = ExitCode.OK if launch.submitted or job.dry_run else ExitCode.INVALID
 
 

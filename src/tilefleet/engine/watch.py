@@ -43,15 +43,16 @@ from typing import Any
 from tilefleet.engine.claims import WATCH_DIR, Claim, ClaimBook, claims_location, is_missing
 from tilefleet.engine.executors import executor_class
 from tilefleet.engine.job import DEFAULT_EXECUTOR, build_job
-from tilefleet.engine.ledger import Ledger
-from tilefleet.engine.run import run_job
+from tilefleet.engine.ledger import LEDGER_NAME, Ledger
+from tilefleet.engine.run import rebuild_reports, run_job
 from tilefleet.engine.signals import sigterm_as_interrupt
+from tilefleet.engine.task_runner import DETACHED_SESSION
 from tilefleet.errors import ExitCode, JobError, one_line
 from tilefleet.recipes import get_recipe
 from tilefleet.recipes.base import Recipe
 from tilefleet.store.location import Location
 from tilefleet.store.objects import is_partial, open_store
-from tilefleet.task import DONE_STATES, FAILED, SKIPPED
+from tilefleet.task import DONE_STATES, FAILED, PENDING, SKIPPED
 
 log = logging.getLogger("tilefleet")
 
@@ -173,6 +174,9 @@ class ManifestResult:
     failed_key: str | None = None
     abandoned: bool = False
     error: str | None = None
+    #: Tasks of a launched plan (an HTCondor DAG) not reported yet: the manifest stays
+    #: ``processing`` until a later pass finds them all reported.
+    pending: int = 0
 
     @property
     def ok(self) -> bool:
@@ -189,6 +193,12 @@ class ManifestResult:
             return (
                 f"manifest {self.manifest}: interrupted, left as {self.processing_key} "
                 f"(picked up again once stale; run dir {self.run_dir})"
+            )
+        if self.pending:
+            return (
+                f"manifest {self.manifest}: {self.processing_key} runs as a launched plan, "
+                f"{self.pending} task(s) not reported yet; a later pass writes its "
+                f"processed/failed CSVs (run dir {self.run_dir})"
             )
         written = [f"processed → {self.processed_key}"] if self.processed_key else []
         written += [f"failed → {self.failed_key}"] if self.failed_key else []
@@ -317,7 +327,11 @@ class Watcher:
             return result
         try:
             for key, since in listing.processing:
-                self._record(result, self._resume(key, since))
+                launched = self._launched_run_dir(key)
+                if launched is not None:  # a plan runs it on its own: collect, never rerun
+                    self._record(result, self._collect(key, launched))
+                else:
+                    self._record(result, self._resume(key, since))
                 if result.interrupted:
                     return result
             for key in listing.raw:
@@ -424,6 +438,38 @@ class Watcher:
         log.info("manifest %s: resuming (stale since %s)", self._url(processing_key), stamp)
         return self._finish(self._url(processing_key), processing_key, stamp, data, lease)
 
+    # a plan launched on its own (an HTCondor DAG) -------------------------------------------
+
+    def _run_dir(self, processing_key: str) -> Path:
+        processing_url = self._url(processing_key)
+        return self.options.runs_dir / run_dir_name(processing_url, processing_key)
+
+    def _launched_run_dir(self, processing_key: str) -> Path | None:
+        """The run dir of a processing file whose rows were handed to a plan executor."""
+        run_dir = self._run_dir(processing_key)
+        if not (run_dir / LEDGER_NAME).is_file():
+            return None
+        with closing(Ledger.in_run_dir(run_dir, readonly=True)) as ledger:
+            return run_dir if ledger.get_meta(DETACHED_SESSION) is not None else None
+
+    def _collect(self, processing_key: str, run_dir: Path) -> ManifestResult:
+        """Merge what the plan's nodes reported; once every task has, write the CSVs."""
+        stamp = _WATCHER_NAME.match(processing_key.rsplit("/", 1)[-1])["ts"]
+        result = ManifestResult(self._url(processing_key), processing_key, run_dir)
+        try:
+            report = rebuild_reports(run_dir)
+            result.pending = int(report.get(PENDING, 0))
+            if result.pending:
+                return result
+            done, failed = rows_from_ledger(run_dir, result, self.columns)
+            stem = processing_key[: -len(f"processing-{stamp}.csv")]
+            # Idempotent: two watchers collecting at once write the same files.
+            self._write_outcome(result, stem, stamp, done, failed)
+            self.source.delete([processing_key])
+        except Exception as exc:  # the watcher's own I/O: leave it processing, go on
+            result.error = one_line(exc)
+        return result
+
     # running and recording ----------------------------------------------------------------
 
     def _finish(
@@ -436,7 +482,7 @@ class Watcher:
         stem = processing_key[: -len(f"processing-{stamp}.csv")]
         try:
             done, failed = self._run_rows(processing_url, data, run_dir, result)
-            if result.abandoned:
+            if result.abandoned or result.pending:
                 return result
             self._write_outcome(result, stem, stamp, done, failed)
             self.source.delete([processing_key])
@@ -462,6 +508,10 @@ class Watcher:
         if run.exit_code == ExitCode.INTERRUPTED:
             result.abandoned = True
             return [], []
+        if run.launched:  # a plan executor took the rows: the nodes report later
+            result.pending = run.counts[PENDING]
+            if result.pending:
+                return [], []
         return rows_from_ledger(run_dir, result, self.columns)
 
     def _write_outcome(
