@@ -17,6 +17,7 @@ REPORT_FILES = (
     "failed.csv",
     "succeeded.csv",
     "timeline.png",
+    "report.html",
 )
 
 
@@ -53,6 +54,12 @@ class RunResult:
     failed: list[FailedTask] = field(default_factory=list)
     #: Something to say instead of the report (a launched DAG: how to follow it).
     message: str = ""
+    #: A plan executor took the whole plan and runs it on its own (its nodes report later).
+    launched: bool = False
+    #: A dry run's planned tasks and the ids of those already done (in the destination or
+    #: the run dir), for the plan's map; empty when the engine did not fill them in.
+    planned_tasks: list[Task] = field(default_factory=list)
+    done_ids: frozenset[str] = frozenset()
 
     @property
     def counts(self) -> dict[str, int]:
