@@ -289,3 +289,18 @@ def test_manifest_paths_that_start_with_the_bucket_name(data_dir, tmp_path):
             manifest, "s3://raw-bucket/incoming", tmp_path / "o2", tmp_path / "r2",
             paths_include_bucket=True,
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("profile", ["deflate", "zstd", "lzw"])
+def test_lossless_profiles_use_the_predictor_of_the_data_type(profile, inputs, tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("dem/glo30.tif,1\nlandsat/L7_ETMs.tif,\n")
+    dest = tmp_path / "out"
+    result = run_cogify(manifest, inputs, dest, tmp_path / "run", profile=profile)
+    assert result.exit_code == 0
+    for key, predictor in (("dem/glo30.tif", "3"), ("landsat/L7_ETMs.tif", "2")):
+        with rasterio.open(dest / key) as cog:
+            assert cog.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == predictor
+        assert_same_pixels(str(inputs / key), str(dest / key))
+    if profile == "deflate":  # the float DEM, deflated with a predictor, is no bigger
+        assert (dest / "dem/glo30.tif").stat().st_size < (inputs / "dem/glo30.tif").stat().st_size
