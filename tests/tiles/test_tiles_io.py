@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import stat
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -63,7 +65,8 @@ def test_geojson_features_hold_ids_columns_and_footprints(ttc_tiles, tmp_path):
 def test_parquet_is_geoparquet(ttc_tiles, tmp_path):
     path = write_tiles(ttc_tiles, tmp_path / "tiles.parquet")
     table = pq.read_table(path)
-    assert table.column_names == ["Year", "X", "Y", "Y_tile", "X_tile", "geometry"]
+    assert table.column_names == ["id", "Year", "X", "Y", "Y_tile", "X_tile", "geometry"]
+    assert table.column("id").to_pylist() == list(ttc_tiles.ids())
     np.testing.assert_array_equal(table.column("X").to_numpy(), ttc_tiles.x)
     geo = json.loads(table.schema.metadata[b"geo"])
     assert geo["primary_column"] == "geometry" and geo["columns"]["geometry"]["encoding"] == "WKB"
@@ -78,9 +81,19 @@ def test_utm_and_healpix_columns(grandmesa_path, tmp_path):
     assert rows[0]["id"] == f"{rows[0]['epsg']}_{rows[0]['col']}_{rows[0]['row']}"
     cells = healpix_cells(aoi, 7)
     table = pq.read_table(write_tiles(cells, tmp_path / "h.parquet"))
-    assert table.column_names == ["cell_id", "order", "morton", "geometry"]
+    assert table.column_names == ["id", "cell_id", "order", "morton", "geometry"]
     assert str(table.schema.field("morton").type) == "uint64"
     np.testing.assert_array_equal(table.column("cell_id").to_numpy(), cells.cells)
+
+
+def test_tile_files_are_readable_as_any_file_the_user_makes(ttc_tiles, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        for suffix in ("csv", "geojson", "parquet"):
+            path = write_tiles(ttc_tiles, tmp_path / f"tiles.{suffix}")
+            assert stat.S_IMODE(path.stat().st_mode) == 0o644, suffix
+    finally:
+        os.umask(previous)
 
 
 def test_empty_selection_writes_an_empty_file(tiledb_path, tmp_path):

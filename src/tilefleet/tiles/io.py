@@ -45,11 +45,20 @@ def write_tiles(tiles: TileCollection, path: str | Path) -> Path:
     os.close(fd)
     try:
         writer(tiles, Path(temporary))
+        # mkstemp makes the file private (0600); a tile list is shared like any file made
+        # with open(): the mode the umask allows.
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def _table(tiles: TileCollection) -> pa.Table:
@@ -117,11 +126,15 @@ def _write_geojson(tiles: TileCollection, path: Path) -> None:
 
 
 def _write_parquet(tiles: TileCollection, path: Path) -> None:
-    """GeoParquet 1.1: the grid's columns plus a WKB ``geometry`` column in OGC:CRS84."""
+    """GeoParquet 1.1: the tile ``id``, the grid's columns and a WKB ``geometry`` column in
+    OGC:CRS84."""
     import pyarrow.parquet as pq
 
     footprints = tiles.footprints()
     table = _table(tiles).append_column("geometry", _arrow_array(shapely.to_wkb(footprints)))
+    if "id" not in table.column_names:  # the tile id, as GeoJSON's feature id
+        ids = np.array(list(tiles.ids()), dtype=object)
+        table = table.add_column(0, "id", _arrow_array(ids))
     bbox = list(shapely.total_bounds(footprints)) if len(footprints) else []
     kinds = sorted({g.geom_type for g in footprints})
     geo = {
