@@ -191,7 +191,7 @@ def test_the_scene_classification_layer_masks_clouds(data_dir, s2_catalog, tmp_p
     assert "S2A_29RKH_20200219_0_L2A" in item["properties"]["processing:lineage"]
 
 
-def test_a_month_without_scenes_is_reported_and_the_others_are_written(openeo_collection, tmp_path):
+def test_a_month_without_scenes_is_a_warning_and_the_others_are_written(openeo_collection, tmp_path):
     result = run_mosaic(
         tmp_path,
         catalog=str(openeo_collection),
@@ -200,11 +200,17 @@ def test_a_month_without_scenes_is_reported_and_the_others_are_written(openeo_co
         end_date="2023-07-31",
         bands="B04",
     )
-    assert result.exit_code == 1
-    failed = read_csv(tmp_path / "run/failed.csv")
-    assert [row["month"] for row in failed] == ["2023-07"]
-    assert "no scene covers tile 32631_" in failed[0]["reason"] and "2023-07" in failed[0]["reason"]
+    # No failure, so a workflow step goes on: the month is a warning, and nothing is written.
+    assert result.exit_code == 0 and result.counts["failed"] == 0
+    (warning,) = [w for w in result.report["warnings"] if "2023-07" in w["task"]]
+    assert warning["task"].startswith("monthly-mosaic-2023-07/32631_")
+    assert "no scene covers tile 32631_" in warning["warning"]
+    assert warning["warning"].endswith("in 2023-07: nothing written")
     assert len(outputs(tmp_path / "out", "2023-06")) == 1
+    assert not (tmp_path / "out/monthly-mosaic-2023-07").exists()
+    collection = json.loads((tmp_path / "out/collection.json").read_text())
+    items = [link["href"] for link in collection["links"] if link["rel"] == "item"]
+    assert len(items) == 1 and "2023-06" in items[0]
 
 
 def test_the_last_day_of_the_month_is_inside_it(data_dir, openeo_collection, tmp_path):

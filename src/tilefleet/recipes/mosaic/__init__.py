@@ -76,6 +76,7 @@ class MosaicRecipe(Recipe):
         payload["links"] += [
             {"rel": "item", "href": f"./{task.marker}", "type": "application/geo+json"}
             for task in sorted(done, key=lambda t: t.marker)
+            if task.params.get("scenes")  # a month without a scene wrote no item
         ]
         open_store(params.dest).put_bytes(json.dumps(payload, indent=1).encode(), COLLECTION_KEY)
 

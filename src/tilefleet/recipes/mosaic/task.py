@@ -57,6 +57,8 @@ def run_mosaic_task(task: Task) -> dict[str, Any]:
     """Compute and publish the mosaic of ``task``'s tile and month; return its metrics."""
     p = task.params
     tile = Tile.from_record(p["tile"])
+    if not p["scenes"]:
+        return {"warning": f"no scene covers tile {tile.id} in {p['month']}: nothing written"}
     geobox = tile.geobox(p["resolution"], p["crs"])
     days = _by_solar_day(p["scenes"])
     unmasked = [s["id"] for s in p["scenes"] if s["mask"] is None]
