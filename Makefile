@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -c requirements/constraints.txt ruff import-linter
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -c requirements/constraints.txt -e '.[$(EXTRAS),bench]'

@@ -71,7 +71,12 @@ def test_the_cycle_check_finds_a_cycle():
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess:
-    command = [str(Path(sys.executable).with_name("lint-imports")), "--config", str(PYPROJECT)]
+    command = [
+        str(Path(sys.executable).with_name("lint-imports")),
+        "--no-cache",
+        "--config",
+        str(PYPROJECT),
+    ]
     return subprocess.run(
         command, cwd=root, capture_output=True, text=True, env={"PYTHONPATH": str(root)}
     )

@@ -304,3 +304,23 @@ def test_lossless_profiles_use_the_predictor_of_the_data_type(profile, inputs, t
         assert_same_pixels(str(inputs / key), str(dest / key))
     if profile == "deflate":  # the float DEM, deflated with a predictor, is no bigger
         assert (dest / "dem/glo30.tif").stat().st_size < (inputs / "dem/glo30.tif").stat().st_size
+
+
+def test_the_estimate_scales_with_the_input_bytes_of_the_tasks(inputs, tmp_path):
+    """Durations of small files do not predict big ones: history keeps seconds per input
+    byte, and a plan of a big file is estimated by its size."""
+    from tilefleet.engine.history import median_rate
+
+    small = tmp_path / "small.csv"
+    small.write_text("s2/SCL.tif,1\ns2/B02.tif,1\n")
+    assert run_cogify(small, inputs, tmp_path / "out", tmp_path / "run").exit_code == 0
+    rate = median_rate("cogify")
+    assert rate is not None and rate > 0
+    big = tmp_path / "big.csv"
+    big.write_text("dem/glo30.tif,1\n")
+    planned = run_cogify(big, inputs, tmp_path / "out2", tmp_path / "run2", dry_run=True)
+    estimate = planned.estimate
+    assert estimate.task_s_source == "history, scaled by task size"
+    dem_bytes = (inputs / "dem/glo30.tif").stat().st_size
+    assert estimate.task_s == pytest.approx(rate * dem_bytes)
+    assert estimate.wall_s == pytest.approx(rate * dem_bytes)  # one task: its own time

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from tilefleet.engine.executors.base import Billing
-from tilefleet.engine.history import median_duration
+from tilefleet.engine.history import median_duration, median_rate
 
 # USD per GB-second of the serverless platforms tilefleet can bill against.
 PRICE_PER_GB_S = {
@@ -20,7 +21,7 @@ class Estimate:
     tasks: int
     skipped: int
     task_s: float
-    task_s_source: str  # "history" or "default"
+    task_s_source: str  # "history", "history, scaled by task size" or "default"
     workers: int
     wall_s: float
     cost_usd: float | None
@@ -46,20 +47,25 @@ def estimate_run(
     skipped: int,
     workers: int,
     billing: Billing | None,
+    sizes: Sequence[float] = (),
 ) -> Estimate:
-    measured = median_duration(recipe)
-    task_s = measured if measured is not None else default_task_s
-    waves = math.ceil(to_run / max(workers, 1))
-    cost = billing.cost(task_s * to_run) if billing else None
-    return Estimate(
-        to_run,
-        skipped,
-        task_s,
-        "history" if measured is not None else "default",
-        workers,
-        waves * task_s,
-        cost,
-    )
+    """``sizes``: the tasks' sizes in the recipe's unit of work, when it gives them; with a
+    remembered rate the estimate scales with them, else it is the median task duration."""
+    rate = median_rate(recipe) if sizes and len(sizes) == to_run else None
+    if rate is not None:
+        total_s = rate * sum(sizes)
+        task_s = total_s / to_run
+        # Tasks spread over the workers, but no run is shorter than its biggest task.
+        wall_s = max(total_s / max(workers, 1), rate * max(sizes))
+        source = "history, scaled by task size"
+    else:
+        measured = median_duration(recipe)
+        task_s = measured if measured is not None else default_task_s
+        total_s = task_s * to_run
+        wall_s = math.ceil(to_run / max(workers, 1)) * task_s
+        source = "history" if measured is not None else "default"
+    cost = billing.cost(total_s) if billing else None
+    return Estimate(to_run, skipped, task_s, source, workers, wall_s, cost)
 
 
 def _duration(seconds: float) -> str:

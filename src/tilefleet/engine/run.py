@@ -119,6 +119,7 @@ def run_job(
     candidates = _select(tasks, known, job.only, job.limit)
     done_outside = set() if job.overwrite else find_done(candidates)
     to_run = [t for t in candidates if t.id not in done_outside]
+    sizes = _task_sizes(recipe, job.params, to_run)
     estimate = estimate_run(
         recipe.name,
         recipe.default_task_s,
@@ -126,6 +127,7 @@ def run_job(
         len(done_outside),
         executor.workers,
         executor.billing,
+        [sizes[t.id] for t in to_run] if len(sizes) == len(to_run) else (),
     )
     result = RunResult(
         run_dir,
@@ -191,7 +193,7 @@ def run_job(
             follow.on_run_end(result)
             return result
         interrupted = False
-        durations: list[float] = []
+        durations: list[tuple[str, float]] = []  # (task id, seconds) of the successes
         lost: dict[str, Task] = {}  # tasks that lost a worker mid-attempt
         try:
             with sigterm_as_interrupt():
@@ -214,7 +216,7 @@ def run_job(
         finally:
             ledger.reset_interrupted()
             ledger.finish_session(session, now(), interrupted)
-            record_durations(recipe.name, durations)
+            record_durations(recipe.name, [(s, sizes.get(i)) for i, s in durations])
         finished = interrupted or finish_recipe(recipe, job.params, tasks, ledger)
         result.report = write_reports(ledger, run_dir)
         result.failed = failed_tasks(ledger)
@@ -238,6 +240,15 @@ def failed_tasks(ledger: Ledger) -> list[FailedTask]:
         for r in ledger.records()
         if r.status == FAILED
     ]
+
+
+def _task_sizes(recipe: Recipe, params: RecipeParams, tasks: list[Task]) -> dict[str, float]:
+    """The recipe's task sizes, for the estimate; a recipe that cannot tell costs nothing."""
+    try:
+        return {k: float(v) for k, v in recipe.task_sizes(params, tasks).items() if v > 0}
+    except Exception as exc:  # an estimate is never worth failing a run for
+        log.debug("task sizes of %s unknown: %s", recipe.name, one_line(exc))
+        return {}
 
 
 def _sweep_after_losses(lost: Iterable[Task]) -> None:
@@ -345,7 +356,7 @@ class _Scheduler:
         ledger: Ledger,
         session: int,
         job: Job,
-        durations: list[float],
+        durations: list[tuple[str, float]],
         lost: dict[str, Task],
         follow: RunCallback,
     ):
@@ -412,7 +423,7 @@ class _Scheduler:
         """The task's status after ``outcome``; schedules its retry when there is one."""
         tries = self.tries[task.id]
         if outcome.ok:
-            self.durations.append(outcome.duration)
+            self.durations.append((task.id, outcome.duration))
             return SUCCEEDED
         if outcome.error_kind == RETRYABLE and tries <= self.job.retries:
             delay = _backoff(self.job.backoff_s, tries)

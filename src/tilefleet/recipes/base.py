@@ -76,6 +76,12 @@ class Recipe(ABC):
         after every run that was not interrupted, also when some tasks failed, and by the
         final node of a detached run. Must be idempotent."""
 
+    def task_sizes(self, params: RecipeParams, tasks: list[Task]) -> dict[str, float]:
+        """The size of each task in this recipe's unit of work (input bytes, pixels read), by
+        task id, so that estimates scale with it; cheap to get (a listing, the plan), and
+        empty when unknown."""
+        return {}
+
     def outputs_url(self, params: RecipeParams) -> str:
         """Where the outputs of a job go, for the summary printed after a run."""
         return str(getattr(params, "dest", ""))

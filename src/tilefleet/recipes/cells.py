@@ -187,6 +187,10 @@ class CellsRecipe(Recipe):
         ]
         return tasks + rejected
 
+    def task_sizes(self, params: CellsParams, tasks: list[Task]) -> dict[str, float]:
+        """Granules read per task (each parent reads its rows of every granule crossing it)."""
+        return {t.id: len(t.params["granules"]) for t in tasks if t.params.get("granules")}
+
     def prepare(self, params: CellsParams) -> None:
         try:
             ensure_template(params.store, self._layout)

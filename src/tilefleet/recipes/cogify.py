@@ -156,6 +156,13 @@ class CogifyRecipe(Recipe):
             tasks.append(Task(key, self.name, task_params, params.dest, item, source=row.fields))
         return tasks
 
+    def task_sizes(self, params: CogifyParams, tasks: list[Task]) -> dict[str, float]:
+        """Input bytes per task, from one listing per input folder (never a HEAD per file)."""
+        store = open_store(params.input_root)
+        folders = {posixpath.dirname(t.params["key"]) for t in tasks if t.rejected is None}
+        sizes = {info.key: info.size for folder in folders for info in store.list_dir(folder)}
+        return {t.id: sizes[t.params["key"]] for t in tasks if t.params.get("key") in sizes}
+
     def run(self, task: Task) -> dict[str, Any]:
         p = task.params
         with rasterio.Env(**gdal_config()), tempfile.TemporaryDirectory(prefix="tilefleet-") as tmp:

@@ -44,6 +44,15 @@ class MosaicRecipe(Recipe):
 
         return plan_tasks(params, self.name)
 
+    def task_sizes(self, params: MosaicParams, tasks: list[Task]) -> dict[str, float]:
+        """Pixels read per task: the tile's pixels times its scenes."""
+        sizes = {}
+        for task in tasks:
+            minx, miny, maxx, maxy = task.params["tile"]["bounds"]
+            pixels = (maxx - minx) * (maxy - miny) / params.resolution**2
+            sizes[task.id] = pixels * len(task.params["scenes"])
+        return sizes
+
     def run(self, task: Task) -> dict[str, Any]:
         from tilefleet.recipes.mosaic.task import run_mosaic_task
 
