@@ -175,6 +175,26 @@ def test_a_missing_engine_is_a_clear_job_error(monkeypatch, tmp_path):
         create_executor("ray", 2)
 
 
+def test_a_gateway_without_its_client_is_an_invalid_job_before_anything_starts(
+    monkeypatch, tmp_path
+):
+    from typer.testing import CliRunner
+
+    from tilefleet.cli import app
+
+    monkeypatch.setitem(sys.modules, "dask_gateway", None)  # as if it were not installed
+    (tmp_path / "m.csv").write_text("a.tif,1\n")
+    result = CliRunner().invoke(
+        app,
+        ["cogify", str(tmp_path / "m.csv"), "--input-root", str(tmp_path), "--dest",
+         str(tmp_path / "out"), "--run-dir", str(tmp_path / "run"), "--executor", "dask",
+         "--gateway", "https://gw.example"],
+    )  # fmt: skip
+    assert result.exit_code == 3, result.output
+    assert "needs dask-gateway" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_localhost_runtime_runs_lithops_scripts_with_the_task_modules_imported(tmp_path):
     import subprocess
 

@@ -74,6 +74,8 @@ class DaskExecutor(AttemptExecutor):
     def __init__(self, workers: int | None = None, **settings: Any):
         super().__init__(workers, **settings)
         self._distributed = _import_distributed()
+        if self.config.gateway:  # a missing client is an invalid job, not a crash at start
+            _gateway_class()
         self._client = None
         self._cluster = None  # only a cluster started here, closed on shutdown
         self._joined = None  # a Gateway cluster someone else started (GATEWAY_CLUSTER_VARIABLE)
@@ -208,14 +210,18 @@ def _import_distributed():
     return distributed
 
 
-def _gateway(address: str):
+def _gateway_class():
     try:
         from dask_gateway import Gateway
     except ImportError:
         raise ValueError(
-            "executor 'dask' with a gateway needs dask-gateway: pip install dask-gateway"
+            "executor 'dask' with a gateway needs dask-gateway: pip install 'tilefleet[dask]'"
         ) from None
-    return Gateway(address)
+    return Gateway
+
+
+def _gateway(address: str):
+    return _gateway_class()(address)
 
 
 def _gateway_cluster(address: str, options: dict[str, Any], workers: int):
