@@ -62,7 +62,8 @@ def test_rerun_skips_by_listing_each_folder_once(buckets, tmp_path, monkeypatch)
     monkeypatch.setattr(
         objects.ObjectStore,
         "list_dir",
-        lambda self, prefix: listings.append(prefix) or original(self, prefix),
+        lambda self, prefix: listings.append((self.location.bucket, prefix))
+        or original(self, prefix),
     )
     monkeypatch.setattr(
         objects.ObjectStore,
@@ -76,7 +77,14 @@ def test_rerun_skips_by_listing_each_folder_once(buckets, tmp_path, monkeypatch)
         tmp_path / "run2",
     )
     assert (second.report["skipped"], second.report["attempts"]) == (3, 1)
-    assert sorted(listings) == ["scenes", "scenes/a", "scenes/b"]
+    # Once per output folder for the skip; once per input folder of what is left to run
+    # (its input bytes scale the estimate).
+    assert sorted(p for bucket, p in listings if bucket == "tf-output") == [
+        "scenes",
+        "scenes/a",
+        "scenes/b",
+    ]
+    assert [p for bucket, p in listings if bucket == "tf-input"] == ["scenes"]
 
 
 def test_no_secret_reaches_the_run_directory(buckets, tmp_path):

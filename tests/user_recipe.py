@@ -39,3 +39,25 @@ class NdiRecipe(Recipe):
         summary = f'{{"mean": {float(ndi.mean())!r}}}'
         open_store(task.dest).put_bytes(summary.encode(), task.marker)
         return {"mean": float(ndi.mean())}
+
+
+class MarkerParams(RecipeParams):
+    dest: str
+    ids: list[str]
+
+
+class MarkerRecipe(Recipe):
+    """Writes one small marker per task id it is given: ids as odd as users' inputs."""
+
+    name = "markers"
+    Params = MarkerParams
+
+    def plan(self, params: MarkerParams) -> list[Task]:
+        return [
+            Task(i, self.name, {}, params.dest, f"m{n}.json", {"tile": i})
+            for n, i in enumerate(params.ids)
+        ]
+
+    def run(self, task: Task) -> dict[str, Any]:
+        open_store(task.dest).put_bytes(b"{}", task.marker)
+        return {}

@@ -191,7 +191,7 @@ def test_the_scene_classification_layer_masks_clouds(data_dir, s2_catalog, tmp_p
     assert "S2A_29RKH_20200219_0_L2A" in item["properties"]["processing:lineage"]
 
 
-def test_a_month_without_scenes_is_a_warning_and_the_others_are_written(openeo_collection, tmp_path):
+def test_a_month_without_scenes_is_a_warning_and_others_are_written(openeo_collection, tmp_path):
     result = run_mosaic(
         tmp_path,
         catalog=str(openeo_collection),

@@ -228,9 +228,20 @@ def run_job(
 
 def _workers_find(recipe: Recipe, tasks: list[Task]) -> list[Task]:
     """Tasks naming their recipe by its import path, so that any worker finds it without
-    the registry (a user's recipe included, whatever its ``name``)."""
+    the registry (a user's recipe included, whatever its ``name``); a task whose id no
+    ledger can hold (a NUL in it) is rejected under its escaped id, the others go on."""
     reference = recipe.reference()
-    return [t if t.recipe == reference else replace(t, recipe=reference) for t in tasks]
+    return [
+        t if t.recipe == reference and "\x00" not in t.id else _fitted(t, reference)
+        for t in tasks
+    ]
+
+
+def _fitted(task: Task, reference: str) -> Task:
+    if "\x00" not in task.id:
+        return replace(task, recipe=reference)
+    escaped = task.id.encode("unicode_escape").decode("ascii")
+    return replace(task, id=escaped, recipe=reference, rejected=f"task id {escaped} holds a NUL")
 
 
 def failed_tasks(ledger: Ledger) -> list[FailedTask]:

@@ -66,6 +66,9 @@ def safe_relative_key(path: str) -> str:
     text = path.strip().replace("\\", "/")
     if not text:
         raise ValueError("empty path")
+    control = next((c for c in text if ord(c) < 32 or ord(c) == 127), None)
+    if control is not None:  # NUL ends a C string, a newline splits a log line
+        raise ValueError(f"path {path!r} holds a control character ({control!r})")
     if text.startswith("/") or "://" in text or (len(text) > 1 and text[1] == ":"):
         raise ValueError(f"path {path!r} is absolute; it must be relative to the input root")
     normal = posixpath.normpath(text)
