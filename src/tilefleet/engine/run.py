@@ -138,6 +138,8 @@ def run_job(
         planned=len(tasks),
         rejected=rejected,
     )
+    if isinstance(executor, PlanExecutor):
+        executor.check_plan(to_run)  # before anything is written
     if job.dry_run and not isinstance(executor, PlanExecutor):
         all_rejected = rejected and len(rejected) == len(tasks)
         result.exit_code = ExitCode.ALL_FAILED if all_rejected else ExitCode.OK

@@ -11,6 +11,11 @@ so nodes never write the ledger: the FINAL node (``tilefleet task finish RUN_DIR
 A node whose task's done marker already exists reports ``skipped`` and exits 0 at once, so
 a rescue DAG (which reruns the nodes that failed) and tilefleet's own skipping agree: work
 that is done is never done twice, whichever of the two decides what runs.
+
+On a pool without a shared file system a node cannot read the run directory at all: it
+gets its task as a small JSON file (:func:`write_task_file`, moved by HTCondor's file
+transfer) and runs ``tilefleet task run-file TASK_JSON``, which writes the outcome into
+its scratch folder for HTCondor to bring back under ``RUN_DIR/outcomes/``.
 """
 
 from __future__ import annotations
@@ -23,13 +28,16 @@ from urllib.parse import quote, unquote
 
 from tilefleet.engine.ledger import Ledger
 from tilefleet.engine.worker import execute
-from tilefleet.errors import PERMANENT, RETRYABLE, JobError
+from tilefleet.errors import PERMANENT, RETRYABLE, JobError, classify, one_line
 from tilefleet.store.objects import open_store
 from tilefleet.task import FAILED, PENDING, SKIPPED, SUCCEEDED, Outcome, Task, now
 from tilefleet.task import worker_name as this_worker
 
 OUTCOMES_DIR = "outcomes"
 MERGED_DIR = "merged"
+#: Where ``tilefleet task run-file`` writes its outcome unless told otherwise (the node's
+#: scratch folder, from which HTCondor's file transfer takes it home).
+OUTCOME_FILE = "outcome.json"
 #: Exit status of ``tilefleet task run``: done (or already done), worth a retry, hopeless.
 EXIT_DONE, EXIT_RETRYABLE, EXIT_PERMANENT = 0, 1, 2
 #: The ledger key holding the session a detached launch opened.
@@ -53,21 +61,55 @@ def run_planned_task(run_dir: Path, task_id: str) -> Outcome:
     """Run one task of a run (unless its marker shows it done) and report the outcome as
     a JSON file under ``RUN_DIR/outcomes``."""
     task = load_task(run_dir, task_id)
-    attempt = _claim_attempt(run_dir, task_id)
-    if task.rejected is not None:
-        stamp = now()
-        outcome = Outcome(
-            task.id, attempt, False, this_worker(), stamp, stamp, task.rejected, PERMANENT
-        )
-    elif _marker_exists(task):
-        stamp = now()
-        outcome = Outcome(
-            task.id, attempt, True, this_worker(), stamp, stamp, metrics={"skipped": True}
-        )
-    else:
-        outcome = execute(task, attempt)
+    outcome = run_once(task, _claim_attempt(run_dir, task_id))
     write_outcome(run_dir, outcome)
     return outcome
+
+
+def run_task_file(
+    task_file: Path, *, attempt: int = 0, outcome_file: Path = Path(OUTCOME_FILE)
+) -> Outcome:
+    """Run the task of a task file (unless its marker shows it done) and write the outcome
+    to ``outcome_file``: a node that sees no run directory, only its scratch folder.
+    ``attempt`` tells the attempts of one task apart (the DAG passes DAGMan's retry count)."""
+    outcome = run_once(read_task_file(task_file), attempt)
+    _write_json(Path(outcome_file), asdict(outcome))
+    return outcome
+
+
+def run_once(task: Task, attempt: int) -> Outcome:
+    """One attempt of a task outside the engine's loop: recorded as failed if the plan
+    rejected it, as skipped if its done marker exists, else run by the shared worker."""
+    stamp = now()
+    if task.rejected is not None:
+        return Outcome(
+            task.id, attempt, False, this_worker(), stamp, stamp, task.rejected, PERMANENT
+        )
+    try:
+        done = _marker_exists(task)
+    except Exception as exc:  # an unreachable store is the attempt's failure, not a crash
+        return Outcome(
+            task.id, attempt, False, this_worker(), stamp, now(), one_line(exc), classify(exc)
+        )
+    if done:
+        return Outcome(
+            task.id, attempt, True, this_worker(), stamp, stamp, metrics={"skipped": True}
+        )
+    return execute(task, attempt)
+
+
+def write_task_file(task: Task, path: Path) -> Path:
+    """Write a task as a small JSON file (no secrets: a task holds none), for a node that
+    cannot read the ledger."""
+    return _write_json(Path(path), asdict(task))
+
+
+def read_task_file(path: Path) -> Task:
+    """The task of a file written by :func:`write_task_file`."""
+    try:
+        return Task(**json.loads(Path(path).read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        raise JobError(f"{path} is not a tilefleet task file ({one_line(exc)})") from None
 
 
 def exit_status(outcome: Outcome) -> int:
@@ -79,10 +121,14 @@ def exit_status(outcome: Outcome) -> int:
 
 def write_outcome(run_dir: Path, outcome: Outcome) -> Path:
     """Write an outcome file atomically (a reader never sees half of one)."""
-    folder = run_dir / OUTCOMES_DIR
-    target = folder / f"{_file_stem(outcome.task_id)}.{outcome.attempt}.json"
-    partial = target.with_suffix(f".partial-{os.getpid()}")
-    partial.write_text(json.dumps(asdict(outcome)))
+    name = f"{outcome_file_stem(outcome.task_id)}.{outcome.attempt}.json"
+    return _write_json(run_dir / OUTCOMES_DIR / name, asdict(outcome))
+
+
+def _write_json(target: Path, record: dict) -> Path:
+    """Write ``record`` as JSON to ``target`` atomically (a reader never sees half of it)."""
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    partial.write_text(json.dumps(record))
     os.replace(partial, target)
     return target
 
@@ -137,7 +183,7 @@ def _claim_attempt(run_dir: Path, task_id: str) -> int:
     create so that two runs of one node never report under the same name."""
     folder = run_dir / OUTCOMES_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    stem = _file_stem(task_id)
+    stem = outcome_file_stem(task_id)
     for number in range(1, 100_000):
         try:
             fd = os.open(folder / f"{stem}.{number}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -148,8 +194,9 @@ def _claim_attempt(run_dir: Path, task_id: str) -> int:
     raise RuntimeError(f"too many attempts of {task_id}")
 
 
-def _file_stem(task_id: str) -> str:
-    """A file name for any task id (ids may hold slashes: they are manifest paths)."""
+def outcome_file_stem(task_id: str) -> str:
+    """The start of a task's outcome file names, ``<stem>.<attempt>.json``: a file name for
+    any task id (ids may hold slashes: they are manifest paths)."""
     return quote(task_id, safe="")
 
 

@@ -143,6 +143,10 @@ class PlanExecutor(Executor):
     """An executor that takes the whole plan and runs it on its own; its nodes report
     outcomes that ``tilefleet task finish`` merges into the ledger."""
 
+    def check_plan(self, tasks: Sequence[Task]) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`~tilefleet.errors.JobError` for a plan this engine cannot run
+        (called before anything is written, so a refused plan leaves no run behind)."""
+
     @abstractmethod
     def launch(
         self, tasks: Sequence[Task], run_dir: Path, *, retries: int, submit: bool = True

@@ -7,13 +7,18 @@
   ``MAXJOBS tasks <workers>`` as the throttle, and a ``FINAL`` node;
 - ``task.sub``: the submit description every task node shares: ``python -m tilefleet task
   run RUN_DIR $(task_id)`` with ``request_cpus``, ``request_memory``, ``request_disk``;
+  without a shared file system, ``python -m tilefleet task run-file $(node).json`` instead,
+  the task file and the outcome moved by HTCondor's file transfer;
+- ``tasks/`` (without a shared file system only): each node's task as a small JSON file;
 - ``final.sub``: ``python -m tilefleet task finish RUN_DIR`` in the local universe (on the
   submit host, next to the ledger): merges the nodes' outcome files and writes the reports;
 - ``logs/``: the job event log and each node's stdout/stderr.
 
 The files are written directly rather than through ``htcondor2.dags`` so that they can be
-made (and checked) where the bindings are not installed. Nodes read the run directory, so it
-must be on a file system the execute machines share (see docs/executors.md).
+made (and checked) where the bindings are not installed. With a shared file system, nodes
+read the run directory; without one, each node gets only its task file and sends back only
+its outcome file (``transfer_output_remaps`` names it as ``merge_outcomes`` expects), so
+every input and output must then be an object-store URL (see docs/executors.md).
 """
 
 from __future__ import annotations
@@ -24,10 +29,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tilefleet.engine.task_runner import (
+    OUTCOME_FILE,
+    OUTCOMES_DIR,
+    outcome_file_stem,
+    write_task_file,
+)
+from tilefleet.errors import JobError
 from tilefleet.task import Task
 
 DAG_FOLDER = "htcondor"
 DAG_NAME = "tilefleet.dag"
+#: Folder (below ``DAG_FOLDER``) of the nodes' task files, without a shared file system.
+TASKS_FOLDER = "tasks"
+#: Characters that HTCondor's file-transfer commands give a meaning of their own (list
+#: and remap separators, quotes, macros): a run directory holding one is refused there.
+TRANSFER_SPECIAL = (",", ";", "=", '"', "'", "$(")
 #: Defaults of the resource requests (the COG crank asked for 1 CPU, 1 GB, 1-2 GB disk).
 DEFAULT_MEMORY_MB = 2048
 DEFAULT_DISK = "2GB"
@@ -60,11 +77,20 @@ def write_dag(
     cpus: float = 1,
     memory_mb: int | None = None,
     submit_options: Mapping[str, Any] | None = None,
+    shared_filesystem: bool = True,
 ) -> DagFiles:
-    """Write the DAG and submit files of ``tasks`` into ``RUN_DIR/htcondor``."""
+    """Write the DAG and submit files of ``tasks`` into ``RUN_DIR/htcondor``; without
+    ``shared_filesystem``, also each node's task file, for HTCondor's file transfer."""
     run_dir = Path(run_dir).resolve()
     folder = run_dir / DAG_FOLDER
     (folder / "logs").mkdir(parents=True, exist_ok=True)
+    tasks_folder = folder / TASKS_FOLDER
+    if not shared_filesystem:
+        _check_transfer_path(run_dir)
+        (run_dir / OUTCOMES_DIR).mkdir(exist_ok=True)  # remapped outcomes land there
+        tasks_folder.mkdir(exist_ok=True)
+        for stale in tasks_folder.glob("*.json"):  # an earlier launch's nodes
+            stale.unlink()
     options = dict(submit_options or {})
     python = str(options.pop("python", sys.executable))
     task_submit = folder / "task.sub"
@@ -74,17 +100,33 @@ def write_dag(
         "request_memory": int(memory_mb or DEFAULT_MEMORY_MB),
         "request_disk": DEFAULT_DISK,
     }
+    if shared_filesystem:
+        where = {
+            "arguments": _arguments(["-m", "tilefleet", "task", "run", str(run_dir), "$(task_id)"]),
+            "initialdir": str(run_dir),
+            "should_transfer_files": "NO",
+        }
+    else:
+        outcome = run_dir / OUTCOMES_DIR / "$(outcome).$(RETRY).json"
+        where = {
+            "arguments": _arguments(
+                ["-m", "tilefleet", "task", "run-file", "$(node).json", "--attempt", "$(RETRY)"]
+                + ["--outcome", OUTCOME_FILE]
+            ),
+            "should_transfer_files": "YES",
+            "when_to_transfer_output": "ON_EXIT",
+            "transfer_executable": "false",  # the execute machines' own interpreter
+            "transfer_input_files": str(tasks_folder / "$(node).json"),
+            "transfer_output_files": OUTCOME_FILE,
+            "transfer_output_remaps": f'"{OUTCOME_FILE} = {outcome}"',
+        }
     task_submit.write_text(
         _submit_file(
             "One attempt of one task; exit 0 done (or already done), 1 retry, 2 permanent.",
             {
                 "universe": "vanilla",
                 "executable": python,
-                "arguments": _arguments(
-                    ["-m", "tilefleet", "task", "run", str(run_dir), "$(task_id)"]
-                ),
-                "initialdir": str(run_dir),
-                "should_transfer_files": "NO",
+                **where,
                 "getenv": GETENV,
                 **requests,
                 "log": str(folder / "logs" / "tasks.log"),
@@ -120,13 +162,27 @@ def write_dag(
             node = f"t{nodes:07d}"
             out.write(f"JOB {node} {task_submit}\n")
             task_id = _vars_value(_argument_text(task.id))
-            out.write(f'VARS {node} task_id="{task_id}" node="{node}"\n')
+            macros = f'task_id="{task_id}" node="{node}"'
+            if not shared_filesystem:
+                write_task_file(task, tasks_folder / f"{node}.json")
+                macros += f' outcome="{_vars_value(outcome_file_stem(task.id))}"'
+            out.write(f"VARS {node} {macros}\n")
             out.write(f"RETRY {node} {retries} UNLESS-EXIT 2\n")
             out.write(f"CATEGORY {node} tasks\n")
             nodes += 1
         out.write(f"MAXJOBS tasks {max_jobs}\n")
         out.write(f"FINAL report {final_submit}\n")
     return DagFiles(folder, dag, task_submit, final_submit, nodes)
+
+
+def _check_transfer_path(run_dir: Path) -> None:
+    """Refuse a run directory that HTCondor's transfer commands would read otherwise."""
+    for special in TRANSFER_SPECIAL:
+        if special in str(run_dir):
+            raise JobError(
+                f"run dir {run_dir} holds {special!r}, which HTCondor's file transfer "
+                "reads as a separator: choose another --run-dir"
+            )
 
 
 def _submit_file(comment: str, commands: Mapping[str, Any]) -> str:
