@@ -336,3 +336,20 @@ def test_a_path_with_a_control_character_fails_its_row_alone(inputs, tmp_path):
         "line 3: path 'nul\\x00byte.tif' holds a control character ('\\x00')",
         "line 4: path 'tab\\tin.tif' holds a control character ('\\t')",
     ]
+
+
+def test_rows_that_would_write_the_same_outputs_fail_instead_of_replacing(inputs, tmp_path):
+    for alias in ("landsat/RGB.byte.tiff", "landsat/RGB.byte.img"):
+        (inputs / alias).symlink_to(inputs / "landsat/RGB.byte.tif")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "landsat/RGB.byte.tif,3\nlandsat/RGB.byte.tiff,3\nlandsat/RGB.byte.img,3\ns2/SCL.tif,1\n"
+    )
+    result = run_cogify(manifest, inputs, tmp_path / "out", tmp_path / "run")
+    assert result.exit_code == 1 and result.counts["succeeded"] == 2
+    assert {(t.id, t.reason) for t in result.failed} == {
+        (alias, "its outputs (landsat/RGB.byte.json) are also those of landsat/RGB.byte.tif")
+        for alias in ("landsat/RGB.byte.tiff", "landsat/RGB.byte.img")
+    }
+    failed = read_csv(tmp_path / "run/failed.csv")  # a valid manifest of the refused rows
+    assert [row["path"] for row in failed] == ["landsat/RGB.byte.tiff", "landsat/RGB.byte.img"]

@@ -94,7 +94,7 @@ def run_job(
     an invalid job; task failures are recorded, never raised.
     """
     recipe = get_recipe(job.recipe)
-    tasks = _workers_find(recipe, recipe.plan(job.params))
+    tasks = _one_writer_per_output(_workers_find(recipe, recipe.plan(job.params)))
     try:
         executor = create_executor(job.executor, job.workers, **job.executor_settings)
     except ValueError as exc:
@@ -234,9 +234,24 @@ def _workers_find(recipe: Recipe, tasks: list[Task]) -> list[Task]:
     ledger can hold (a NUL in it) is rejected under its escaped id, the others go on."""
     reference = recipe.reference()
     return [
-        t if t.recipe == reference and "\x00" not in t.id else _fitted(t, reference)
-        for t in tasks
+        t if t.recipe == reference and "\x00" not in t.id else _fitted(t, reference) for t in tasks
     ]
+
+
+def _one_writer_per_output(tasks: list[Task]) -> list[Task]:
+    """Reject a task whose done marker is another task's: both would write the same outputs
+    (``x.tif`` and ``x.tiff``, ``y.img`` beside ``y.tif``) and one would silently replace
+    the other. The first keeps it; the later ones fail with the reason, the others go on."""
+    writers: dict[tuple[str, str], str] = {}
+    checked = []
+    for task in tasks:
+        if task.rejected is None and task.marker:
+            first = writers.setdefault((task.dest, task.marker), task.id)
+            if first != task.id:
+                reason = f"its outputs ({task.marker}) are also those of {first}"
+                task = replace(task, rejected=reason)
+        checked.append(task)
+    return checked
 
 
 def _fitted(task: Task, reference: str) -> Task:
