@@ -226,3 +226,25 @@ def test_a_task_id_no_ledger_can_hold_fails_alone(tmp_path):
         progress=False,
     )  # the rerun of the same run dir works: nothing done twice, the bad id fails again
     assert again.exit_code == tilefleet.ExitCode.PARTIAL and again.counts["succeeded"] == 2
+
+
+def test_secrets_echoed_by_an_error_never_reach_the_record(tmp_path, monkeypatch, caplog):
+    token, password = "FwoGZXIvYXdzEB0aDHsecretsessiontoken", "hunter2-correct-horse"
+    monkeypatch.setenv("AWS_SESSION_TOKEN", token)
+    monkeypatch.setenv("SERVICE_PASSWORD", password)
+    result = tilefleet.run(
+        "user_recipe:EchoRecipe",
+        dest=str(tmp_path / "out"),
+        run_dir=str(tmp_path / "run"),
+        workers=1,
+        progress=False,
+    )
+    (failed,) = result.failed
+    assert "ExpiredToken" in failed.reason and "<Token>***</Token>" in failed.reason
+    assert "password ***" in failed.reason
+    files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    assert any(p.name == "failed.csv" for p in files) and len(files) >= 6
+    for path in files:
+        data = path.read_bytes()
+        assert token.encode() not in data and password.encode() not in data, path
+    assert token not in caplog.text and password not in caplog.text

@@ -61,3 +61,27 @@ class MarkerRecipe(Recipe):
     def run(self, task: Task) -> dict[str, Any]:
         open_store(task.dest).put_bytes(b"{}", task.marker)
         return {}
+
+
+class EchoParams(RecipeParams):
+    dest: str
+
+
+class EchoRecipe(Recipe):
+    """Fails as a storage service does when a credential expires: its answer echoes the
+    session token, and a library adds a password it was given to its message."""
+
+    name = "echo"
+    Params = EchoParams
+
+    def plan(self, params: EchoParams) -> list[Task]:
+        return [Task("t", self.name, {}, params.dest, "t.json", {"tile": "t"})]
+
+    def run(self, task: Task) -> dict[str, Any]:
+        import os
+
+        token = os.environ["AWS_SESSION_TOKEN"]
+        raise RuntimeError(
+            "An error occurred (ExpiredToken): <Error><Code>ExpiredToken</Code><Token>"
+            f"{token}</Token></Error> retry with password {os.environ['SERVICE_PASSWORD']}"
+        )

@@ -9,6 +9,7 @@ libraries report transient trouble (HTTP 5xx, 429, timeouts) through generic exc
 
 from __future__ import annotations
 
+import os
 import re
 from enum import IntEnum
 
@@ -72,9 +73,42 @@ def classify(exc: BaseException) -> str:
     return PERMANENT
 
 
+#: Names of environment variables whose values are secrets (credentials, tokens, keys).
+SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|CREDENTIAL|_KEY(?:_ID)?$|SAS", re.IGNORECASE)
+#: Token-shaped fields of error bodies (AWS's XML, JSON answers, signed URLs), value in group 2.
+_SECRET_FIELD = re.compile(
+    r"(<(?:Token|SessionToken|SecretAccessKey|Signature|StringToSign\w*)>)([^<]*)"
+    r"|(\"(?:\w*[Tt]oken|\w*[Ss]ecret\w*|[Pp]assword|[Ss]ignature)\"\s*:\s*\")([^\"]*)"
+    r"|((?:X-Amz-Security-Token|X-Amz-Credential|X-Amz-Signature|[Ss]ig|[Tt]oken)=)([^&\s\"']+)"
+)
+REDACTED = "***"
+#: Secrets shorter than this are left alone: they would blank out ordinary words.
+_MIN_SECRET_LENGTH = 6
+
+
+def redact(text: str, environ: dict[str, str] | None = None) -> str:
+    """``text`` with every secret it holds replaced by ``***``: the value of any credential
+    variable of the environment, and token-shaped fields of error bodies (an S3 answer
+    echoing the session token). Error text is kept in ledgers, reports and logs."""
+    environ = os.environ if environ is None else environ
+    for name, value in environ.items():
+        if len(value) >= _MIN_SECRET_LENGTH and SECRET_NAME.search(name) and value in text:
+            text = text.replace(value, REDACTED)
+    return _SECRET_FIELD.sub(_redact_field, text)
+
+
+def _redact_field(match: re.Match) -> str:
+    groups = match.groups()
+    for start in (0, 2, 4):
+        if groups[start] is not None:
+            return groups[start] + REDACTED
+    return match.group(0)
+
+
 def one_line(exc: BaseException, limit: int = 400) -> str:
-    """A single-line, bounded description of an exception for ledgers and CSV reports."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    """A single-line, bounded description of an exception for ledgers and CSV reports,
+    with secrets redacted (:func:`redact`)."""
+    text = redact(" ".join(str(exc).split()) or type(exc).__name__)
     if not isinstance(exc, TilefleetError) and type(exc).__name__ not in text:
         text = f"{type(exc).__name__}: {text}"
     return text if len(text) <= limit else text[: limit - 1] + "…"

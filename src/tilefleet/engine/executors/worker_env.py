@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import re
 
+from tilefleet.errors import SECRET_NAME
+
 #: Variables forwarded to remote workers when the driver has them set.
 FORWARDED = re.compile(
     r"^(?:GDAL_\w+|CPL_\w+|VSI_\w+|AWS_REGION|AWS_DEFAULT_REGION|AWS_ENDPOINT_URL(?:_S3)?"
@@ -21,7 +23,7 @@ FORWARDED = re.compile(
     r"|TILEFLEET_\w+)$"
 )
 #: Names that look like secrets are never forwarded, whatever the pattern says.
-SECRET = re.compile(r"SECRET|TOKEN|PASSWORD|CREDENTIAL|_KEY(?:_ID)?$|SAS", re.IGNORECASE)
+SECRET = SECRET_NAME
 
 
 def forwarded_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
