@@ -248,3 +248,28 @@ def test_secrets_echoed_by_an_error_never_reach_the_record(tmp_path, monkeypatch
         data = path.read_bytes()
         assert token.encode() not in data and password.encode() not in data, path
     assert token not in caplog.text and password not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"input_root": "gopher://x"}, "input_root: Value error, unsupported storage URL scheme"),
+        ({"dest": "s3://"}, "dest: Value error, 's3://' names no bucket"),
+        ({"workers": 10**20}, "workers: Input should be less than or equal to 1000000"),
+        ({"recipe": 42}, "unknown recipe '42'"),
+    ],
+)
+def test_bad_values_are_one_line_job_errors_before_anything_runs(values, message, tmp_path):
+    (tmp_path / "m.csv").write_text("a.tif,1\n")
+    job = {
+        "recipe": "cogify",
+        "manifest": str(tmp_path / "m.csv"),
+        "input_root": str(tmp_path),
+        "dest": str(tmp_path / "out"),
+        "run_dir": str(tmp_path / "run"),
+        **values,
+    }
+    with pytest.raises(tilefleet.JobError) as caught:
+        tilefleet.run(job.pop("recipe"), progress=False, **job)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert not (tmp_path / "run").exists()

@@ -45,7 +45,7 @@ class RunOptions(BaseModel):
     )
     executor: str = Field(DEFAULT_EXECUTOR, description="Execution engine")
     workers: Annotated[int | None, Cli(default="CPU count")] = Field(
-        None, ge=1, description="Parallel workers"
+        None, ge=1, le=1_000_000, description="Parallel workers"
     )
     retries: int = Field(3, ge=0, description="Retries of a task after a retryable failure")
     backoff_s: float = Field(1.0, ge=0, description="First retry delay, s; doubles each retry")
@@ -146,7 +146,7 @@ def _executor_help() -> dict[str, Any]:
         ),
         "max_in_flight": (
             Annotated[int | None, Cli(default=f"per worker: {per_worker}")],
-            Field(None, ge=1, description="Most attempts submitted at once"),
+            Field(None, ge=1, le=100_000_000, description="Most attempts submitted at once"),
         ),
     }
 

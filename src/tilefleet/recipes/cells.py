@@ -26,6 +26,7 @@ from tilefleet.ops.cell_stats import STATISTICS, cell_statistics, check_statisti
 from tilefleet.recipes.base import Recipe, RecipeParams
 from tilefleet.sources.atl06 import BEAMS, Atl06Layout, read_granule
 from tilefleet.sources.granule_catalog import GranuleCatalog, catalog_from_files, read_catalog
+from tilefleet.store.location import StoreURL
 from tilefleet.store.zarr_cells import (
     CellsLayout,
     done_marker,
@@ -53,7 +54,7 @@ class CellsParams(RecipeParams):
         default_factory=list, description="Granule files (local, s3:// or https://)"
     )
     catalog: str | None = Field(None, description="Granule catalog JSON (local or s3://)")
-    store: str = Field(description="Zarr store to write: a folder or s3:// prefix")
+    store: StoreURL = Field(description="Zarr store to write: a folder or s3:// prefix")
     parent_order: int | None = Field(
         None,
         ge=0,

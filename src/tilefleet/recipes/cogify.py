@@ -29,7 +29,7 @@ from tilefleet.store.cog import (
     write_cog,
 )
 from tilefleet.store.gdal_env import gdal_config, is_missing_file
-from tilefleet.store.location import Location, safe_relative_key
+from tilefleet.store.location import Location, StoreURL, safe_relative_key
 from tilefleet.store.objects import open_store
 from tilefleet.store.preview import write_preview
 from tilefleet.store.stac_item import item_bytes, raster_item
@@ -45,13 +45,13 @@ class CogifyParams(RecipeParams):
 
     path_fields: ClassVar[tuple[str, ...]] = ("manifest", "input_root", "dest")
 
-    manifest: Annotated[str, Cli(argument=True)] = Field(
+    manifest: Annotated[StoreURL, Cli(argument=True)] = Field(
         description="CSV manifest (path,num_bands), local or s3://"
     )
-    input_root: str = Field(
+    input_root: StoreURL = Field(
         description="Folder or s3:// prefix that manifest paths are relative to"
     )
-    dest: str = Field(description="Folder or s3:// prefix the COGs, previews and items go to")
+    dest: StoreURL = Field(description="Folder or s3:// prefix the COGs, previews and items go to")
     profile: ProfileName = Field(DEFAULT_PROFILE, description="COG profile (deflate is lossless)")
     overview_resampling: ResamplingName = Field("nearest", description="Overview resampling")
     blocksize: int = Field(512, ge=64, le=4096, description="COG tile size in pixels")

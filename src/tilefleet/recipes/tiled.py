@@ -13,6 +13,7 @@ from pydantic import Field
 
 from tilefleet.errors import JobError
 from tilefleet.recipes.base import Recipe, RecipeParams
+from tilefleet.store.location import StoreURL
 from tilefleet.task import Task
 from tilefleet.tiles.spec import GridSpec
 
@@ -32,7 +33,7 @@ class TiledParams(RecipeParams):
     )
 
     tiles: GridSpec = Field(description="The grid and the area (or tile list) to cover")
-    dest: str = Field(description="Folder or s3:// prefix the outputs go to")
+    dest: StoreURL = Field(description="Folder or s3:// prefix the outputs go to")
 
 
 class TiledRecipe(Recipe):

@@ -10,7 +10,10 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlparse
+
+from pydantic import AfterValidator
 
 REMOTE_SCHEMES = ("s3", "gs", "az", "abfs")
 
@@ -55,6 +58,16 @@ class Location:
 
     def __str__(self) -> str:
         return self.url
+
+
+def _checked_location(url: str) -> str:
+    Location.parse(url)  # ValueError: an unsupported scheme, a bucket missing
+    return url
+
+
+#: A parameter naming a folder or an object-store prefix (or file): checked with the job,
+#: so ``gopher://x`` is an invalid job, not a run whose every task fails.
+StoreURL = Annotated[str, AfterValidator(_checked_location)]
 
 
 def safe_relative_key(path: str) -> str:

@@ -13,6 +13,7 @@ from tilefleet.fields import Cli, CommaList
 from tilefleet.ops.clear_sky import DEFAULT_SCL_MASK
 from tilefleet.recipes.base import RecipeParams
 from tilefleet.store.cog import COG_PROFILES, LOSSY_PROFILES
+from tilefleet.store.location import StoreURL
 
 DEFAULT_TILE_PIXELS = 2048
 _BBOX_TEXT = re.compile(r"^\s*-?[\d.]+\s*(,\s*-?[\d.]+\s*){3}$")
@@ -50,7 +51,7 @@ class MosaicParams(RecipeParams):
     tile_size: float | None = Field(
         None, gt=0, description=f"Tile side in CRS units [default: {DEFAULT_TILE_PIXELS} pixels]"
     )
-    dest: str = Field(description="Folder or s3:// prefix for the outputs")
+    dest: StoreURL = Field(description="Folder or s3:// prefix for the outputs")
     resampling: Literal[RESAMPLING] = Field(  # type: ignore[valid-type]
         "nearest", description="Resampling of the bands (the mask always uses nearest)"
     )
