@@ -15,6 +15,7 @@ from tilefleet.errors import PermanentError, RetryableError
 from tilefleet.recipes.base import Recipe, RecipeParams
 from tilefleet.store.objects import PARTIAL_MARK, open_store
 from tilefleet.task import Task
+from tilefleet.tiles.tile import Tile
 
 
 class FlakyParams(RecipeParams):
@@ -25,6 +26,8 @@ class FlakyParams(RecipeParams):
     mode: str = "retryable"  # retryable | permanent | crash | ok
     fail_ids: list[str] | None = None
     sleep_s: float = 0.0
+    #: Give each task a tile record (1/10 degree boxes in rows of 10), as tiled recipes do.
+    tile_records: bool = False
 
 
 class FlakyRecipe(Recipe):
@@ -39,7 +42,7 @@ class FlakyRecipe(Recipe):
             Task(
                 f"t{i:03d}",
                 "engine_recipes:FlakyRecipe",
-                {**shared, "index": i},
+                {**shared, "index": i, **(_tile_record(i) if params.tile_records else {})},
                 params.dest,
                 f"done/t{i:03d}.json",
                 source={"tile": f"t{i:03d}"},
@@ -72,6 +75,12 @@ class FlakyRecipe(Recipe):
         store.put_bytes(f"{task.id} value {p['index'] * 2}".encode(), f"out/{task.id}.txt")
         store.put_bytes(b"{}", task.marker)
         return {"attempt": attempt}
+
+
+def _tile_record(index: int) -> dict[str, Any]:
+    col, row = index % 10, index // 10
+    west, south = 10 + col / 10, 45 + row / 10
+    return {"tile": Tile(f"t{index:03d}", (west, south, west + 0.1, south + 0.1)).as_record()}
 
 
 def _count_attempt(state: Path, task_id: str) -> int:

@@ -262,7 +262,9 @@ def test_every_cli_option_is_a_job_file_key_and_the_reverse():
     from tilefleet.jobs import job_model
 
     command = typer.main.get_command(app).commands["cogify"]
-    cli_names = {param.name for param in command.params} - {"verbose"}
+    # CLI-only: how this invocation logs and whether it serves the live monitor page.
+    cli_only = {"verbose", "monitor", "monitor_port", "monitor_host"}
+    cli_names = {param.name for param in command.params} - cli_only
     job_keys = set(job_model("cogify").model_fields) - {"recipe"}
     assert cli_names == job_keys
 

@@ -62,8 +62,9 @@ def test_rerun_skips_by_listing_each_folder_once(buckets, tmp_path, monkeypatch)
     monkeypatch.setattr(
         objects.ObjectStore,
         "list_dir",
-        lambda self, prefix: listings.append((self.location.bucket, prefix))
-        or original(self, prefix),
+        lambda self, prefix: (
+            listings.append((self.location.bucket, prefix)) or original(self, prefix)
+        ),
     )
     monkeypatch.setattr(
         objects.ObjectStore,

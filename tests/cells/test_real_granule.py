@@ -11,6 +11,7 @@ import pytest
 import zarr
 
 from cells.granules import assert_matches_reference, reference_statistics
+from helpers import read_csv
 from tilefleet.engine.run import run_job
 from tilefleet.jobs import build_job
 from tilefleet.sources.atl06 import read_granule
@@ -102,3 +103,16 @@ def test_dry_run_writes_no_store(real_granule, tmp_path):
     result = run_cells(tmp_path, granules=[str(real_granule)], store=str(store), dry_run=True)
     assert result.dry_run and result.planned == len(PARENTS)
     assert not store.exists() and not (tmp_path / "run").exists()
+
+
+def test_per_cell_results_are_in_the_reports(real_granule, tmp_path):
+    result = run_cells(tmp_path, granules=[str(real_granule)], store=str(tmp_path / "c.zarr"))
+    assert result.exit_code == 0
+    rows = {row["id"]: json.loads(row["results"]) for row in read_csv(tmp_path / "run/tasks.csv")}
+    assert set(rows) == {f"6/{parent}" for parent in PARENTS}
+    assert sum(r["points"] for r in rows.values()) == 81  # 76 in one parent, 5 in the other
+    assert all(r["granules"] == 1 and r["cells_with_data"] >= 1 for r in rows.values())
+    totals = result.report["results"]
+    assert totals["points"] == 81 and totals["granules"] == 2
+    assert "results    " in (tmp_path / "run/report.txt").read_text()
+    assert "points 81" in (tmp_path / "run/report.txt").read_text()

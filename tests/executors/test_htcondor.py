@@ -321,7 +321,8 @@ def test_a_dag_without_shared_file_system_runs_from_bucket_to_bucket(
     # The pool's machines: no run dir on any path; on its first try, the machine running
     # s2/SCL.tif cannot reach the object store (a retryable failure, which DAGMan retries).
     env = {k: v for k, v in os.environ.items() if str(run_dir) not in v}
-    unreachable = {**env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed_port()}"}
+    closed = f"http://127.0.0.1:{closed_port()}"  # both names: either one wins if set
+    unreachable = {**env, "AWS_ENDPOINT_URL": closed, "AWS_ENDPOINT_URL_S3": closed}
     codes: dict[str, list[int]] = {}
     for node in nodes.values():  # DAGMan: RETRY n UNLESS-EXIT 2
         task_id = node["vars"]["task_id"]

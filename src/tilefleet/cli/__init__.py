@@ -19,8 +19,16 @@ from typer.core import TyperGroup
 from tilefleet import __version__
 from tilefleet.cli.cells import app as cells_app
 from tilefleet.cli.generate import command, extra_argument, extra_option
+from tilefleet.cli.monitor import MONITOR_HELP, monitor
 from tilefleet.cli.output import fail, setup_logging
-from tilefleet.cli.recipes import Verbose, add_recipe_commands, run_and_executor_options, run_values
+from tilefleet.cli.recipes import (
+    Verbose,
+    add_recipe_commands,
+    monitor_options,
+    plan_values,
+    run_and_executor_options,
+    run_values,
+)
 from tilefleet.cli.task import app as task_app
 from tilefleet.cli.tiles import app as tiles_app
 from tilefleet.cli.watch import add_watch_command
@@ -97,22 +105,39 @@ def _run_file(values: dict[str, Any]) -> None:
 
 def _plan_file(values: dict[str, Any]) -> None:
     setup_logging(False)
-    job_file = values.pop("job_file")
-    run_values({**values, "dry_run": True}, file=job_file)
+    job_file, map_to = values.pop("job_file"), values.pop("map", None)
+    plan_values({**values, "dry_run": True}, file=job_file, map_to=map_to)
+
+
+# `tilefleet plan JOB --map plan.html`: the map of the plan, before a run.
+PlanMap = Annotated[
+    Path | None,
+    typer.Option(
+        "--map",
+        help="Also write the map of the plan to this HTML file: the tiles coloured by what "
+        "would run (pending), what is done already (skipped) and what the plan rejects "
+        "(failed); opens offline in any browser",
+    ),
+]
 
 
 _job_file = extra_argument("job_file", JobFile)
 command(
     app,
     "run",
-    [_job_file, *run_and_executor_options(), extra_option("verbose", Verbose, False)],
+    [
+        _job_file,
+        *run_and_executor_options(),
+        extra_option("verbose", Verbose, False),
+        *monitor_options(),
+    ],
     _run_file,
     "Run a job file; options given here override the file's keys.",
 )
 command(
     app,
     "plan",
-    [_job_file, *run_and_executor_options()],
+    [_job_file, *run_and_executor_options(), extra_option("map", PlanMap, None)],
     _plan_file,
     "Plan and estimate a job file without running it (same as `run --dry-run`).",
 )
@@ -130,6 +155,9 @@ def report(
     except JobError as exc:
         fail(str(exc))
     typer.echo((run_dir / "report.txt").read_text(), nl=False)
+
+
+app.command("monitor", help=MONITOR_HELP)(monitor)
 
 
 @app.command()

@@ -28,6 +28,9 @@ def show_result(result: RunResult) -> NoReturn:
         if result.outputs:
             typer.echo(f"outputs    {result.outputs}")
         typer.echo(f"reports    {result.run_dir}/ ({', '.join(result.reports)})")
+        page = result.reports.get("report.html")
+        if page is not None:  # the page to open: the map, the timeline, the failures
+            typer.echo(f"open       {page.resolve().as_uri()}")
     raise typer.Exit(int(result.exit_code))
 
 

@@ -2,7 +2,9 @@
 
 ``report.json`` (machine-readable totals), ``tasks.csv`` (one row per task),
 ``failed.csv`` (the original source rows plus ``reason``: a valid input for a retry run),
-``succeeded.csv``, ``report.txt`` (for people) and ``timeline.png``.
+``succeeded.csv``, ``report.txt`` (for people), ``timeline.png`` and ``report.html`` (one
+self-contained page with the tile map, the timeline and the failures; see
+:mod:`tilefleet.engine.html_report`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tilefleet.engine.html_report import write_html_report
 from tilefleet.engine.ledger import Ledger, TaskRecord
 from tilefleet.engine.timeline import plot_timeline
 from tilefleet.task import DONE_STATES, FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED
@@ -63,6 +66,7 @@ def build_report(
             for a in attempts
             if a["ok"] and a["metrics"].get("warning")
         ],
+        "results": result_totals(task_results(attempts)),
         "job": ledger.get_meta("job"),
     }
 
@@ -74,7 +78,7 @@ def write_reports(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
     report = build_report(ledger, run_dir, records, attempts)
     columns = tuple(ledger.get_meta("source_columns") or ())
     (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    _write_tasks_csv(run_dir / "tasks.csv", records)
+    _write_tasks_csv(run_dir / "tasks.csv", records, task_results(attempts))
     _write_source_csv(
         run_dir / "failed.csv",
         columns,
@@ -96,6 +100,10 @@ def write_reports(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
         )
     except Exception as exc:  # a plot must never cost the record
         log.warning("timeline.png not written: %s", exc)
+    try:
+        write_html_report(run_dir, report, records, attempts, ledger.sessions())
+    except Exception as exc:  # nor a page
+        log.warning("report.html not written: %s", exc)
     return report
 
 
@@ -119,6 +127,9 @@ def format_report(report: dict[str, Any], records: list[TaskRecord]) -> str:
         lines.append(
             f"task time  min {t['min']:.2f} s, median {t['median']:.2f} s, max {t['max']:.2f} s"
         )
+    if report.get("results"):
+        totals = ", ".join(f"{k} {_number(v)}" for k, v in report["results"].items())
+        lines.append(f"results    {totals}")
     cost = report["cost_usd"]
     if cost["measured"] is not None:
         lines.append(
@@ -137,6 +148,30 @@ def format_report(report: dict[str, Any], records: list[TaskRecord]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _number(value: float) -> str:
+    return f"{value:,}" if float(value).is_integer() else f"{value:,.3f}"
+
+
+def task_results(attempts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """What each task's successful attempt reported (points read, cells written, bytes…),
+    without its warning (listed on its own)."""
+    return {
+        a["task_id"]: {k: v for k, v in a["metrics"].items() if k != "warning"}
+        for a in attempts
+        if a["ok"] and a["metrics"]
+    }
+
+
+def result_totals(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Each numeric result added up over the tasks (``points``: all points read)."""
+    totals: dict[str, float] = {}
+    for metrics in results.values():
+        for key, value in metrics.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                totals[key] = totals.get(key, 0) + value
+    return dict(sorted(totals.items()))
+
+
 def _summary(values: list[float]) -> dict[str, float] | None:
     if not values:
         return None
@@ -147,14 +182,18 @@ def _summary(values: list[float]) -> dict[str, float] | None:
     }
 
 
-def _write_tasks_csv(path: Path, records: list[TaskRecord]) -> None:
+def _write_tasks_csv(
+    path: Path, records: list[TaskRecord], results: dict[str, dict[str, Any]]
+) -> None:
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["id", "status", "attempts", "duration_s", "worker", "error"])
+        writer.writerow(["id", "status", "attempts", "duration_s", "worker", "error", "results"])
         for r in records:
             duration = f"{r.duration_s:.3f}" if r.duration_s is not None else ""
+            found = results.get(r.task.id)
+            text = json.dumps(found, sort_keys=True, separators=(",", ":")) if found else ""
             writer.writerow(
-                [r.task.id, r.status, r.attempts, duration, r.worker or "", r.error or ""]
+                [r.task.id, r.status, r.attempts, duration, r.worker or "", r.error or "", text]
             )
 
 

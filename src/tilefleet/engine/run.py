@@ -141,6 +141,7 @@ def run_job(
     if isinstance(executor, PlanExecutor):
         executor.check_plan(to_run)  # before anything is written
     if job.dry_run and not isinstance(executor, PlanExecutor):
+        result.planned_tasks, result.done_ids = tasks, frozenset(done_outside)  # the plan map
         all_rejected = rejected and len(rejected) == len(tasks)
         result.exit_code = ExitCode.ALL_FAILED if all_rejected else ExitCode.OK
         return result

@@ -3,7 +3,9 @@
 Beyond ``MAX_WORKER_LANES`` workers (serverless runs, where every invocation is a fresh
 process) a lane per worker is unreadable and slow to draw, so attempts are packed into
 lanes instead: each goes to the first lane free when it starts, and the lanes show how
-many attempts ran at once.
+many attempts ran at once; past ``MAX_LANES`` packed lanes, neighbouring lanes are drawn
+as one. Bars have a thin edge, so that back-to-back attempts stay apart, and the legend
+sits outside the plot, never over the data.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 MAX_WORKER_LANES = 60
+#: At most this many lanes are drawn: packed lanes are merged, ``factor`` to a lane.
+MAX_LANES = 300
 COLOURS = {"succeeded": "#2e9e44", "retried": "#f0a030", "failed": "#d03030", "lost": "#808080"}
 
 
@@ -46,6 +50,11 @@ def plot_timeline(attempts: list[dict[str, Any]], path: Path, title: str) -> Non
         lanes = packed_lanes(finished)
         labels, ylabel = None, f"attempts running at once ({len(workers)} workers)"
     count = max(lanes, default=0) + 1
+    if count > MAX_LANES:
+        factor = -(-count // MAX_LANES)
+        lanes = [lane // factor for lane in lanes]
+        count = max(lanes) + 1
+        ylabel = f"attempts running at once, {factor} lanes per row ({len(workers)} workers)"
     origin = min((a["started"] for a in finished), default=0.0)
 
     height = min(2 + 0.35 * count, 40)
@@ -58,16 +67,23 @@ def plot_timeline(attempts: list[dict[str, Any]], path: Path, title: str) -> Non
         key = (row, attempt_outcome(a, final_attempts))
         span = (a["started"] - origin, max(a["finished"] - a["started"], 1e-3))
         bars.setdefault(key, []).append(span)
+    # Edges only while bars are more than hairlines: past a few thousand they would hide
+    # the colours.
+    edge = "#202020" if len(finished) <= 5000 and count <= MAX_LANES else "face"
     for (row, outcome), spans in bars.items():
-        ax.broken_barh(spans, (row - 0.35, 0.7), facecolors=COLOURS[outcome], edgecolor="none")
+        ax.broken_barh(
+            spans, (row - 0.35, 0.7), facecolors=COLOURS[outcome], edgecolor=edge, linewidth=0.4
+        )
     if labels is not None:
         ax.set_yticks(range(len(labels)), labels=labels)
     ax.set_xlabel("seconds since the first attempt started")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(
-        handles=[Patch(color=c, label=k) for k, c in COLOURS.items()],
-        loc="upper right",
+        handles=[Patch(facecolor=c, edgecolor="#202020", label=k) for k, c in COLOURS.items()],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0.0,
         fontsize="small",
     )
     if not finished:

@@ -1,4 +1,6 @@
-"""JPEG previews of rasters: grey for one band, RGB from three, 8-bit whatever the input."""
+"""JPEG previews of rasters: grey for one band, RGB from three, 8-bit whatever the input;
+a categorical band (a colour table, or few distinct integer values: an SCL band, a class
+map) in colours, one per class."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import rasterio
 from rasterio.enums import Resampling
 
 from tilefleet.errors import PermanentError
+from tilefleet.ops.colormap import class_colours, is_categorical
 from tilefleet.ops.stretch import to_display_bytes
 
 
@@ -54,8 +57,21 @@ def write_preview(
             masked=True,
             resampling=Resampling.nearest,
         )
-    _write_jpeg(dst, to_display_bytes(data), quality)
+        table = _colour_table(ds, indexes[0]) if len(indexes) == 1 else None
+    if len(indexes) == 1 and is_categorical(data[0], has_table=table is not None):
+        image = class_colours(data[0], table)
+    else:
+        image = to_display_bytes(data)
+    _write_jpeg(dst, image, quality)
     return rows, cols
+
+
+def _colour_table(ds, band: int) -> dict[int, tuple[int, ...]] | None:
+    """The band's colour table (value -> RGBA), None when it has none."""
+    try:
+        return ds.colormap(band)
+    except ValueError:
+        return None
 
 
 def _write_jpeg(dst: Path, image: np.ndarray, quality: int) -> None:
