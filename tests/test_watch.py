@@ -415,3 +415,35 @@ def test_a_plan_executor_finishes_its_manifest_once_the_dag_is_done(inputs, tmp_
     (failed,) = read_failed((source / names[0]).read_bytes())
     assert failed["path"] == "landsat/missing.tif" and "not found" in failed["reason"]
     assert (tmp_path / "out/landsat/RGB.byte.tif").is_file()
+
+
+def test_callbacks_follow_each_manifest_run(inputs, tmp_path):
+    """What --monitor relies on: one callback sees every manifest's run start and end."""
+    from tilefleet.engine.callbacks import RunCallback
+
+    class Recorder(RunCallback):
+        def __init__(self):
+            self.started, self.ended = [], []
+
+        def on_run_start(self, run):
+            self.started.append(run.run_dir)
+
+        def on_run_end(self, result):
+            self.ended.append(result.exit_code)
+
+    source = tmp_path / "drop"
+    (source / "a").mkdir(parents=True)
+    (source / "a/one-raw.csv").write_text("landsat/RGB.byte.tif,3\n")
+    (source / "two-raw.csv").write_text("s2/SCL.tif,1\n")
+    recorder = Recorder()
+    watch = WatchOptions(
+        source=str(source),
+        dest=str(tmp_path / "out"),
+        input_root=str(inputs),
+        runs_dir=tmp_path / "runs",
+        callbacks=(recorder,),
+    )
+    result = Watcher(watch).run_pass()
+    assert result.exit_code == 0 and len(result.manifests) == 2
+    assert len(set(recorder.started)) == 2 and recorder.ended == [0, 0]
+    assert {m.run_dir for m in result.manifests} == set(recorder.started)

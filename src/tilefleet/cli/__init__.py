@@ -174,6 +174,10 @@ def demo(
         Path, typer.Option("--out", help="Folder for the sample data, outputs and run")
     ] = Path("tilefleet-demo"),
     workers: Workers = None,
+    watch_live: Annotated[bool, typer.Option("--monitor", help=MONITOR_HELP)] = False,
+    monitor_port: Annotated[
+        int | None, typer.Option("--monitor-port", help="Port of the monitor page [8765]")
+    ] = None,
 ) -> None:
     """Make a small sample workload and cogify it on local processes (no network needed)."""
     from tilefleet.demo import prepare_demo
@@ -185,6 +189,7 @@ def demo(
         fail(str(exc))
     if workers is not None:
         values["workers"] = workers
+    values.update(monitor=watch_live, monitor_port=monitor_port)
     typer.echo(f"sample workload: {values['manifest']} ({values['input_root']})")
     run_values(values)
 

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 import typer
 
 from tilefleet.cli.generate import command, extra_argument, extra_option, model_options
+from tilefleet.cli.monitor import monitor_callbacks
 from tilefleet.cli.output import fail, setup_logging
-from tilefleet.cli.recipes import RECIPE_PANEL, RUN_PANEL, Verbose
+from tilefleet.cli.recipes import RECIPE_PANEL, RUN_PANEL, Verbose, monitor_options
 from tilefleet.engine.job import executor_settings_model, run_options_model
 from tilefleet.errors import JobError
 from tilefleet.recipes import get_recipe, recipe_names
@@ -75,6 +76,7 @@ def add_watch_command(app: typer.Typer) -> None:
         ),
         *model_options(executor_settings_model(), required=False, panel="Executor settings"),
         extra_option("verbose", Verbose, False),
+        *monitor_options(),
     ]
     command(
         app,
@@ -108,6 +110,7 @@ def _watch(values: dict[str, Any]) -> None:
     from tilefleet.engine.watch import WatchOptions, parse_duration, watch
 
     setup_logging(values.pop("verbose", False))
+    callbacks = tuple(monitor_callbacks(values))  # one page, following each manifest's run
     own = {name: values.pop(name, None) for name in ("source", *OWN_OPTIONS)}
     try:
         if own["once"] and own["every"]:
@@ -122,6 +125,7 @@ def _watch(values: dict[str, Any]) -> None:
             stale_after_s=parse_duration(own["stale_after"]),
             every_s=parse_duration(own["every"]) if own["every"] else None,
             job_options=values,
+            callbacks=callbacks,
         )
         code = watch(settings)
     except JobError as exc:

@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tilefleet.engine.callbacks import RunCallback
 from tilefleet.engine.claims import WATCH_DIR, Claim, ClaimBook, claims_location, is_missing
 from tilefleet.engine.executors import executor_class
 from tilefleet.engine.job import DEFAULT_EXECUTOR, build_job
@@ -103,6 +104,8 @@ class WatchOptions:
     stale_after_s: float = DEFAULT_STALE_AFTER_S
     every_s: float | None = None
     job_options: dict[str, Any] = field(default_factory=dict)
+    #: Follow each manifest's run (the live monitor page, a progress bar).
+    callbacks: tuple[RunCallback, ...] = ()
 
 
 def default_input_root(source: Location) -> str:
@@ -501,7 +504,8 @@ class Watcher:
 
         An empty or unreadable manifest becomes one failed row naming the manifest."""
         try:
-            run = run_job(build_job(_job_values(self.options, processing_url, run_dir)))
+            job = build_job(_job_values(self.options, processing_url, run_dir))
+            run = run_job(job, callbacks=self.options.callbacks)
         except JobError as exc:
             first = self.columns[0] if self.columns else "manifest"
             return [], [{first: result.manifest, "reason": str(exc)}]
