@@ -203,28 +203,23 @@ def test_the_package_exposes_the_api():
 
 
 def test_a_task_id_no_ledger_can_hold_fails_alone(tmp_path):
-    ids = ["fine", "nul\x00inside", "also fine"]
-    result = tilefleet.run(
-        "user_recipe:MarkerRecipe",
-        dest=str(tmp_path / "out"),
-        ids=ids,
-        run_dir=str(tmp_path / "run"),
-        workers=1,
-        progress=False,
-    )
+    def run_markers():
+        return tilefleet.run(
+            "user_recipe:MarkerRecipe",
+            dest=str(tmp_path / "out"),
+            ids=["fine", "nul\x00inside", "also fine"],
+            run_dir=str(tmp_path / "run"),
+            workers=1,
+            progress=False,
+        )
+
+    result = run_markers()
     assert result.exit_code == tilefleet.ExitCode.PARTIAL
     assert [(t.id, t.reason) for t in result.failed] == [
         ("nul\\x00inside", "task id nul\\x00inside holds a NUL")
     ]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["m0.json", "m2.json"]
-    again = tilefleet.run(
-        "user_recipe:MarkerRecipe",
-        dest=str(tmp_path / "out"),
-        ids=ids,
-        run_dir=str(tmp_path / "run"),
-        workers=1,
-        progress=False,
-    )  # the rerun of the same run dir works: nothing done twice, the bad id fails again
+    again = run_markers()  # the same run dir again: nothing done twice, the bad id fails again
     assert again.exit_code == tilefleet.ExitCode.PARTIAL and again.counts["succeeded"] == 2
 
 
