@@ -25,13 +25,13 @@ import logging
 import os
 import secrets
 import shutil
-import tempfile
 from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
 from tilefleet.engine.executors.base import AttemptExecutor, Completion, ExecutorSettings
+from tilefleet.engine.executors.scratch import new_scratch
 from tilefleet.engine.executors.worker_env import is_secret_name
 from tilefleet.engine.worker import execute
 from tilefleet.errors import WorkerLostError
@@ -109,7 +109,7 @@ class DaskExecutor(AttemptExecutor):
         else:
             import dask
 
-            self._scratch = tempfile.mkdtemp(prefix="tilefleet-dask-")
+            self._scratch = new_scratch("dask")
             scheduler_config = {
                 "distributed.scheduler.allowed-failures": 0,
                 "temporary-directory": self._scratch,

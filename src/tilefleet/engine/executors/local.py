@@ -23,6 +23,7 @@ from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 
 from tilefleet.engine.executors.base import AttemptExecutor, Completion
+from tilefleet.engine.executors.scratch import new_scratch
 from tilefleet.engine.worker import execute
 from tilefleet.errors import WorkerLostError
 from tilefleet.task import Task
@@ -42,7 +43,7 @@ class LocalExecutor(AttemptExecutor):
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             if self._scratch is None:
-                self._scratch = tempfile.mkdtemp(prefix="tilefleet-local-")
+                self._scratch = new_scratch("local")
             self._context = _WorkerContext()
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
