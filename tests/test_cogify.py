@@ -353,3 +353,28 @@ def test_rows_that_would_write_the_same_outputs_fail_instead_of_replacing(inputs
     }
     failed = read_csv(tmp_path / "run/failed.csv")  # a valid manifest of the refused rows
     assert [row["path"] for row in failed] == ["landsat/RGB.byte.tiff", "landsat/RGB.byte.img"]
+
+
+def test_hostile_rows_fail_alone_and_no_report_cell_runs_as_a_formula(inputs, tmp_path):
+    manifest = tmp_path / "m.csv"
+    long_path = "a/" * 100_000 + "x.tif"  # past the csv module's own 128 KiB field limit
+    manifest.write_text(
+        f"landsat/RGB.byte.tif,3\n=cmd|' /C calc'!A0,1\n{long_path},1\n@SUM(1+1)*cmd,1\n"
+    )
+    result = run_cogify(manifest, inputs, tmp_path / "out", tmp_path / "run")
+    assert result.exit_code == 1 and result.counts == {
+        "succeeded": 1,
+        "skipped": 0,
+        "failed": 3,
+        "pending": 0,
+    }
+    reasons = {t.id: t.reason for t in result.failed}
+    assert reasons["line-2"] == "line 2: path starts with '=', as a spreadsheet formula does"
+    assert reasons["line-3"] == "line 3: path of 200005 characters (at most 4096)"
+    assert reasons["line-4"].startswith("line 4: path starts with '@'")
+    for name in ("failed.csv", "tasks.csv", "succeeded.csv"):
+        for row in read_csv(tmp_path / "run" / name):
+            for cell in row.values():
+                assert not cell.startswith(("=", "+", "@")), (name, cell)
+    failed = read_csv(tmp_path / "run/failed.csv")
+    assert failed[0]["path"] == "'=cmd|' /C calc'!A0"

@@ -192,9 +192,16 @@ def _write_tasks_csv(
             duration = f"{r.duration_s:.3f}" if r.duration_s is not None else ""
             found = results.get(r.task.id)
             text = json.dumps(found, sort_keys=True, separators=(",", ":")) if found else ""
-            writer.writerow(
-                [r.task.id, r.status, r.attempts, duration, r.worker or "", r.error or "", text]
-            )
+            row = [r.task.id, r.status, r.attempts, duration, r.worker or "", r.error or "", text]
+            writer.writerow([spreadsheet_safe(cell) for cell in row])
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A cell as text a spreadsheet shows and never runs: one starting like a formula
+    (``=``, ``+``, ``@``, a tab or a carriage return) gets a leading ``'``."""
+    if isinstance(value, str) and value.startswith(("=", "+", "@", "\t", "\r")):
+        return "'" + value
+    return value
 
 
 def _write_source_csv(
@@ -206,4 +213,4 @@ def _write_source_csv(
             fh, fieldnames=[*fields, *extra], lineterminator="\n", extrasaction="ignore"
         )
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)

@@ -51,7 +51,17 @@ def parse_manifest(data: bytes, name: str = "manifest") -> list[ManifestRow]:
     return [_headerless_row(number, fields) for number, fields in records]
 
 
+#: Longest path a row may hold; a longer one fails its row (not the whole manifest, as the
+#: csv module's own field limit would).
+MAX_PATH_CHARS = 4096
+#: First characters that make a spreadsheet run a cell as a formula.
+FORMULA_START = ("=", "+", "@")
+
+
 def _records(text: str):
+    # The csv module refuses a field past 128 KiB and stops reading: lift that, so one
+    # absurd row fails alone (see MAX_PATH_CHARS).
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         for fields in reader:
@@ -98,6 +108,12 @@ def _row(number: int, path: str, num_bands: str) -> ManifestRow:
     path, num_bands = path.strip(), num_bands.strip()
     if not path:
         return ManifestRow(number, path, num_bands, error=f"line {number}: empty path")
+    if len(path) > MAX_PATH_CHARS:
+        reason = f"line {number}: path of {len(path)} characters (at most {MAX_PATH_CHARS})"
+        return ManifestRow(number, path[:MAX_PATH_CHARS], num_bands, error=reason)
+    if path.startswith(FORMULA_START):
+        reason = f"line {number}: path starts with {path[0]!r}, as a spreadsheet formula does"
+        return ManifestRow(number, path, num_bands, error=reason)
     if not num_bands:
         return ManifestRow(number, path, num_bands)
     try:
