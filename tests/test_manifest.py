@@ -65,3 +65,10 @@ def test_formatted_failures_are_a_valid_manifest_again():
     text = format_manifest([{"path": "a.tif", "num_bands": "3", "reason": "bad"}], ("reason",))
     rows = parse_manifest(text.encode())
     assert (rows[0].path, rows[0].num_bands, rows[0].error) == ("a.tif", 3, None)
+
+
+def test_an_unterminated_quote_is_an_invalid_manifest_not_rows_lost():
+    with pytest.raises(JobError, match="not valid CSV at line 3: unexpected end of data"):
+        parse_manifest(b'a.tif,1\n"b.tif,1\nc.tif,1\n')
+    rows = parse_manifest(b'a.tif,1\n"b, c.tif",1\n')  # a quoted comma is fine
+    assert [row.path for row in rows] == ["a.tif", "b, c.tif"]

@@ -62,7 +62,9 @@ def _records(text: str):
     # The csv module refuses a field past 128 KiB and stops reading: lift that, so one
     # absurd row fails alone (see MAX_PATH_CHARS).
     csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: a quote opened and never closed is an error, not the rest of the file read
+    # silently as one field (every row after it lost).
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         for fields in reader:
             yield reader.line_num, fields
