@@ -9,6 +9,7 @@ from rio_cogeo.cogeo import cog_validate
 
 from conftest import S3_SECRET
 from helpers import assert_same_pixels, read_csv, run_cogify
+from tilefleet.errors import JobError
 from tilefleet.store import objects
 from tilefleet.store.gdal_env import gdal_config
 
@@ -111,3 +112,17 @@ def test_store_listing_is_paginated(s3):
     assert len(list(store.list("dir"))) == 1204
     assert store.put_bytes(b"y", "dir/00000.json", if_absent=True) is False
     assert store.put_bytes(b"y", "dir/new.json", if_absent=True) is True
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ("s3://tf-input/manifests/nope.csv", "manifest s3://tf-input/manifests/nope.csv does not"),
+        ("s3://no-such-bucket/m.csv", "manifest s3://no-such-bucket/m.csv does not exist"),
+    ],
+)
+def test_an_unreadable_s3_manifest_is_one_line(buckets, tmp_path, manifest, message):
+    with pytest.raises(JobError) as caught:
+        run_cogify(manifest, "s3://tf-input/raw", "s3://tf-output/cogs", tmp_path / "run")
+    text = str(caught.value)
+    assert text.startswith(message) and "\n" not in text and len(text) < 320, text

@@ -17,7 +17,7 @@ import rasterio
 from pydantic import Field, field_validator
 from rasterio.errors import RasterioIOError
 
-from tilefleet.errors import JobError, PermanentError
+from tilefleet.errors import JobError, PermanentError, one_line
 from tilefleet.fields import Cli, CommaList
 from tilefleet.recipes.base import Recipe, RecipeParams
 from tilefleet.store.cog import (
@@ -217,11 +217,14 @@ def _read_manifest(url: str) -> bytes:
     try:
         return store.get_bytes(name)
     except (FileNotFoundError, IsADirectoryError) as exc:
+        if not location.is_local:  # an object store's: its text is a dump of the request
+            raise JobError(f"manifest {url} does not exist") from exc
         raise JobError(f"cannot read manifest {url}: {exc.strerror or exc}") from exc
-    except Exception as exc:
+    except Exception as exc:  # an object store's answer: one line, never its debug dump
         if type(exc).__name__ == "NotFoundError":
             raise JobError(f"manifest {url} does not exist") from exc
-        raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise JobError(f"cannot read manifest {url}: {one_line(Exception(first), 240)}") from exc
 
 
 def _inspect_input(src: str, key: str) -> tuple[str, int]:
