@@ -49,7 +49,9 @@ class RunOptions(BaseModel):
     )
     retries: int = Field(3, ge=0, description="Retries of a task after a retryable failure")
     backoff_s: float = Field(1.0, ge=0, description="First retry delay, s; doubles each retry")
-    max_in_flight: int | None = Field(None, ge=1, description="Most attempts submitted at once")
+    max_in_flight: int | None = Field(
+        None, ge=1, le=100_000_000, description="Most attempts submitted at once"
+    )
     overwrite: bool = Field(False, description="Redo tasks whose outputs already exist")
     dry_run: bool = Field(False, description="Plan and estimate, run nothing")
     yes: Annotated[bool, Cli(short="-y")] = Field(
@@ -109,6 +111,7 @@ def _optional(info: FieldInfo) -> Any:
     return Annotated[(optional, *info.metadata)] if info.metadata else optional
 
 
+@functools.cache
 def run_options_model() -> type[BaseModel]:
     """Run options plus every executor's settings: what ``tilefleet run JOB`` takes."""
     return create_model(
@@ -140,15 +143,19 @@ def _executor_help() -> dict[str, Any]:
         if issubclass(cls, AttemptExecutor)
     )
     return {
-        "executor": (
-            str,
-            Field(DEFAULT_EXECUTOR, description=f"Execution engine: {', '.join(classes)}"),
-        ),
-        "max_in_flight": (
-            Annotated[int | None, Cli(default=f"per worker: {per_worker}")],
-            Field(None, ge=1, le=100_000_000, description="Most attempts submitted at once"),
-        ),
+        "executor": _run_option("executor", f"Execution engine: {', '.join(classes)}"),
+        "max_in_flight": _run_option("max_in_flight", cli=Cli(default=f"per worker: {per_worker}")),
     }
+
+
+def _run_option(name: str, description: str | None = None, cli: Cli | None = None) -> tuple:
+    """A field of :class:`RunOptions` as it is (type, default, checks), with another
+    description or command-line hint."""
+    info = RunOptions.model_fields[name]
+    metadata = [m for m in info.metadata if cli is None or not isinstance(m, Cli)]
+    metadata += [cli] if cli is not None else []
+    annotation = Annotated[(info.annotation, *metadata)] if metadata else info.annotation
+    return annotation, Field(info.default, description=description or info.description)
 
 
 def build_job(values: dict[str, Any]) -> Job:

@@ -132,11 +132,18 @@ class Ledger:
                 ((t.id, start + i, _encode_task(t)) for i, t in enumerate(tasks)),
             )
 
-    def records(self, ids: Iterable[str] | None = None) -> Iterator[TaskRecord]:
-        query = "SELECT task, status, attempts, duration_s, worker, error FROM tasks ORDER BY seq"
+    def records(
+        self, ids: Iterable[str] | None = None, *, status: str | None = None
+    ) -> Iterator[TaskRecord]:
+        """The tasks in plan order (those of ``ids``, or in ``status``, when given)."""
+        where, args = ("WHERE status = ?", (status,)) if status is not None else ("", ())
+        query = (
+            "SELECT task, status, attempts, duration_s, worker, error FROM tasks "
+            f"{where} ORDER BY seq"
+        )
         wanted = set(ids) if ids is not None else None
-        for task, status, attempts, duration, worker, error in self.db.execute(query):
-            record = TaskRecord(_decode_task(task), status, attempts, duration, worker, error)
+        for task, state, attempts, duration, worker, error in self.db.execute(query, args):
+            record = TaskRecord(_decode_task(task), state, attempts, duration, worker, error)
             if wanted is None or record.task.id in wanted:
                 yield record
 

@@ -21,15 +21,21 @@ from tilefleet.engine.html_report import write_html_report
 from tilefleet.engine.ledger import Ledger, TaskRecord
 from tilefleet.engine.timeline import plot_timeline
 from tilefleet.task import DONE_STATES, FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED
+from tilefleet.tiles.manifest import spreadsheet_safe
 
 log = logging.getLogger("tilefleet")
 FIRST_FAILURES = 20
 
 
 def build_report(
-    ledger: Ledger, run_dir: Path, records: list[TaskRecord], attempts: list[dict[str, Any]]
+    ledger: Ledger,
+    run_dir: Path,
+    records: list[TaskRecord],
+    attempts: list[dict[str, Any]],
+    results: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The content of report.json, from the ledger's tasks and attempts."""
+    """The content of report.json, from the ledger's tasks and attempts (and the tasks'
+    results, :func:`task_results` of them, when the caller has them already)."""
     counts = Counter(r.status for r in records)
     sessions = ledger.sessions()
     durations = [r.duration_s for r in records if r.status == SUCCEEDED and r.duration_s]
@@ -66,7 +72,7 @@ def build_report(
             for a in attempts
             if a["ok"] and a["metrics"].get("warning")
         ],
-        "results": result_totals(task_results(attempts)),
+        "results": result_totals(task_results(attempts) if results is None else results),
         "job": ledger.get_meta("job"),
     }
 
@@ -75,10 +81,11 @@ def write_reports(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
     """Write every report file into ``run_dir`` and return report.json's content."""
     records = list(ledger.records())  # read once: a run may hold millions of tasks
     attempts = ledger.attempts()
-    report = build_report(ledger, run_dir, records, attempts)
+    results = task_results(attempts)
+    report = build_report(ledger, run_dir, records, attempts, results)
     columns = tuple(ledger.get_meta("source_columns") or ())
     (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    _write_tasks_csv(run_dir / "tasks.csv", records, task_results(attempts))
+    _write_tasks_csv(run_dir / "tasks.csv", records, results)
     _write_source_csv(
         run_dir / "failed.csv",
         columns,
@@ -194,14 +201,6 @@ def _write_tasks_csv(
             text = json.dumps(found, sort_keys=True, separators=(",", ":")) if found else ""
             row = [r.task.id, r.status, r.attempts, duration, r.worker or "", r.error or "", text]
             writer.writerow([spreadsheet_safe(cell) for cell in row])
-
-
-def spreadsheet_safe(value: object) -> object:
-    """A cell as text a spreadsheet shows and never runs: one starting like a formula
-    (``=``, ``+``, ``@``, a tab or a carriage return) gets a leading ``'``."""
-    if isinstance(value, str) and value.startswith(("=", "+", "@", "\t", "\r")):
-        return "'" + value
-    return value
 
 
 def _write_source_csv(

@@ -234,9 +234,7 @@ def _workers_find(recipe: Recipe, tasks: list[Task]) -> list[Task]:
     the registry (a user's recipe included, whatever its ``name``); a task whose id no
     ledger can hold (a NUL in it) is rejected under its escaped id, the others go on."""
     reference = recipe.reference()
-    return [
-        t if t.recipe == reference and "\x00" not in t.id else _fitted(t, reference) for t in tasks
-    ]
+    return [_fitted(task, reference) for task in tasks]
 
 
 def _one_writer_per_output(tasks: list[Task]) -> list[Task]:
@@ -257,7 +255,7 @@ def _one_writer_per_output(tasks: list[Task]) -> list[Task]:
 
 def _fitted(task: Task, reference: str) -> Task:
     if "\x00" not in task.id:
-        return replace(task, recipe=reference)
+        return task if task.recipe == reference else replace(task, recipe=reference)
     escaped = task.id.encode("unicode_escape").decode("ascii")
     return replace(task, id=escaped, recipe=reference, rejected=f"task id {escaped} holds a NUL")
 
@@ -266,8 +264,7 @@ def failed_tasks(ledger: Ledger) -> list[FailedTask]:
     """The tasks of a run that ended failed, with the reason of their last attempt."""
     return [
         FailedTask(r.task.id, r.error or "", r.attempts, dict(r.task.source))
-        for r in ledger.records()
-        if r.status == FAILED
+        for r in ledger.records(status=FAILED)
     ]
 
 

@@ -27,10 +27,8 @@ The claims themselves are in :mod:`tilefleet.engine.claims`.
 
 from __future__ import annotations
 
-import csv
 import fnmatch
 import hashlib
-import io
 import logging
 import re
 import time
@@ -54,6 +52,7 @@ from tilefleet.recipes.base import Recipe
 from tilefleet.store.location import Location
 from tilefleet.store.objects import is_partial, open_store
 from tilefleet.task import DONE_STATES, FAILED, PENDING, SKIPPED
+from tilefleet.tiles.manifest import format_rows
 
 log = logging.getLogger("tilefleet")
 
@@ -265,6 +264,11 @@ def manifest_stem(key: str) -> str:
     return f"{key.removesuffix('.csv')}-"
 
 
+def processing_stamp(processing_key: str) -> str:
+    """The UTC timestamp in the name of a watcher's ``…processing-<ts>.csv`` file."""
+    return _WATCHER_NAME.match(processing_key.rsplit("/", 1)[-1])["ts"]
+
+
 def state_key(stem: str, state: str, timestamp: str) -> str:
     """``{stem}{processing|processed|failed}-{timestamp}.csv``."""
     return f"{stem}{state}-{timestamp}.csv"
@@ -437,7 +441,7 @@ class Watcher:
             return ManifestResult(
                 self._url(processing_key), processing_key, error=f"cannot read it: {one_line(exc)}"
             )
-        stamp = _WATCHER_NAME.match(processing_key.rsplit("/", 1)[-1])["ts"]
+        stamp = processing_stamp(processing_key)
         log.info("manifest %s: resuming (stale since %s)", self._url(processing_key), stamp)
         return self._finish(self._url(processing_key), processing_key, stamp, data, lease)
 
@@ -457,7 +461,7 @@ class Watcher:
 
     def _collect(self, processing_key: str, run_dir: Path) -> ManifestResult:
         """Merge what the plan's nodes reported; once every task has, write the CSVs."""
-        stamp = _WATCHER_NAME.match(processing_key.rsplit("/", 1)[-1])["ts"]
+        stamp = processing_stamp(processing_key)
         result = ManifestResult(self._url(processing_key), processing_key, run_dir)
         try:
             report = rebuild_reports(run_dir)
@@ -465,7 +469,7 @@ class Watcher:
             if result.pending:
                 return result
             done, failed = rows_from_ledger(run_dir, result, self.columns)
-            stem = processing_key[: -len(f"processing-{stamp}.csv")]
+            stem = processing_key.removesuffix(f"processing-{stamp}.csv")
             # Idempotent: two watchers collecting at once write the same files.
             self._write_outcome(result, stem, stamp, done, failed)
             self.source.delete([processing_key])
@@ -480,9 +484,9 @@ class Watcher:
     ) -> ManifestResult:
         """Run the recipe on the processing file; turn its record into processed/failed."""
         processing_url = self._url(processing_key)
-        run_dir = self.options.runs_dir / run_dir_name(processing_url, processing_key)
+        run_dir = self._run_dir(processing_key)
         result = ManifestResult(manifest_url, processing_key, run_dir)
-        stem = processing_key[: -len(f"processing-{stamp}.csv")]
+        stem = processing_key.removesuffix(f"processing-{stamp}.csv")
         try:
             done, failed = self._run_rows(processing_url, data, run_dir, result)
             if result.abandoned or result.pending:
@@ -576,17 +580,6 @@ def rows_from_ledger(
             else:
                 failed.append({**row, "reason": f"not run ({record.status}) in {run_dir}"})
     return done, failed
-
-
-def format_rows(rows: list[dict[str, str]], columns: tuple[str, ...], header: bool = False) -> str:
-    """Rows as CSV: as the crank writes manifests (no header, ``path,num_bands`` for cogify),
-    or with a header naming the columns (a failed CSV, a valid manifest for a retry)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    if header:
-        writer.writerow(columns)
-    writer.writerows([row.get(column, "") for column in columns] for row in rows)
-    return out.getvalue()
 
 
 def watch(options: WatchOptions) -> int:

@@ -134,10 +134,24 @@ def _row(number: int, path: str, num_bands: str) -> ManifestRow:
 
 def format_manifest(rows: list[dict[str, str]], extra: tuple[str, ...] = ()) -> str:
     """Rows (with ``path`` and ``num_bands``, plus any ``extra`` columns) as manifest CSV text."""
+    return format_rows(rows, (*MANIFEST_COLUMNS, *extra), header=True)
+
+
+def format_rows(rows: list[dict[str, str]], columns: tuple[str, ...], header: bool = False) -> str:
+    """Rows as CSV text: as the crank writes manifests (no header, ``path,num_bands`` for
+    cogify), or with a header naming the columns (a failed CSV, a valid manifest for a
+    retry). No cell runs as a spreadsheet formula (:func:`spreadsheet_safe`)."""
     out = io.StringIO()
-    writer = csv.DictWriter(
-        out, fieldnames=[*MANIFEST_COLUMNS, *extra], lineterminator="\n", extrasaction="ignore"
-    )
-    writer.writeheader()
-    writer.writerows(rows)
+    writer = csv.writer(out, lineterminator="\n")
+    if header:
+        writer.writerow(columns)
+    writer.writerows([spreadsheet_safe(row.get(column, "")) for column in columns] for row in rows)
     return out.getvalue()
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A cell as text a spreadsheet shows and never runs: one starting like a formula
+    (``=``, ``+``, ``@``, a tab or a carriage return) gets a leading ``'``."""
+    if isinstance(value, str) and value.startswith(("=", "+", "@", "\t", "\r")):
+        return "'" + value
+    return value
