@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
+from pydantic import BaseModel, Field
 
 from tilefleet.cli.output import fail
+from tilefleet.fields import Cli
 
 _TUNNEL = (
     "It binds 127.0.0.1 (only this machine) unless --host says otherwise; from another "
@@ -21,31 +22,21 @@ MONITOR_HELP = (
     "run ends it shows the final report. " + _TUNNEL
 )
 
-Monitor = Annotated[
-    bool,
-    typer.Option(
-        "--monitor",
-        help="Serve the live monitor page while the run goes (see `tilefleet monitor`). "
-        + _TUNNEL.replace("--host", "--monitor-host"),
-        rich_help_panel="Monitor",
-    ),
-]
-MonitorPort = Annotated[
-    int | None,
-    typer.Option(
-        "--monitor-port",
-        help=escape("Port of the monitor page [default: 8765]"),
-        rich_help_panel="Monitor",
-    ),
-]
-MonitorHost = Annotated[
-    str | None,
-    typer.Option(
-        "--monitor-host",
-        help=escape("Address the monitor binds [default: 127.0.0.1; another only when given]"),
-        rich_help_panel="Monitor",
-    ),
-]
+
+class MonitorOptions(BaseModel):
+    """``--monitor`` and its place: command-line only (not job keys), like ``--verbose``."""
+
+    monitor: bool = Field(
+        False,
+        description="Serve the live monitor page while the run goes (see `tilefleet "
+        "monitor`). " + _TUNNEL.replace("--host", "--monitor-host"),
+    )
+    monitor_port: Annotated[int | None, Cli(default="8765")] = Field(
+        None, description="Port of the monitor page"
+    )
+    monitor_host: Annotated[str | None, Cli(default="127.0.0.1; another only when given")] = Field(
+        None, description="Address the monitor binds"
+    )
 
 
 def monitor(

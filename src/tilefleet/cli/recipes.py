@@ -10,7 +10,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from tilefleet.cli.generate import command, extra_option, model_options
-from tilefleet.cli.monitor import Monitor, MonitorHost, MonitorPort, monitor_callbacks
+from tilefleet.cli.monitor import MonitorOptions, monitor_callbacks
 from tilefleet.cli.output import confirm_on_terminal, fail, setup_logging, show_result
 from tilefleet.engine.job import RunOptions, executor_settings_model, run_options_model
 from tilefleet.errors import JobError
@@ -36,11 +36,7 @@ def run_and_executor_options() -> list:
 def monitor_options() -> list:
     """``--monitor``, ``--monitor-port``, ``--monitor-host``: command-line only, like
     ``--verbose`` (see :func:`run_values`)."""
-    return [
-        extra_option("monitor", Monitor, False),
-        extra_option("monitor_port", MonitorPort, None),
-        extra_option("monitor_host", MonitorHost, None),
-    ]
+    return model_options(MonitorOptions, panel="Monitor")
 
 
 def add_recipe_command(app: typer.Typer, recipe_name: str, command_name: str) -> None:
