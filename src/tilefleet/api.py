@@ -10,10 +10,14 @@
         print(task.id, task.reason)
 
 A job is named by its recipe and keyword arguments (the keys of a job file), by a
-:class:`Job`, or by the path of a YAML job file. Local workers are separate processes that
-import nothing of the calling script, but Python's ``spawn`` start method makes each of them
-import the script itself: a script that calls :func:`run` at its top level, without an
-``if __name__ == "__main__":`` guard, is refused with one line saying so.
+:class:`Job`, or by the path of a YAML job file. A job file of ``steps:`` is a chain
+(:mod:`tilefleet.chain`): :func:`run` runs its steps in order (``from_step``/``to_step``
+choose some) and returns a :class:`~tilefleet.chain.ChainResult`.
+
+Local workers are separate processes that import nothing of the calling script, but
+Python's ``spawn`` start method makes each of them import the script itself: a script that
+calls :func:`run` at its top level, without an ``if __name__ == "__main__":`` guard, is
+refused with one line saying so.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tilefleet.chain import Chain, ChainResult, is_chain_document, load_chain, run_chain
 from tilefleet.engine.callbacks import RunCallback
 from tilefleet.engine.job import Job, build_job
 from tilefleet.engine.progress import RunProgress
@@ -34,8 +39,9 @@ from tilefleet.engine.result import RunResult
 from tilefleet.engine.run import run_job
 from tilefleet.errors import JobError
 from tilefleet.jobs import load_job as _load_job_file
+from tilefleet.jobs import read_job_document
 
-JobLike = str | Path | Job
+JobLike = str | Path | Job | Chain
 
 
 def run(
@@ -45,23 +51,42 @@ def run(
     callbacks: Sequence[RunCallback] = (),
     progress: bool = True,
     confirm: Callable[[str], bool] | None = None,
+    from_step: str | None = None,
+    to_step: str | None = None,
     **values: Any,
-) -> RunResult:
+) -> RunResult | ChainResult:
     """Run a job and return what it did; task failures are in the result, never raised.
 
     ``job`` is a recipe name (its parameters and run options as keyword arguments), a
-    :class:`Job`, or a YAML job file (keyword arguments override its keys). ``callbacks``
-    follow the run; ``progress`` adds the progress bar (or periodic log lines off a
-    terminal). ``confirm`` answers the cost question of billed executors (else pass
+    :class:`Job`, or a YAML job file (keyword arguments override its keys); a chain file
+    (or :class:`~tilefleet.chain.Chain`) runs its steps ``from_step`` … ``to_step``.
+    ``callbacks`` follow the run; ``progress`` adds the progress bar (or periodic log lines
+    off a terminal). ``confirm`` answers the cost question of billed executors (else pass
     ``yes=True``). Raises :class:`~tilefleet.errors.JobError` for an invalid job.
     """
     refuse_unguarded_script()
     follow = [*callbacks, RunProgress()] if progress else list(callbacks)
+    chain = _chain_of(job, values, from_step, to_step)
+    if chain is not None:
+        return run_chain(
+            chain,
+            first=from_step,
+            last=to_step,
+            dry_run=bool(values.get("dry_run")),
+            confirm=confirm,
+            callbacks=follow,
+        )
     return run_job(_job_of(job, values), confirm=confirm, callbacks=follow)
 
 
-def plan(job: JobLike, /, **values: Any) -> RunResult:
-    """Plan a job, check its destination and estimate it, run nothing (a dry run)."""
+def plan(
+    job: JobLike, /, *, from_step: str | None = None, to_step: str | None = None, **values: Any
+) -> RunResult | ChainResult:
+    """Plan a job (or every step of a chain), check its destination and estimate it, run
+    nothing (a dry run)."""
+    chain = _chain_of(job, values, from_step, to_step)
+    if chain is not None:
+        return run_chain(chain, first=from_step, last=to_step, dry_run=True)
     return run_job(_job_of(job, {**values, "dry_run": True}))
 
 
@@ -70,10 +95,30 @@ def load_job(path: str | Path, /, **overrides: Any) -> Job:
     return _load_job_file(Path(path), overrides)
 
 
+def _chain_of(
+    job: JobLike, values: dict[str, Any], from_step: str | None, to_step: str | None
+) -> Chain | None:
+    """The chain ``job`` names, if it is one; overrides apply to every step."""
+    if isinstance(job, Chain):
+        chain = job
+    elif _is_job_file(job) and is_chain_document(read_job_document(Path(job))):
+        overrides = {k: v for k, v in values.items() if k != "dry_run"}
+        chain = load_chain(Path(job), overrides)
+    else:
+        chain = None
+    if chain is None and (from_step or to_step):
+        raise JobError("from/to steps are for chains (job files of steps:)")
+    return chain
+
+
+def _is_job_file(job: JobLike) -> bool:
+    return isinstance(job, Path) or (isinstance(job, str) and job.endswith((".yaml", ".yml")))
+
+
 def _job_of(job: JobLike, values: dict[str, Any]) -> Job:
     if isinstance(job, Job):
         return job.model_copy(update=values) if values else job
-    if isinstance(job, Path) or str(job).endswith((".yaml", ".yml")):
+    if _is_job_file(job):
         return _load_job_file(Path(job), values)
     return build_job({"recipe": job, **values})
 

@@ -18,15 +18,22 @@ from tilefleet.errors import JobError
 from tilefleet.fields import read_yaml_mapping
 from tilefleet.recipes import recipe_names
 
-__all__ = ["Job", "build_job", "job_schema", "load_job"]
+__all__ = ["Job", "build_job", "job_schema", "load_job", "read_job_document"]
+
+
+def read_job_document(path: Path) -> dict[str, Any]:
+    """The mapping a job (or chain) file holds, unvalidated; :class:`JobError` if none."""
+    try:
+        return read_yaml_mapping(path, "job file")
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
 
 
 def load_job(path: Path, overrides: dict[str, Any] | None = None) -> Job:
     """Read a YAML job file, apply CLI ``overrides`` (those not None), validate."""
-    try:
-        raw = read_yaml_mapping(path, "job file")
-    except ValueError as exc:
-        raise JobError(str(exc)) from None
+    raw = read_job_document(path)
+    if "steps" in raw:
+        raise JobError(f"{path} is a chain of steps: run or plan it whole (tilefleet run)")
     values = {str(k).replace("-", "_"): _expand(v) for k, v in raw.items()}
     resolve_local_paths(values, Path(path).resolve().parent)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})

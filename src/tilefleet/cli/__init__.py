@@ -75,7 +75,14 @@ app = typer.Typer(
 Workers = Annotated[
     int | None, typer.Option("--workers", min=1, help="Parallel workers [default: CPU count]")
 ]
-JobFile = Annotated[Path, typer.Argument(help="YAML job file")]
+JobFile = Annotated[Path, typer.Argument(help="YAML job file (or chain file of steps:)")]
+# A chain's first and last step to run (names or numbers; see tilefleet.chain).
+FromStep = Annotated[
+    str | None, typer.Option("--from", metavar="STEP", help="Chain: start at this step")
+]
+ToStep = Annotated[
+    str | None, typer.Option("--to", metavar="STEP", help="Chain: end after this step")
+]
 
 
 @app.callback(invoke_without_command=True)
@@ -128,6 +135,8 @@ command(
     [
         _job_file,
         *run_and_executor_options(),
+        extra_option("from_step", FromStep),
+        extra_option("to_step", ToStep),
         extra_option("verbose", Verbose, False),
         *monitor_options(),
     ],
@@ -137,9 +146,16 @@ command(
 command(
     app,
     "plan",
-    [_job_file, *run_and_executor_options(), extra_option("map", PlanMap, None)],
+    [
+        _job_file,
+        *run_and_executor_options(),
+        extra_option("from_step", FromStep),
+        extra_option("to_step", ToStep),
+        extra_option("map", PlanMap, None),
+    ],
     _plan_file,
-    "Plan and estimate a job file without running it (same as `run --dry-run`).",
+    "Plan and estimate a job file (every step of a chain) without running it (same as "
+    "`run --dry-run`).",
 )
 
 

@@ -29,7 +29,10 @@ class RunProgress(RunCallback):
         self._last_log = time.monotonic()
 
     def on_run_start(self, run: RunStart) -> None:
+        # One bar per run: the steps of a chain reuse this callback, each from zero.
         self.total, self.label = run.to_run, run.recipe
+        self.done = {SUCCEEDED: 0, FAILED: 0, "retried": 0}
+        self._last_log = time.monotonic()
         self._every = max(1, self.total // 20)
         if self.total and self.stream.isatty():
             from rich.console import Console
