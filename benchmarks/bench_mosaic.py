@@ -453,24 +453,30 @@ def child_main(args: argparse.Namespace) -> None:
 
 
 def tilefleet_mosaic(dest: Path, size: int) -> np.ndarray:
-    """tilefleet's tile COGs pasted onto the scene grid."""
+    """tilefleet's tile COGs (one per band) pasted onto the scene grid."""
     import rasterio
 
-    tifs = sorted((dest / f"monthly-mosaic-{YEAR}-{MONTH:02d}").glob("*.tif"))
-    if not tifs:
+    folder = dest / f"monthly-mosaic-{YEAR}-{MONTH:02d}"
+    items = sorted(folder.glob("*.json"))
+    if not items:
         raise AssertionError(f"no tilefleet output in {dest}")
     canvas = np.zeros((len(BANDS), size, size), dtype=np.uint16)
     filled = np.zeros((size, size), dtype=np.int32)
-    for tif in tifs:
-        with rasterio.open(tif) as src:
-            if src.nodata != 0 or src.dtypes[0] != "uint16" or src.count != len(BANDS):
-                raise AssertionError(f"{tif.name}: {src.count}×{src.dtypes[0]} nodata {src.nodata}")
-            col = round((src.transform.c - ORIGIN_X) / PIXEL_M)
-            row = round((ORIGIN_Y - src.transform.f) / PIXEL_M)
-            if col < 0 or row < 0 or col + src.width > size or row + src.height > size:
-                raise AssertionError(f"{tif.name}: outside the scene grid")
-            canvas[:, row : row + src.height, col : col + src.width] = src.read()
-            filled[row : row + src.height, col : col + src.width] += 1
+    for item in items:
+        tile = item.stem
+        for index, band in enumerate(BANDS):
+            tif = folder / f"{tile}-{band}.tif"
+            with rasterio.open(tif) as src:
+                if src.nodata != 0 or src.dtypes[0] != "uint16" or src.count != 1:
+                    raise AssertionError(
+                        f"{tif.name}: {src.count}×{src.dtypes[0]} nodata {src.nodata}"
+                    )
+                col = round((src.transform.c - ORIGIN_X) / PIXEL_M)
+                row = round((ORIGIN_Y - src.transform.f) / PIXEL_M)
+                if col < 0 or row < 0 or col + src.width > size or row + src.height > size:
+                    raise AssertionError(f"{tif.name}: outside the scene grid")
+                canvas[index, row : row + src.height, col : col + src.width] = src.read(1)
+        filled[row : row + src.height, col : col + src.width] += 1
     if not (filled == 1).all():
         raise AssertionError("tilefleet's tiles do not cover the scene grid exactly once")
     return canvas

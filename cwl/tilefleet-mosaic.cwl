@@ -23,14 +23,24 @@ $graph:
         type: string?
         doc: STAC API root URL (give this or catalog)
       catalog:
-        type: string?
-        doc: Static STAC catalog, collection or item collection, as a path or s3:// URL
+        type: File?
+        doc: >
+          Static STAC catalog, collection or item collection (a JSON file). Its relative
+          links resolve only where the files beside it are staged too: give catalog_folder
+          for such a catalog under a container runner.
+      catalog_folder:
+        type: Directory?
+        doc: A folder holding a static STAC catalog, staged whole (with its relative links)
+      catalog_name:
+        type: string
+        default: collection.json
+        doc: With catalog_folder, the catalog's file name in it
       collection:
         type: string?
         doc: Collection id to search, e.g. sentinel-2-l2a
       aoi:
-        type: string
-        doc: Area as lon/lat W,S,E,N, or a GeoJSON file path
+        type: [string, File]
+        doc: Area as lon/lat W,S,E,N (a string), or a GeoJSON file (any CRS)
       start_date:
         type: string
         doc: First day, YYYY-MM-DD
@@ -80,6 +90,7 @@ $graph:
     outputs:
       stac_catalog:
         type: Directory
+        doc: The mosaics, with catalog.json (the root catalog) and collection.json
         outputSource: mosaic/mosaics
       run_record:
         type: Directory
@@ -90,6 +101,8 @@ $graph:
         in:
           stac_url: stac_url
           catalog: catalog
+          catalog_folder: catalog_folder
+          catalog_name: catalog_name
           collection: collection
           aoi: aoi
           start_date: start_date
@@ -123,6 +136,12 @@ $graph:
         coresMin: $(inputs.workers)
         ramMin: 4096
     hints:
+      # A hint, not a requirement: cwltool refuses a SoftwareRequirement it cannot resolve
+      # (no dependency resolver configured), while runners that resolve packages use it.
+      SoftwareRequirement:
+        packages:
+          - package: tilefleet
+            version: ["0.1.0"]
       calrissian:DaskGatewayRequirement:
         workerCores: 1
         workerCoresLimit: 1
@@ -131,9 +150,15 @@ $graph:
         clusterMaxMemory: 64G
     inputs:
       stac_url: {type: string?, inputBinding: {prefix: --stac-url}}
-      catalog: {type: string?, inputBinding: {prefix: --catalog}}
+      catalog: {type: File?, inputBinding: {prefix: --catalog}}
+      catalog_folder:
+        type: Directory?
+        inputBinding:
+          prefix: --catalog
+          valueFrom: $(self.path)/$(inputs.catalog_name)
+      catalog_name: {type: string}
       collection: {type: string?, inputBinding: {prefix: --collection}}
-      aoi: {type: string, inputBinding: {prefix: --aoi}}
+      aoi: {type: [string, File], inputBinding: {prefix: --aoi}}
       start_date: {type: string, inputBinding: {prefix: --start-date}}
       end_date: {type: string, inputBinding: {prefix: --end-date}}
       bands: {type: "string[]", inputBinding: {prefix: --bands, itemSeparator: ","}}

@@ -184,12 +184,12 @@ DEM = "copernicus_dem/Copernicus_DSM_COG_10_N00_00_E006_00_DEM.tif"
 
 
 def dem_cogify_command(data_dir, tmp_path, count: int) -> list[str]:
-    """A `tilefleet cogify` command over ``count`` links to a real 3600² DEM (one worker), into
+    """A `tilefleet cogify` command over ``count`` hard links to a real 3600² DEM (one worker), into
     ``tmp_path/out`` with run dir ``tmp_path/run``: slow enough to be interrupted midway."""
     root = tmp_path / "in"
     root.mkdir()
     for i in range(count):
-        (root / f"dem_{i:02d}.tif").symlink_to(data_dir / DEM)
+        os.link(data_dir / DEM, root / f"dem_{i:02d}.tif")  # a symlink leads out of the root
     manifest = tmp_path / "m.csv"
     manifest.write_text("".join(f"dem_{i:02d}.tif,1\n" for i in range(count)))
     return [sys.executable, "-m", "tilefleet", "cogify", str(manifest), "--input-root",
@@ -372,3 +372,64 @@ def test_relative_paths_mean_the_same_files_wherever_the_job_runs(
     again = invoke("cogify", manifest, *absolute)
     assert again.exit_code == 1 and "1 task(s) to run, 0 already done" in again.output
     assert "succeeded       2" in again.output  # the manifest's two good rows, done once
+
+
+def test_quiet_prints_no_summary_and_still_writes_and_exits_with_the_status(
+    inputs, manifest, tmp_path
+):
+    common = ["cogify", manifest, "--input-root", inputs, "--workers", 1]
+    loud = invoke(*common, "--dest", tmp_path / "a", "--run-dir", tmp_path / "ra")
+    quiet = invoke("-q", *common, "--dest", tmp_path / "b", "--run-dir", tmp_path / "rb")
+    assert loud.exit_code == quiet.exit_code == 1  # missing.tif fails: partial
+    assert "succeeded" in loud.stdout and quiet.stdout == ""
+    assert (tmp_path / "b/landsat/RGB.byte.tif").is_file()
+    assert (tmp_path / "rb/report.json").is_file()
+
+
+def test_shell_completion_is_on():
+    env = {**os.environ, "_TILEFLEET_COMPLETE": "complete_bash"}
+    env.update(COMP_WORDS="tilefleet mos", COMP_CWORD="1")
+    program = os.path.join(os.path.dirname(sys.executable), "tilefleet")  # the installed command
+    done = subprocess.run([program], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.split() == ["mosaic"], done.stderr
+    assert "--install-completion" in invoke("--help").stdout
+
+
+def test_old_option_spellings_are_aliases_of_the_new(data_dir, tmp_path):
+    """cells: --store is --dest, --quality is --quality-flag; catalog: -o/--output is
+    --dest, --version is --product-version. Both spellings, the same outputs."""
+    import zarr
+
+    granule = data_dir / "icesat2_atl06/ATL06_20181013235645_02340114_209_01.h5"
+    flag = "land_ice_segments/atl06_quality_summary"
+    counts = []
+    for out, quality, name in (
+        ("--store", "--quality", "old"),
+        ("--dest", "--quality-flag", "new"),
+    ):
+        store = tmp_path / f"{name}.zarr"
+        result = invoke(
+            "cells",
+            granule,
+            out,
+            store,
+            quality,
+            flag,
+            "--run-dir",
+            tmp_path / name,
+            "--workers",
+            1,
+        )
+        assert result.exit_code == 0, result.output
+        counts.append(int(zarr.open_group(str(store), path="12")["count"][:].sum()))
+    assert counts[0] == counts[1] == 81
+    catalogs = []
+    for out, version in (("-o", "--version"), ("--dest", "--product-version")):
+        path = tmp_path / f"catalog{out}.json"
+        result = invoke("cells", "catalog", granule, out, path, version, "006")
+        assert result.exit_code == 0, result.output
+        catalog = json.loads(path.read_text())
+        del catalog["metadata"]["created"]
+        catalogs.append(catalog)
+    assert catalogs[0] == catalogs[1] and catalogs[0]
+    assert invoke("demo", "--dest", tmp_path / "demo", "--workers", 1).exit_code == 0

@@ -43,7 +43,8 @@ def test_cogify_from_bucket_to_bucket(buckets, data_dir, tmp_path):
     assert "not found" in read_csv(tmp_path / "run/failed.csv")[0]["reason"]
     listed = buckets.list_objects_v2(Bucket="tf-output")["Contents"]
     keys = sorted(obj["Key"] for obj in listed)
-    assert keys == sorted(f"cogs/{k[:-4]}{ext}" for k in KEYS for ext in (".tif", ".jpg", ".json"))
+    written = [f"cogs/{k[:-4]}{ext}" for k in KEYS for ext in (".tif", ".jpg", ".json")]
+    assert keys == sorted([*written, "cogs/collection.json"])  # the collection of the items
     with rasterio.Env(**gdal_config()):
         for key, source in KEYS.items():
             remote = f"/vsis3/tf-output/cogs/{key}"

@@ -117,9 +117,8 @@ def test_good_and_bad_rows_split_into_processed_and_failed(buckets, data_dir, tm
     assert not [k for k in keys(buckets) if "processing" in k or k.startswith(".tilefleet")]
     for key, text in bystanders.items():
         assert body(buckets, key) == text.encode()
-    assert keys(buckets, DEST) == sorted(
-        f"scenes/{name}.{ext}" for name in ("RGB.byte", "SCL") for ext in ("tif", "jpg", "json")
-    )
+    written = [f"scenes/{n}.{ext}" for n in ("RGB.byte", "SCL") for ext in ("tif", "jpg", "json")]
+    assert keys(buckets, DEST) == sorted([*written, "collection.json"])
     with rasterio.Env(**gdal_config()):
         assert_same_pixels(str(data_dir / RGB), f"/vsis3/{DEST}/scenes/RGB.byte.tif")
         assert_same_pixels(str(data_dir / SCL), f"/vsis3/{DEST}/scenes/SCL.tif")

@@ -25,11 +25,13 @@ class Cli:
     """Command-line presentation of one field (``Annotated[int, Cli(...)]``).
 
     ``flag`` replaces ``--field-name`` (``--cluster-option`` for ``cluster_options``),
-    ``short`` adds a short flag, ``argument`` makes it positional, ``hidden`` keeps it to
+    ``aliases`` are older spellings still accepted (``("--store",)``), ``short`` adds a
+    short flag, ``argument`` makes it positional, ``hidden`` keeps it to
     job files, and ``default`` is the text shown as the default where the model's default
     is None because the real one is decided later (``CPU count``)."""
 
     flag: str | None = None
+    aliases: tuple[str, ...] = ()
     short: str | None = None
     argument: bool = False
     hidden: bool = False
@@ -87,11 +89,52 @@ KeyValues = Annotated[dict[str, Any], BeforeValidator(_key_values), Pairs()]
 YamlMapping = Annotated[dict[str, Any], BeforeValidator(_yaml_mapping)]
 
 
+#: Most values a YAML file may stand for once its aliases (``*name``) are expanded: nested
+#: aliases multiply, so a "billion laughs" file of a few hundred bytes stands for
+#: gigabytes; a job is a few hundred values.
+MAX_YAML_VALUES = 100_000
+
+
+def _safe_yaml(text: str) -> Any:
+    """``yaml.safe_load``, refusing (ValueError) a document whose aliases expand to more
+    than :data:`MAX_YAML_VALUES` values; measured on the composed nodes, before anything
+    is built from them."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_YAML_VALUES:
+            raise ValueError(f"its aliases (*name) expand to more than {MAX_YAML_VALUES:,} values")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Values ``node`` stands for with every alias expanded (each shared node measured once)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    sizes[id(node)] = 1  # a node that contains itself counts once
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(item, sizes) for item in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(
+            _expanded_size(key, sizes) + _expanded_size(value, sizes) for key, value in node.value
+        )
+    else:
+        size = 1
+    sizes[id(node)] = size
+    return size
+
+
 def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
     """A YAML file of keys and values (a job file, an engine's config); ValueError with one
     clear line otherwise."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        raw = _safe_yaml(Path(path).read_text())
+    except ValueError as exc:
+        raise ValueError(f"{what} {path} is refused: {exc}") from None
     except OSError as exc:
         raise ValueError(f"cannot read {what} {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:

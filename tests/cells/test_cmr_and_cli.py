@@ -167,7 +167,7 @@ def test_cells_command_and_job_file_do_the_same(real_granule, tmp_path):
     )
     assert result.exit_code == 0, result.output
     group = zarr.open_group(str(tmp_path / "a.zarr"), path="12", mode="r")
-    assert sorted(group.array_keys()) == ["cell_ids", "count", "h_q50"]
+    assert sorted(group.array_keys()) == ["cell_ids", "count", "crs", "h_q50", "morton"]
     done = sorted(p.name for p in (tmp_path / "a.zarr/.tilefleet/done").iterdir())
     assert done == ["44325.json"]  # the parent with most granules first (tie: lower id)
 

@@ -357,9 +357,8 @@ def test_a_dag_without_shared_file_system_runs_from_bucket_to_bucket(
     assert not list((run_dir / "outcomes").glob("*.json"))  # every outcome merged
     assert len(list((run_dir / "outcomes/merged").glob("*.json"))) == 4
     listed = s3.list_objects_v2(Bucket=DEST, Prefix="cogs/")["Contents"]
-    assert sorted(obj["Key"] for obj in listed) == sorted(
-        f"cogs/{row[:-4]}{ext}" for row in S3_ROWS[:2] for ext in (".tif", ".jpg", ".json")
-    )
+    written = [f"cogs/{row[:-4]}{ext}" for row in S3_ROWS[:2] for ext in (".tif", ".jpg", ".json")]
+    assert sorted(obj["Key"] for obj in listed) == sorted([*written, "cogs/collection.json"])
     with rasterio.Env(**gdal_config()):
         for row in S3_ROWS[:2]:
             assert cog_validate(f"/vsis3/{DEST}/cogs/{row}", quiet=True)[0]

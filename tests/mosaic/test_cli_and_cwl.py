@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import rasterio
+
+from mosaic.outputs import TileStack, band_files
 
 REPO = Path(__file__).resolve().parents[2]
 CWL = REPO / "cwl" / "tilefleet-mosaic.cwl"
@@ -76,8 +77,8 @@ def test_the_command_with_a_geojson_area_in_utm(bands, openeo_collection, tmp_pa
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"outputs    {tmp_path / 'out' / 'collection.json'}" in done.stdout
-    (tif,) = (tmp_path / "out/monthly-mosaic-2023-06").glob("*[0-9].tif")
-    with rasterio.open(tif) as cog:
+    (item,) = (tmp_path / "out/monthly-mosaic-2023-06").glob("*.json")
+    with TileStack(item) as cog:
         assert cog.dtypes == ("float32",) * 3 and str(cog.nodata) == "nan"
 
 
@@ -90,12 +91,17 @@ def test_the_cwl_document_validates_and_runs_with_cwltool(openeo_collection, tmp
         [cwltool, "--validate", str(CWL)], capture_output=True, text=True, env=env
     )
     assert check.returncode == 0 and "is valid CWL" in check.stdout + check.stderr
+    area = tmp_path / "area.geojson"  # the test's box as a GeoJSON file input
+    west, south, east, north = 5.0705, 51.2155, 5.0795, 51.2195
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    area.write_text(json.dumps({"type": "Polygon", "coordinates": [ring]}))
     params = tmp_path / "params.json"
     params.write_text(
         json.dumps(
             {
-                "catalog": str(openeo_collection),
-                "aoi": "5.0705,51.2155,5.0795,51.2195",
+                # The folder staged whole, as a container runner needs for relative links.
+                "catalog_folder": {"class": "Directory", "path": str(openeo_collection.parent)},
+                "aoi": {"class": "File", "path": str(area)},
                 "start_date": "2023-06-01",
                 "end_date": "2023-06-30",
                 "bands": ["B04", "B03", "B02"],
@@ -124,7 +130,14 @@ def test_the_cwl_document_validates_and_runs_with_cwltool(openeo_collection, tmp
     mosaics = Path(result["stac_catalog"]["path"])
     collection = json.loads((mosaics / "collection.json").read_text())
     (link,) = [x["href"] for x in collection["links"] if x["rel"] == "item"]
-    assert (mosaics / link).is_file() and (mosaics / link).with_suffix(".tif").is_file()
+    assert (mosaics / link).is_file() and all(p.is_file() for p in band_files(mosaics / link))
+    # The EO Application Package entry point: catalog.json, reaching every item.
+    import pystac
+
+    root = pystac.Catalog.from_file(str(mosaics / "catalog.json"))
+    assert [item.id for item in root.get_items(recursive=True)] == [
+        json.loads((mosaics / link).read_text())["id"]
+    ]
     assert (Path(result["run_record"]["path"]) / "report.json").is_file()
 
 

@@ -16,6 +16,7 @@ from rasterio.warp import reproject
 from rio_cogeo.cogeo import cog_validate
 
 from helpers import read_csv
+from mosaic.outputs import TileStack, band_files, outputs
 from mosaic.scenes import S2_SCENE, local_scene_item
 from tilefleet.engine.run import run_job
 from tilefleet.errors import JobError
@@ -63,16 +64,12 @@ def openeo_median(data_dir: Path) -> tuple[np.ndarray, rasterio.Affine]:
     return np.where(np.isnan(median), -32768, np.rint(median)).astype(np.int16), transform
 
 
-def outputs(dest: Path, month: str) -> list[Path]:
-    return sorted((dest / f"monthly-mosaic-{month}").glob("*_*_*[0-9].tif"))
-
-
 def assert_same_mosaics(one: Path, two: Path, month: str) -> None:
     """The same tiles of a month, with the same grid and pixels, in two destinations."""
     a, b = outputs(one, month), outputs(two, month)
     assert [p.name for p in a] == [p.name for p in b] and a
     for first, second in zip(a, b, strict=True):
-        with rasterio.open(first) as x, rasterio.open(second) as y:
+        with TileStack(first) as x, TileStack(second) as y:
             assert x.transform == y.transform
             np.testing.assert_array_equal(x.read(), y.read())
 
@@ -93,8 +90,8 @@ def test_median_of_three_real_dates_on_every_tile(data_dir, openeo_collection, t
     assert len(tiles) == result.planned > 1  # the area spans several 400 m tiles
     compared = 0
     for path in tiles:
-        assert cog_validate(str(path), quiet=True)[0]
-        with rasterio.open(path) as cog:
+        assert all(cog_validate(str(band), quiet=True)[0] for band in band_files(path))
+        with TileStack(path) as cog:
             assert cog.crs.to_epsg() == 32631 and cog.res == (10.0, 10.0)
             assert cog.dtypes == ("int16",) * 3 and cog.nodata == -32768
             assert cog.descriptions == ("B04", "B03", "B02")
@@ -122,7 +119,7 @@ def test_median_of_three_real_dates_on_every_tile(data_dir, openeo_collection, t
     inside = expected[:, row0 : row0 + grid.shape[0], col0 : col0 + grid.shape[1]]
     assert 0 < inside.size < expected.size and compared == inside.size
 
-    item = json.loads(tiles[0].with_suffix(".json").read_text())
+    item = json.loads(tiles[0].read_text())
     props = item["properties"]
     assert props["datetime"] is None
     assert (props["start_datetime"], props["end_datetime"]) == (
@@ -135,7 +132,7 @@ def test_median_of_three_real_dates_on_every_tile(data_dir, openeo_collection, t
     assert warned == {f"monthly-mosaic-2023-06/{p.stem}" for p in tiles}
     assert "3 scene(s) without a mask band used unmasked" in result.report["warnings"][0]["warning"]
     assert "warnings (" in (tmp_path / "run/report.txt").read_text()
-    assert "proj:code" in props or "proj:epsg" in props
+    assert props["proj:code"] == "EPSG:32631" and "proj:epsg" not in props
     assert {link["rel"] for link in item["links"]} >= {"collection", "derived_from"}
     assert item["assets"]["visual"]["href"].endswith("-visual.tif")
     collection = json.loads((dest / "collection.json").read_text())
@@ -168,7 +165,7 @@ def test_the_scene_classification_layer_masks_clouds(data_dir, s2_catalog, tmp_p
     scene = data_dir / "s2_l2a_29RKH_20200219"
     masked = kept = 0
     for path in outputs(tmp_path / "out", "2020-02"):
-        with rasterio.open(path) as cog:
+        with TileStack(path) as cog:
             got = cog.read()
             grid = {"dst_transform": cog.transform, "dst_crs": cog.crs}
             shape = (cog.height, cog.width)
@@ -317,10 +314,10 @@ def test_a_stac_api_gives_the_same_mosaic_as_the_static_catalog(
     assert static.exit_code == api.exit_code == 0
     (a,) = outputs(tmp_path / "static/out", "2023-06")
     (b,) = outputs(tmp_path / "api/out", "2023-06")
-    with rasterio.open(a) as one, rasterio.open(b) as two:
+    with TileStack(a) as one, TileStack(b) as two:
         assert one.transform == two.transform
         np.testing.assert_array_equal(one.read(), two.read())
-    item = json.loads(b.with_suffix(".json").read_text())
+    item = json.loads(b.read_text())
     derived = [link["href"] for link in item["links"] if link["rel"] == "derived_from"]
     assert len(derived) == 3 and all(href.startswith(stac_api.url) for href in derived)
 
@@ -386,11 +383,16 @@ def test_scenes_catalog_and_outputs_on_s3(data_dir, s2_catalog, s3, tmp_path):
     listed = s3.list_objects_v2(Bucket="mosaics", Prefix="m/")["Contents"]
     keys = sorted(obj["Key"] for obj in listed)
     assert "m/collection.json" in keys and not [k for k in keys if "partial" in k]
-    for path in outputs(tmp_path / "local/out", "2020-02"):
+    tiles = outputs(tmp_path / "local/out", "2020-02")
+    for path in [band for item in tiles for band in band_files(item)]:
         key = f"m/monthly-mosaic-2020-02/{path.name}"
+        assert (
+            key in keys and f"m/monthly-mosaic-2020-02/{path.stem.rsplit('-', 1)[0]}.json" in keys
+        )
         data = s3.get_object(Bucket="mosaics", Key=key)["Body"].read()
         with rasterio.MemoryFile(data) as memory, memory.open() as two, rasterio.open(path) as one:
             np.testing.assert_array_equal(one.read(), two.read())
+    assert tiles
 
 
 def test_a_month_whose_pixels_are_all_masked_fails_with_that_reason(s2_catalog, tmp_path):
@@ -467,11 +469,11 @@ def test_scenes_of_one_solar_day_are_merged_first_valid_pixel_first(data_dir, tm
     west_of = {p.name: p for p in outputs(tmp_path / "west/out", "2020-02")}
     from_west = from_later = 0
     for whole, both in zip(reference, merged, strict=True):
-        with rasterio.open(whole) as r, rasterio.open(both) as m:
+        with TileStack(whole) as r, TileStack(both) as m:
             real, got = r.read(1), m.read(1)
             west = np.zeros_like(real)
             if whole.name in west_of:
-                with rasterio.open(west_of[whole.name]) as w:
+                with TileStack(west_of[whole.name]) as w:
                     west = w.read(1)
         expected = np.where(west > 0, real, np.where(real > 0, real + 1, 0))
         np.testing.assert_array_equal(got, expected)
@@ -486,7 +488,7 @@ def test_an_area_that_fits_one_tile_is_one_file_of_its_own_size(openeo_collectio
     area = transform_geometry(bbox_geometry(parse_bbox(OPENEO_BBOX)), 4326, 32631)
     grid = aligned_geobox(area.bounds, 10.0, "EPSG:32631")
     (tif,) = outputs(tmp_path / "out", "2023-06")
-    with rasterio.open(tif) as cog:
+    with TileStack(tif) as cog:
         assert (cog.height, cog.width) == grid.shape and cog.height * cog.width < 5000
         assert cog.transform.almost_equals(grid.affine)
         assert (cog.read(1) != cog.nodata).all()  # no empty margin: the area lies on the chips

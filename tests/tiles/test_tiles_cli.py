@@ -111,3 +111,46 @@ def test_bad_input_exits_3(args, message, tiledb_path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke(*[str(a).replace("{tiledb}", str(tiledb_path)) for a in args])
     assert_bad_input(result, message)
+
+
+def test_dest_is_the_output_option_and_aoi_takes_a_box(tmp_path):
+    """``--dest`` (``-o``, ``--output`` kept), ``--aoi W,S,E,N`` as ``--bbox``: the same file."""
+    files = []
+    for number, (area, out) in enumerate(
+        [("--bbox", "-o"), ("--aoi", "--dest"), ("--aoi", "--output")]
+    ):
+        path = tmp_path / f"h{number}.csv"
+        result = invoke("healpix", area, "5,51,6,52", "--order", 6, out, path)
+        assert result.exit_code == 0, result.output
+        files.append(path.read_text())
+    assert files[0] == files[1] == files[2] and len(files[0].splitlines()) > 3
+
+
+def test_dash_writes_geojson_to_stdout_that_geopandas_reads(tmp_path):
+    import geopandas
+
+    result = invoke("healpix", "--aoi", "5,51,6,52", "--order", 6, "-o", "-")
+    assert result.exit_code == 0, result.output
+    assert "tiles written to stdout" in result.stderr  # stdout is the data alone
+    (tmp_path / "stdout.geojson").write_text(result.stdout)
+    frame = geopandas.read_file(tmp_path / "stdout.geojson")
+    invoke("healpix", "--aoi", "5,51,6,52", "--order", 6, "-o", tmp_path / "f.geojson")
+    from_file = geopandas.read_file(tmp_path / "f.geojson")
+    assert len(frame) == len(from_file) > 3 and "WGS 84" in frame.crs.name
+    assert list(frame["cell_id"]) == list(from_file["cell_id"])
+
+
+@pytest.mark.parametrize("suffix", ["csv", "geojson", "parquet"])
+def test_geopandas_reads_every_output(suffix, grandmesa_path, tmp_path):
+    import geopandas
+    import pandas
+
+    path = tmp_path / f"u.{suffix}"
+    result = invoke("utm", "--aoi", grandmesa_path, "--size", 20000, "-o", path)
+    assert result.exit_code == 0, result.output
+    if suffix == "csv":  # a table without geometry: pandas' side of geopandas
+        table = pandas.read_csv(path)
+    else:
+        table = geopandas.read_file(path) if suffix == "geojson" else geopandas.read_parquet(path)
+        assert "WGS 84" in table.crs.name and table.geometry.is_valid.all()  # EPSG:4326, CRS84
+    assert len(table) > 4 and "id" in table.columns

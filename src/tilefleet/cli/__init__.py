@@ -20,7 +20,7 @@ from tilefleet import __version__
 from tilefleet.cli.cells import app as cells_app
 from tilefleet.cli.generate import command, extra_argument, extra_option
 from tilefleet.cli.monitor import MONITOR_HELP, monitor
-from tilefleet.cli.output import fail, setup_logging
+from tilefleet.cli.output import fail, set_quiet, setup_logging
 from tilefleet.cli.recipes import (
     Verbose,
     add_recipe_commands,
@@ -68,7 +68,7 @@ app = typer.Typer(
     help="Earth-observation work tile by tile: plan one idempotent task per tile, run it on "
     "the engine you pick, keep an exact record.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion
     pretty_exceptions_enable=False,
 )
 
@@ -88,7 +88,12 @@ ToStep = Annotated[
 @app.callback(invoke_without_command=True)
 def _root(
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="Only warnings and errors: no progress, no summary"),
+    ] = False,
 ) -> None:
+    set_quiet(quiet)
     if version:
         typer.echo(f"tilefleet {__version__}")
         raise typer.Exit()
@@ -187,7 +192,7 @@ def schema() -> None:
 @app.command()
 def demo(
     out: Annotated[
-        Path, typer.Option("--out", help="Folder for the sample data, outputs and run")
+        Path, typer.Option("--dest", "--out", help="Folder for the sample data, outputs and run")
     ] = Path("tilefleet-demo"),
     workers: Workers = None,
     watch_live: Annotated[bool, typer.Option("--monitor", help=MONITOR_HELP)] = False,

@@ -43,7 +43,7 @@ add_recipe_command(app, "cells", DEFAULT_COMMAND)
 
 @app.command("catalog")
 def catalog(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Catalog JSON to write")],
+    output: Annotated[Path, typer.Option("--dest", "--output", "-o", help="Catalog JSON to write")],
     granules: Annotated[
         list[str] | None,
         typer.Argument(help="Granule files to catalogue instead of searching CMR"),
@@ -56,9 +56,14 @@ def catalog(
         str | None, typer.Option("--end-date", help="Last day (included), YYYY-MM-DD")
     ] = None,
     bbox: Annotated[str | None, typer.Option("--bbox", help="Lon/lat W,S,E,N")] = None,
-    aoi: Annotated[Path | None, typer.Option("--aoi", help="GeoJSON AOI, any CRS")] = None,
+    aoi: Annotated[
+        str | None,
+        typer.Option("--aoi", metavar="W,S,E,N|FILE", help="Area: lon/lat W,S,E,N or a GeoJSON"),
+    ] = None,
     short_name: Annotated[str, typer.Option("--short-name", help="CMR short name")] = "ATL06",
-    version: Annotated[str, typer.Option("--version", help="Product version")] = "007",
+    version: Annotated[
+        str, typer.Option("--product-version", "--version", help="Product version")
+    ] = "007",
     provider: Annotated[str, typer.Option("--provider", help="CMR provider")] = "NSIDC_CPRD",
     parent_order: Annotated[
         int, typer.Option("--parent-order", help="Order of the catalog's cells")
@@ -70,7 +75,7 @@ def catalog(
     """Write a granule catalog: parent cell → granules (from CMR, or from files)."""
     from tilefleet.sources.cmr import CmrError, GranuleQuery, catalog_from_cmr, polygon_ring
     from tilefleet.sources.granule_catalog import catalog_from_files, write_catalog
-    from tilefleet.tiles.aoi import bbox_geometry, parse_bbox, read_aoi
+    from tilefleet.tiles.aoi import bbox_geometry, is_bbox_text, parse_bbox, read_aoi
 
     try:
         if granules:
@@ -81,6 +86,8 @@ def catalog(
             area = box_values = ring = None
             if bbox and aoi:
                 raise ValueError("give --bbox or --aoi, not both")
+            if is_bbox_text(aoi):
+                bbox, aoi = aoi, None
             if bbox:
                 box_values = parse_bbox(bbox)
                 area = bbox_geometry(box_values)

@@ -138,6 +138,7 @@ def _parameter(
     else:
         flag = hints.flag or "--" + name.replace("_", "-")
         declarations = [f"{flag}/--no-{flag.removeprefix('--')}" if kind is bool else flag]
+        declarations += list(hints.aliases)
         if hints.short:
             declarations.append(hints.short)
         info = typer.Option(

@@ -11,6 +11,18 @@ import typer
 from tilefleet.engine.result import RunResult
 from tilefleet.errors import ExitCode
 
+# Set by the root's -q/--quiet: warnings and errors only, no progress bar, no summary.
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    global _quiet
+    _quiet = quiet
+
+
+def is_quiet() -> bool:
+    return _quiet
+
 
 def fail(message: str, code: int = ExitCode.INVALID) -> NoReturn:
     """Print ``error: message`` on stderr and exit (3, a bad job or command, by default)."""
@@ -20,6 +32,8 @@ def fail(message: str, code: int = ExitCode.INVALID) -> NoReturn:
 
 def show_result(result: RunResult) -> NoReturn:
     """Print a run's summary (or a dry run's plan) and exit with its status."""
+    if _quiet:
+        raise typer.Exit(int(result.exit_code))
     if result.dry_run:
         typer.echo(result.summary(), nl=False)
     else:
@@ -44,7 +58,7 @@ def confirm_on_terminal():
 
 
 def setup_logging(verbose: bool) -> None:
-    level = logging.DEBUG if verbose else logging.INFO
+    level = logging.DEBUG if verbose else logging.WARNING if _quiet else logging.INFO
     logger = logging.getLogger("tilefleet")
     logger.handlers.clear()
     if sys.stderr.isatty():

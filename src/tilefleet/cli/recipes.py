@@ -11,7 +11,13 @@ import typer
 
 from tilefleet.cli.generate import command, extra_option, model_options
 from tilefleet.cli.monitor import MonitorOptions, monitor_callbacks
-from tilefleet.cli.output import confirm_on_terminal, fail, setup_logging, show_result
+from tilefleet.cli.output import (
+    confirm_on_terminal,
+    fail,
+    is_quiet,
+    setup_logging,
+    show_result,
+)
 from tilefleet.engine.job import RunOptions, executor_settings_model, run_options_model
 from tilefleet.errors import JobError
 from tilefleet.recipes import get_recipe, recipe_names
@@ -77,6 +83,8 @@ def run_values(values: dict[str, Any], file: Path | None = None) -> NoReturn:
 
     callbacks = monitor_callbacks(values)
     job = file if file is not None else values.pop("recipe")
+    if is_quiet():
+        values.setdefault("progress", False)
     try:
         result = run(job, confirm=confirm_on_terminal(), callbacks=callbacks, **values)
     except JobError as exc:

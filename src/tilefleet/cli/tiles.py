@@ -25,6 +25,7 @@ from tilefleet.tiles import (
     select_tiles,
     write_tiles,
 )
+from tilefleet.tiles.aoi import is_bbox_text
 from tilefleet.tiles.grid import registered_grids
 
 app = typer.Typer(
@@ -34,17 +35,29 @@ app = typer.Typer(
 )
 
 Output = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Output file: .csv, .geojson or .parquet.")
+    str | None,
+    typer.Option(
+        "--dest",
+        "--output",
+        "-o",
+        metavar="FILE|-",
+        help="Output file: .csv, .geojson or .parquet; - writes GeoJSON to stdout.",
+    ),
 ]
+STDOUT = "-"
 
 
 def write_grid_tiles(grid: str, values: dict[str, Any]) -> None:
     """Validate, select, write, report: the same path for every grid."""
     output = values.pop("output", None)
     if output is None:
-        fail("give an output file with -o/--output (.csv, .geojson or .parquet)")
+        fail("give an output file with -o/--dest (.csv, .geojson or .parquet, or - for stdout)")
+    aoi = values.get("aoi")
+    if values.get("bbox") is None and is_bbox_text(aoi):
+        values["bbox"] = str(values.pop("aoi"))  # --aoi W,S,E,N is a box, as in mosaic
     try:
-        output_format(output)
+        if output != STDOUT:
+            output_format(output)
         spec = parse_grid_spec({"grid": grid, **values})
         tiles = select_tiles(spec)
     except ValidationError as exc:
@@ -53,11 +66,28 @@ def write_grid_tiles(grid: str, values: dict[str, Any]) -> None:
         fail(str(exc))
     for warning in tiles.warnings:
         typer.echo(f"warning: {warning}", err=True)
+    if output == STDOUT:
+        _write_to_stdout(tiles)
+        typer.echo(f"{spec.grid}: {len(tiles)} tiles written to stdout", err=True)
+        return
     try:
         write_tiles(tiles, output)
     except OSError as exc:
         fail(f"cannot write {output}: {exc}", ExitCode.PARTIAL)
     typer.echo(f"{spec.grid}: {len(tiles)} tiles written to {output}")
+
+
+def _write_to_stdout(tiles: Any) -> None:
+    """The tiles as GeoJSON on stdout (``-o -``), through the file writer, for pipes."""
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="tilefleet-") as tmp:
+        path = write_tiles(tiles, Path(tmp) / "tiles.geojson")
+        with path.open("rb") as source:
+            while chunk := source.read(1 << 20):
+                sys.stdout.buffer.write(chunk)
+    sys.stdout.flush()
 
 
 def _add_grid_command(name: str, model: Any) -> None:

@@ -2,16 +2,19 @@
 
 For the row ``a/b/name.tif`` it writes ``{dest}/a/b/name.tif`` (the COG),
 ``{dest}/a/b/name.jpg`` (the preview) and, last, ``{dest}/a/b/name.json``: a STAC item of
-the COG that marks the task done.
+the COG that marks the task done. ``finish`` writes ``{dest}/collection.json`` linking
+every item.
 """
 
 from __future__ import annotations
 
 import posixpath
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
+import numpy as np
 import pystac
 import rasterio
 from pydantic import Field, field_validator
@@ -28,11 +31,19 @@ from tilefleet.store.cog import (
     cog_options,
     write_cog,
 )
-from tilefleet.store.gdal_env import gdal_config, is_missing_file
+from tilefleet.store.gdal_env import gdal_session, is_missing_file
 from tilefleet.store.location import Location, StoreURL, safe_relative_key
 from tilefleet.store.objects import open_store
-from tilefleet.store.preview import write_preview
-from tilefleet.store.stac_item import item_bytes, raster_item
+from tilefleet.store.preview import preview_bands, preview_shape, write_preview
+from tilefleet.store.stac_item import (
+    collection_links,
+    item_bytes,
+    publish_collection,
+    raster_asset,
+    raster_item,
+    source_datetime,
+    stac_datetime,
+)
 from tilefleet.task import Task
 from tilefleet.tiles.manifest import MANIFEST_COLUMNS, parse_manifest
 
@@ -63,6 +74,7 @@ class CogifyParams(RecipeParams):
         None, ge=16, description="Longest side of the preview in pixels"
     )
     preview_quality: int = Field(75, ge=1, le=100, description="JPEG quality of the preview")
+    collection_id: str = Field("cogs", description="Id of the STAC collection of the items")
     paths_include_bucket: bool = Field(
         False,
         description="Manifest paths start with the bucket's name, as the crank writes them "
@@ -120,6 +132,7 @@ class CogifyRecipe(Recipe):
         shared = params.model_dump(exclude={"manifest", "dest", "paths_include_bucket"})
         tasks: list[Task] = []
         seen: dict[str, int] = {}
+        ids: dict[str, str] = {}  # STAC item id -> the key it is of
         for row in rows:
             key, reason = None, row.error
             if reason is None:
@@ -131,6 +144,11 @@ class CogifyRecipe(Recipe):
                     reason = f"line {row.line}: {exc}"
             if key is not None and key in seen:
                 reason = f"line {row.line}: {key} is already listed on line {seen[key]}"
+            elif key is not None and _other_with_id(key, ids):
+                reason = (
+                    f"line {row.line}: {key} would have the STAC id {item_id(key)} of "
+                    f"{ids[item_id(key)]}"
+                )
             if reason is not None:
                 tasks.append(
                     Task(
@@ -145,6 +163,7 @@ class CogifyRecipe(Recipe):
                 )
                 continue
             seen[key] = row.line
+            ids[item_id(key)] = key
             cog, preview, item = output_keys(key)
             task_params = {
                 **shared,
@@ -156,6 +175,32 @@ class CogifyRecipe(Recipe):
             tasks.append(Task(key, self.name, task_params, params.dest, item, source=row.fields))
         return tasks
 
+    def task_memory(self, task: Task) -> int | None:
+        """From the input's header: the preview's arrays at their size (values and mask of
+        each preview band), and one row of COG blocks of every band (GDAL streams the rest
+        of the COG step through its bounded block cache)."""
+        p = task.params
+        src = open_store(p["input_root"]).gdal_path(p["key"])
+        try:
+            with gdal_session(src), rasterio.open(src) as ds:
+                bands = len(preview_bands(ds.count, p["preview_bands"]))
+                rows, cols = preview_shape(ds.height, ds.width, p["preview_max_size"])
+                size = max(_itemsize(dtype) for dtype in ds.dtypes)
+                width, count = ds.width, ds.count
+        except Exception:  # unreadable: the run itself says why
+            return None
+        return rows * cols * bands * (size + 1) + p["blocksize"] * width * count * size
+
+    def finish(self, params: CogifyParams, done: list[Task]) -> None:
+        """Write ``{dest}/collection.json`` linking the item of every image done."""
+        publish_collection(
+            open_store(params.dest),
+            params.collection_id,
+            "Cloud-Optimized GeoTIFFs with JPEG previews, written by tilefleet cogify.",
+            [task.marker for task in done if task.marker],
+            title="COGs",
+        )
+
     def task_sizes(self, params: CogifyParams, tasks: list[Task]) -> dict[str, float]:
         """Input bytes per task, from one listing per input folder (never a HEAD per file)."""
         store = open_store(params.input_root)
@@ -165,8 +210,8 @@ class CogifyRecipe(Recipe):
 
     def run(self, task: Task) -> dict[str, Any]:
         p = task.params
-        with rasterio.Env(**gdal_config()), tempfile.TemporaryDirectory(prefix="tilefleet-") as tmp:
-            src = open_store(p["input_root"]).gdal_path(p["key"])
+        src = open_store(p["input_root"]).gdal_path(p["key"])
+        with gdal_session(src), tempfile.TemporaryDirectory(prefix="tilefleet-") as tmp:
             dtype, count = _inspect_input(src, p["key"])
             if p["num_bands"] is not None and p["num_bands"] != count:
                 raise PermanentError(
@@ -188,26 +233,57 @@ class CogifyRecipe(Recipe):
                 max_size=p["preview_max_size"],
                 quality=p["preview_quality"],
             )
-            cog_name = posixpath.basename(p["cog"])
-            preview_asset = pystac.Asset(
-                f"./{posixpath.basename(p['preview'])}",
-                media_type=pystac.MediaType.JPEG,
-                roles=["overview"],
-                extra_fields={"proj:shape": [rows, cols]},
-            )
-            item = raster_item(
-                str(cog_path),
-                item_id=posixpath.splitext(cog_name)[0],
-                data_href=f"./{cog_name}",
-                extra_assets={"preview": preview_asset},
-                properties={"tilefleet:source": Location.parse(p["input_root"]).join(p["key"])},
-            )
+            item = _item(task, cog_path, (rows, cols))
             cog_bytes = cog_path.stat().st_size
             dest = open_store(task.dest)
             dest.put_file(cog_path, p["cog"], move=True)
             dest.put_file(preview_path, p["preview"], move=True)
             dest.put_bytes(item_bytes(item), task.marker)  # last: marks the task done
             return {"bytes_out": cog_bytes, "bands": count, "dtype": dtype}
+
+
+def item_id(key: str) -> str:
+    """The STAC id of the item of input ``key``: its path without suffix, ``/`` as ``-``
+    (``a/B04.tif`` and ``b/B04.tif`` are ``a-B04`` and ``b-B04``, unique in a STAC API)."""
+    return posixpath.splitext(key)[0].replace("/", "-")
+
+
+def _other_with_id(key: str, ids: dict[str, str]) -> bool:
+    """Whether another image of other outputs already has the STAC id of ``key`` (rows
+    of the same outputs are the engine's to report)."""
+    other = ids.get(item_id(key))
+    return other is not None and output_keys(other)[2] != output_keys(key)[2]
+
+
+def _item(task: Task, cog_path: Path, preview_shape: tuple[int, int]) -> dict[str, Any]:
+    """The STAC item of a COG written for ``task``: ``datetime`` from the file's tags, or,
+    for an image that carries no acquisition time, null with the interval it must lie in
+    (from 1970-01-01 to now: acquired no later than it is processed)."""
+    p = task.params
+    with rasterio.open(cog_path) as ds:
+        when = source_datetime(ds)
+    properties: dict[str, Any] = {
+        "tilefleet:source": Location.parse(p["input_root"]).join(p["key"])
+    }
+    if when is None:
+        properties["start_datetime"] = "1970-01-01T00:00:00Z"
+        properties["end_datetime"] = stac_datetime(datetime.now(UTC))
+    preview = {
+        "href": f"./{posixpath.basename(p['preview'])}",
+        "type": str(pystac.MediaType.JPEG),
+        "roles": ["overview"],
+        "proj:shape": list(preview_shape),
+    }
+    data = raster_asset(str(cog_path), f"./{posixpath.basename(p['cog'])}")
+    return raster_item(
+        str(cog_path),
+        item_id=item_id(p["key"]),
+        assets={"data": data, "preview": preview},
+        properties=properties,
+        when=when,
+        collection=p["collection_id"],
+        links=collection_links(task.marker),
+    )
 
 
 def _read_manifest(url: str) -> bytes:
@@ -225,6 +301,10 @@ def _read_manifest(url: str) -> bytes:
             raise JobError(f"manifest {url} does not exist") from exc
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise JobError(f"cannot read manifest {url}: {one_line(Exception(first), 240)}") from exc
+
+
+def _itemsize(dtype: str) -> int:
+    return int(np.dtype(dtype).itemsize)
 
 
 def _inspect_input(src: str, key: str) -> tuple[str, int]:

@@ -4,7 +4,8 @@ One item per tile at ``{dest}/{tile_id}.json``: the tile's footprint and attribu
 indices and year, UTM zone, HEALPix order and cell), and, with ``resolution``, the pixel
 grid a recipe would write for it (projection extension: code, shape, transform). It is the
 cheapest way to see, in any STAC browser or GIS, exactly what a tiled job will cover, and to
-check that neighbouring tiles line up.
+check that neighbouring tiles line up. ``finish`` writes ``{dest}/collection.json`` linking
+every item.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from shapely.geometry import mapping
 
 from tilefleet.recipes.tiled import TiledParams, TiledRecipe
 from tilefleet.store.objects import open_store
+from tilefleet.store.stac_item import collection_links, publish_collection
 from tilefleet.task import Task
 from tilefleet.tiles.tile import Tile
 
@@ -29,6 +31,7 @@ class TileIndexParams(TiledParams):
         None, gt=0, description="Pixel size (in the tile's CRS units) of the pixel grid to record"
     )
     crs: str | None = Field(None, description="CRS of the pixel grid [default: the tile's own]")
+    collection_id: str = Field("tile-index", description="Id of the STAC collection of the tiles")
 
 
 class TileIndexRecipe(TiledRecipe):
@@ -44,6 +47,7 @@ class TileIndexRecipe(TiledRecipe):
             "grid": params.tiles.grid,
             "resolution": params.resolution,
             "crs": params.crs,
+            "collection_id": params.collection_id,
         }
         return Task(tile.id, self.name, payload, params.dest, key, source={"tile": tile.id})
 
@@ -64,6 +68,19 @@ class TileIndexRecipe(TiledRecipe):
             projection.code = f"EPSG:{geobox.crs.epsg}" if geobox.crs.epsg else None
             projection.shape = [geobox.shape.y, geobox.shape.x]
             projection.transform = list(geobox.transform)[:6]
-        body = json.dumps(item.to_dict(include_self_link=False), indent=1).encode()
+        item.collection_id = p.get("collection_id", "tile-index")
+        payload = item.to_dict(include_self_link=False)
+        payload["links"] = collection_links(task.marker)
+        body = json.dumps(payload, indent=1).encode()
         open_store(task.dest).put_bytes(body, task.marker)
         return {"bytes_out": len(body)}
+
+    def finish(self, params: TileIndexParams, done: list[Task]) -> None:
+        """Write ``{dest}/collection.json`` linking every tile's item."""
+        publish_collection(
+            open_store(params.dest),
+            params.collection_id,
+            f"The tiles of the {params.tiles.grid} grid over an area, written by tilefleet.",
+            [task.marker for task in done],
+            title="Tile index",
+        )

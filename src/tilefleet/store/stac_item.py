@@ -1,58 +1,284 @@
-"""STAC items describing written rasters, with the projection and raster extensions.
+"""STAC items and collections describing written rasters, as the ecosystem's loaders read them.
 
-The item of an output doubles as its done marker: it is written after the data, so its
-presence means the data is complete.
+Items carry the projection extension v2 (``proj:code``), ``raster:bands`` on every raster
+asset (statistics, and a ``valid_percent`` that is right for rasters without nodata), the
+eo extension's band names where an asset holds named bands, and declare every extension
+they use. The item of an output doubles as its done marker: it is written after the data,
+so its presence means the data is complete.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
+import numpy as np
 import pystac
 import rasterio
-from rio_stac import create_stac_item
+from rio_stac.stac import get_dataset_geom, get_raster_info
 
-COG_MEDIA_TYPE = pystac.MediaType.COG
+COG_MEDIA_TYPE = str(pystac.MediaType.COG)
+EXTENSIONS = {
+    "proj:": "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
+    "raster:": "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+    "eo:": "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
+    "processing:": "https://stac-extensions.github.io/processing/v1.2.0/schema.json",
+}
+# The common names of the eo extension: what `odc.stac.load(bands=["red"])` finds a band by.
+COMMON_NAMES = frozenset(
+    [
+        "pan",
+        "coastal",
+        "blue",
+        "green",
+        "green05",
+        "yellow",
+        "red",
+        "rededge",
+        "rededge071",
+        "rededge075",
+        "rededge078",
+        "nir",
+        "nir08",
+        "nir09",
+        "cirrus",
+        "swir16",
+        "swir22",
+        "swir",
+        "lwir",
+        "lwir11",
+        "lwir12",
+    ]
+)
+_UP_LINKS = ("collection", "parent", "root")
+_STATS_SIZE = 1024  # statistics from an overview of at most this many pixels a side
+_TIFF_TIME = re.compile(r"^(\d{4}):(\d\d):(\d\d)[ T](\d\d):(\d\d):(\d\d)")
+
+
+def raster_asset(
+    local_path: str,
+    href: str,
+    *,
+    roles: Iterable[str] = ("data",),
+    title: str | None = None,
+    eo_bands: Iterable[Mapping[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The asset of the COG at ``local_path``, published at ``href``: its ``raster:bands``,
+    and ``eo_bands`` (``name``, ``common_name``: see :func:`eo_band`) as its ``eo:bands``."""
+    with rasterio.open(local_path) as ds:
+        asset: dict[str, Any] = {"href": href, "type": COG_MEDIA_TYPE, "roles": list(roles)}
+        if title:
+            asset["title"] = title
+        if eo_bands is not None:
+            asset["eo:bands"] = [dict(band) for band in eo_bands]
+        asset["raster:bands"] = raster_bands(ds)
+    return asset
+
+
+def raster_bands(ds: rasterio.DatasetReader) -> list[dict[str, Any]]:
+    """``raster:bands`` of an open raster: rio-stac's statistics, with ``valid_percent``
+    counted from GDAL's masks (rio-stac counts one valid pixel where a raster has no nodata)."""
+    bands = get_raster_info(ds, max_size=_STATS_SIZE)
+    shape = _stats_shape(ds.height, ds.width)
+    for index, band in enumerate(bands, start=1):
+        mask = ds.read_masks(index, out_shape=shape)
+        band.setdefault("statistics", {})["valid_percent"] = round(
+            100.0 * np.count_nonzero(mask) / mask.size, 4
+        )
+    return bands
 
 
 def raster_item(
-    local_path: str,
+    grid_path: str,
     *,
     item_id: str,
-    data_href: str,
-    extra_assets: dict[str, pystac.Asset] | None = None,
-    properties: dict | None = None,
-) -> dict:
-    """A STAC item (as a dict) for the raster at ``local_path``; its asset points at ``data_href``.
+    assets: Mapping[str, Mapping[str, Any]],
+    properties: Mapping[str, Any],
+    when: datetime | None = None,
+    collection: str | None = None,
+    links: Iterable[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """A STAC item (a dict) of rasters on the grid of ``grid_path``: footprint and
+    projection from it, ``assets`` as given (see :func:`raster_asset`).
 
-    Rasters without a CRS (radar geometry, GCPs only) get an item without geometry.
+    ``when`` is the item's ``datetime``; without it ``properties`` must hold
+    ``start_datetime`` and ``end_datetime`` (STAC's rule for a null datetime). Rasters
+    without a CRS (radar geometry, GCPs only) get an item without geometry.
     """
-    with rasterio.open(local_path) as ds:
+    with rasterio.open(grid_path) as ds:
         georeferenced = ds.crs is not None
-        created = datetime.now(UTC)
-        props = {"created": stac_datetime(created), **(properties or {})}
         if georeferenced:
-            item = create_stac_item(
-                ds,
-                input_datetime=created,
-                id=item_id,
-                asset_name="data",
-                asset_roles=["data"],
-                asset_media_type=COG_MEDIA_TYPE,
-                asset_href=data_href,
-                with_proj=True,
-                with_raster=True,
-                properties=props,
-            )
+            geom = get_dataset_geom(ds, densify_pts=0, precision=-1)
+            geometry, bbox = geom["footprint"], geom["bbox"]
+            grid = projection_fields(ds)
         else:
-            item = pystac.Item(item_id, None, None, created, props)
-            item.add_asset(
-                "data", pystac.Asset(data_href, media_type=COG_MEDIA_TYPE, roles=["data"])
-            )
-    for key, asset in (extra_assets or {}).items():
-        item.add_asset(key, asset)
-    return item.to_dict(include_self_link=False, transform_hrefs=False)
+            geometry, bbox, grid = None, None, {}
+    props = {
+        "datetime": stac_datetime(when) if when is not None else None,
+        **properties,
+        **grid,
+        "created": stac_datetime(datetime.now(UTC)),
+    }
+    if props["datetime"] is None and not {"start_datetime", "end_datetime"} <= props.keys():
+        raise ValueError(f"item {item_id}: no datetime and no start/end datetime")
+    item: dict[str, Any] = {
+        "type": "Feature",
+        "stac_version": pystac.get_stac_version(),
+        "stac_extensions": [],
+        "id": item_id,
+        "geometry": geometry,
+        "properties": props,
+        "links": [dict(link) for link in links],
+        "assets": {key: dict(asset) for key, asset in assets.items()},
+    }
+    if bbox is not None:
+        item["bbox"] = list(bbox)
+    if collection is not None:
+        item["collection"] = collection
+    item["stac_extensions"] = declared_extensions(item)
+    return item
+
+
+def projection_fields(ds: rasterio.DatasetReader) -> dict[str, Any]:
+    """Projection extension v2 fields of an open raster (``proj:code`` ``EPSG:n``, or
+    ``proj:wkt2`` for a CRS without an EPSG code)."""
+    epsg = ds.crs.to_epsg() if ds.crs is not None else None
+    fields: dict[str, Any] = {"proj:code": f"EPSG:{epsg}" if epsg else None}
+    if epsg is None and ds.crs is not None:
+        fields["proj:wkt2"] = ds.crs.to_wkt()
+    fields["proj:bbox"] = list(ds.bounds)
+    fields["proj:shape"] = [ds.height, ds.width]
+    fields["proj:transform"] = list(ds.transform)[:6]
+    return fields
+
+
+def declared_extensions(stac: Mapping[str, Any]) -> list[str]:
+    """The schema URLs of the extensions whose fields ``stac`` (an item or collection) uses,
+    in its properties, its assets or its summaries."""
+    keys: set[str] = set(stac.get("properties", {}))
+    for asset in [*stac.get("assets", {}).values(), *stac.get("item_assets", {}).values()]:
+        keys |= set(asset)
+    keys |= set(stac.get("summaries", {}))
+    used = [url for prefix, url in EXTENSIONS.items() if any(k.startswith(prefix) for k in keys)]
+    others = [url for url in stac.get("stac_extensions", []) if url not in EXTENSIONS.values()]
+    return sorted({*others, *used})
+
+
+def source_datetime(ds: rasterio.DatasetReader) -> datetime | None:
+    """When a raster was acquired, as its tags say: GDAL's imagery domain
+    ``ACQUISITIONDATETIME``, else ``TIFFTAG_DATETIME``; None when neither parses."""
+    for text in (
+        ds.tags(ns="IMAGERY").get("ACQUISITIONDATETIME"),
+        ds.tags().get("TIFFTAG_DATETIME"),
+    ):
+        if not text:
+            continue
+        match = _TIFF_TIME.match(text.strip())
+        try:
+            if match:
+                return datetime(*map(int, match.groups()), tzinfo=UTC)
+            moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return None
+
+
+def collection_dict(
+    collection_id: str,
+    description: str,
+    items: Iterable[Mapping[str, Any]],
+    item_hrefs: Iterable[str],
+    *,
+    title: str | None = None,
+    license: str = "other",
+) -> dict[str, Any]:
+    """A STAC collection of ``items`` (dicts, linked at ``item_hrefs`` relative to the
+    collection): its extents are those of the items, its extensions theirs."""
+    items = list(items)
+    boxes = [item["bbox"] for item in items if item.get("bbox")]
+    bbox = (
+        [min(b[0] for b in boxes), min(b[1] for b in boxes)]
+        + [max(b[2] for b in boxes), max(b[3] for b in boxes)]
+        if boxes
+        else [-180.0, -90.0, 180.0, 90.0]
+    )
+    starts, ends = [], []
+    for item in items:
+        props = item["properties"]
+        starts.append(props.get("start_datetime") or props.get("datetime"))
+        ends.append(props.get("end_datetime") or props.get("datetime"))
+    starts, ends = [s for s in starts if s], [e for e in ends if e]
+    interval = [
+        min(starts, key=_instant) if starts else None,
+        max(ends, key=_instant) if ends else None,
+    ]
+    collection: dict[str, Any] = {
+        "type": "Collection",
+        "stac_version": pystac.get_stac_version(),
+        "stac_extensions": [],
+        "id": collection_id,
+        "description": description,
+        "license": license,
+        "extent": {"spatial": {"bbox": [bbox]}, "temporal": {"interval": [interval]}},
+        "links": [
+            # No self link: a relative one is not allowed, and the absolute one depends
+            # on where the catalog is served from.
+            {"rel": "root", "href": "./collection.json", "type": "application/json"},
+        ]
+        + [{"rel": "item", "href": href, "type": "application/geo+json"} for href in item_hrefs],
+    }
+    if title:
+        collection["title"] = title
+    return collection
+
+
+def eo_band(name: str, common_name: str | None = None) -> dict[str, str]:
+    """An ``eo:bands`` entry: ``name``, and the common name it is or that is given (a name
+    that is none of the eo extension's common names is left without one)."""
+    entry = {"name": name}
+    common = (common_name or name).lower()
+    if common in COMMON_NAMES:
+        entry["common_name"] = common
+    return entry
+
+
+def collection_links(item_key: str, collection_key: str = "collection.json") -> list[dict]:
+    """The links of the item at ``item_key`` to the collection at ``collection_key`` (both
+    keys below one destination): collection, parent and root, relative."""
+    up = "../" * item_key.count("/")
+    href = f"{up}{collection_key}" if up else f"./{collection_key}"
+    return [{"rel": rel, "href": href, "type": "application/json"} for rel in _UP_LINKS]
+
+
+def publish_collection(
+    store: Any,
+    collection_id: str,
+    description: str,
+    item_keys: Iterable[str],
+    *,
+    title: str | None = None,
+    key: str = "collection.json",
+) -> dict[str, Any]:
+    """Write at ``key`` in ``store`` (a :mod:`tilefleet.store.objects` store) the collection
+    of the items at ``item_keys``, read back for their extents; return it."""
+    keys = sorted(item_keys)
+    items = [json.loads(store.get_bytes(item_key)) for item_key in keys]
+    collection = collection_dict(
+        collection_id, description, items, [f"./{k}" for k in keys], title=title
+    )
+    collection["stac_extensions"] = declared_extensions(collection)
+    body = json.dumps(collection, indent=1).encode()
+    try:
+        unchanged = store.get_bytes(key) == body
+    except Exception:  # absent (each store says so its own way): written below
+        unchanged = False
+    if not unchanged:  # a rerun that changed nothing rewrites nothing
+        store.put_bytes(body, key)
+    return collection
 
 
 def stac_datetime(moment: datetime) -> str:
@@ -62,3 +288,16 @@ def stac_datetime(moment: datetime) -> str:
 
 def item_bytes(item: dict) -> bytes:
     return json.dumps(item, indent=1).encode()
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _stats_shape(height: int, width: int) -> tuple[int, int]:
+    """The overview shape rio-stac computes its statistics at."""
+    if max(height, width) <= _STATS_SIZE:
+        return height, width
+    if height > width:
+        return _STATS_SIZE, max(1, -(-_STATS_SIZE * width // height))
+    return max(1, -(-_STATS_SIZE * height // width)), _STATS_SIZE

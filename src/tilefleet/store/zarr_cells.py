@@ -4,6 +4,8 @@ Layout (group named by the child order, e.g. ``12``)::
 
     {store}/zarr.json                   root group, consolidated metadata
     {store}/12/cell_ids                 uint64 nested ids at the child order (xdggs attributes)
+    {store}/12/morton                   uint64 morton words of the same cells (mortie >= 1.0)
+    {store}/12/crs                      CF grid mapping (``grid_mapping_name: healpix``)
     {store}/12/count, h_min, …          one 1-D array per statistic, dimension ``cells``
     {store}/.tilefleet/done/{parent}.json   a task's done marker, written after its chunk
 
@@ -19,6 +21,17 @@ The template (metadata and ``cell_ids``, which only depend on the parents) is wr
 before the tasks and its metadata consolidated at once: tasks write chunk data only, never
 metadata, so the consolidated metadata stays true and no step after the run is needed.
 Statistic chunks that no task wrote read as the fill value: count 0, NaN elsewhere.
+
+Metadata, so that each tool finds what it looks for: CF attributes (``units``,
+``long_name``, ``standard_name`` where CF has one, ``cell_methods``) on every variable;
+global attributes (title, source, history, Conventions, and the source granules) on the
+group; the grid described three ways: the xdggs-0.6 keys on ``cell_ids`` (its only
+attributes, as xdggs 0.6 passes each one to the grid as an option) and the Zarr DGGS
+convention (``zarr_conventions`` + ``dggs``) on the group, both decoded by xdggs, and a CF
+``healpix`` grid mapping variable ``crs`` that the statistics name in ``grid_mapping``
+(xdggs's CF decoder would also want ``standard_name: healpix_index`` on ``cell_ids``, which
+the xdggs-0.6 keys leave out). Cells are computed from geodetic latitude used as a
+spherical one (see :mod:`tilefleet.tiles.healpix`), so no ellipsoid is declared.
 """
 
 from __future__ import annotations
@@ -38,6 +51,48 @@ from tilefleet.tiles import healpix
 
 DONE_PREFIX = ".tilefleet/done"
 ZSTD_LEVEL = 3
+CF_CONVENTIONS = "CF-1.12"
+DGGS_CONVENTION = {  # the Zarr DGGS convention v1, as xdggs declares and finds it
+    "uuid": "7b255807-140c-42ca-97f6-7a1cfecdbc38",
+    "schema_url": "https://raw.githubusercontent.com/zarr-conventions/dggs/refs/tags/v1/schema.json",
+    "spec_url": "https://github.com/zarr-conventions/dggs/blob/v1/README.md",
+    "name": "dggs",
+    "description": "Discrete Global Grid Systems convention for zarr",
+}
+_HEIGHT = "height_above_reference_ellipsoid"
+_HEIGHT_NAME = "ATL06 land ice height (h_li) above the WGS 84 ellipsoid"
+# CF attributes of each statistic: units, long_name, standard_name (with CF's modifiers
+# where one applies), cell_methods over the points of a cell.
+STATISTIC_ATTRIBUTES: dict[str, dict[str, str]] = {
+    "count": {
+        "units": "1",
+        "long_name": "number of quality-0 ATL06 land ice segments in the cell",
+        "standard_name": f"{_HEIGHT} number_of_observations",
+    },
+    "h_min": {"long_name": f"minimum {_HEIGHT_NAME}", "cell_methods": "cells: minimum"},
+    "h_max": {"long_name": f"maximum {_HEIGHT_NAME}", "cell_methods": "cells: maximum"},
+    "h_mean": {
+        "long_name": f"mean {_HEIGHT_NAME}, weighted by 1/h_li_sigma^2",
+        "cell_methods": "cells: mean (weighted by inverse variance)",
+    },
+    "h_sigma": {
+        "long_name": "standard error of h_mean: 1/sqrt(sum(1/h_li_sigma^2))",
+        "standard_name": f"{_HEIGHT} standard_error",
+    },
+    "h_variance": {
+        "units": "m2",
+        "long_name": f"population variance of the {_HEIGHT_NAME} (unweighted)",
+        "cell_methods": "cells: variance",
+    },
+    "h_q25": {"long_name": f"25th percentile of the {_HEIGHT_NAME}"},
+    "h_q50": {"long_name": f"median {_HEIGHT_NAME}", "cell_methods": "cells: median"},
+    "h_q75": {"long_name": f"75th percentile of the {_HEIGHT_NAME}"},
+}
+for _name, _attrs in STATISTIC_ATTRIBUTES.items():
+    if _name != "count":
+        _attrs.setdefault("units", "m")
+        if _name != "h_variance":
+            _attrs.setdefault("standard_name", _HEIGHT)
 
 
 @dataclass(frozen=True)
@@ -108,11 +163,12 @@ def zarr_store(url: str, *, read_only: bool = False):
     )
 
 
-def ensure_template(url: str, layout: CellsLayout) -> bool:
+def ensure_template(url: str, layout: CellsLayout, granules: Sequence[str] = ()) -> bool:
     """Create the store's template unless an identical one exists; True if it was written.
 
-    A store made for another layout (other parents, orders or statistics) is refused with a
-    ValueError rather than overwritten: its chunks would land at the wrong positions.
+    ``granules`` are the source granules, recorded as provenance. A store made for another
+    layout (other parents, orders or statistics) is refused with a ValueError rather than
+    overwritten: its chunks would land at the wrong positions.
     """
     import zarr
 
@@ -125,8 +181,25 @@ def ensure_template(url: str, layout: CellsLayout) -> bool:
                 "write to a new store"
             )
         return False
-    root = zarr.open_group(store, mode="w", zarr_format=3)
-    group = root.create_group(layout.group, attributes={"tilefleet": layout.attrs()})
+    description = _global_attributes(granules)
+    root = zarr.open_group(store, mode="w", zarr_format=3, attributes=description)
+    group = root.create_group(
+        layout.group,
+        attributes={
+            "tilefleet": layout.attrs(),
+            **description,
+            "source_granules": sorted(granules),
+            "zarr_conventions": [DGGS_CONVENTION],
+            "dggs": {
+                "name": "healpix",
+                "refinement_level": layout.child_order,
+                "indexing_scheme": "nested",
+                "spatial_dimension": "cells",
+                "coordinate": "cell_ids",
+                "compression": "none",
+            },
+        },
+    )
     n_cells = len(layout.parents) * layout.chunk_cells
     common = {
         "shape": (n_cells,),
@@ -141,22 +214,72 @@ def ensure_template(url: str, layout: CellsLayout) -> bool:
         attributes={
             "grid_name": "healpix",
             "level": layout.child_order,
-            "indexing_scheme": "nested",
+            "indexing_scheme": "nested",  # only these: xdggs 0.6 takes every key as a grid option
         },
         **common,
     )
+    morton = group.create_array(
+        "morton",
+        dtype="uint64",
+        fill_value=0,
+        attributes={
+            "long_name": f"morton index of the cell (mortie >= 1.0 packed word), order "
+            f"{layout.child_order}",
+            "units": "1",
+        },
+        **common,
+    )
+    group.create_array(  # CF grid mapping: a scalar whose attributes describe the grid
+        "crs",
+        shape=(),
+        dtype="int8",
+        fill_value=0,
+        dimension_names=(),
+        attributes={
+            "grid_mapping_name": "healpix",
+            "refinement_level": layout.child_order,
+            "indexing_scheme": "nested",
+        },
+    )
     for name in layout.statistics:
         group.create_array(
-            name, dtype=statistic_dtype(name), fill_value=statistic_fill(name), **common
+            name,
+            dtype=statistic_dtype(name),
+            fill_value=statistic_fill(name),
+            attributes={
+                **STATISTIC_ATTRIBUTES[name],
+                "coordinates": "cell_ids morton",
+                "grid_mapping": "crs",
+            },
+            **common,
         )
     if layout.parents:
         parents = np.asarray(layout.parents, dtype=np.int64)
         ids = healpix.children(parents, layout.parent_order, layout.child_order)
         cell_ids[:] = ids.astype(np.uint64)
+        morton[:] = healpix.nested_to_morton(ids, layout.child_order)
     with warnings.catch_warnings():  # "not yet part of the v3 spec": zarr-python reads it
         warnings.simplefilter("ignore")
         zarr.consolidate_metadata(store)  # last: a template without it is redone by next plan
     return True
+
+
+def _global_attributes(granules: Sequence[str]) -> dict[str, str]:
+    """CF global attributes of a store (title, source, history, Conventions)."""
+    from datetime import UTC, datetime
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        program = f"tilefleet {version('tilefleet')}"
+    except PackageNotFoundError:  # a source tree that was never installed
+        program = "tilefleet"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "title": "ICESat-2 ATL06 land ice height statistics per HEALPix cell",
+        "source": f"ICESat-2 ATL06 land ice height granules ({len(granules)}), quality 0",
+        "history": f"{stamp}: template written by {program} (atl06-cells)",
+        "Conventions": CF_CONVENTIONS,
+    }
 
 
 def _existing_attrs(store, group: str) -> dict[str, Any] | None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import shapely
+from pydantic import BeforeValidator
 from shapely.affinity import translate
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
@@ -90,6 +92,16 @@ def to_wgs84(geometry: BaseGeometry, crs: Any) -> BaseGeometry:
     return result
 
 
+_BBOX_TEXT = re.compile(r"^\s*-?[\d.]+\s*(,\s*-?[\d.]+\s*){3}$")
+
+
+def is_bbox_text(value: object) -> bool:
+    """Whether an area given as text is four numbers ``W,S,E,N`` rather than a file name:
+    ``--aoi`` takes both."""
+    text = str(value) if isinstance(value, str | Path) else None  # a path, as typed
+    return text is not None and _BBOX_TEXT.match(text) is not None
+
+
 def parse_bbox(value: str | Sequence[float]) -> tuple[float, float, float, float]:
     """``(west, south, east, north)`` from ``"W,S,E,N"`` or four numbers, checked.
 
@@ -111,6 +123,22 @@ def parse_bbox(value: str | Sequence[float]) -> tuple[float, float, float, float
     if west == east:
         raise TileInputError(f"bbox has zero width, got {value!r}")
     return west, south, east, north
+
+
+def _checked_bbox(value: Any) -> Any:
+    """A model field's bbox, checked by :func:`parse_bbox` with its one-line message."""
+    if value is None:
+        return None
+    try:
+        return parse_bbox(value)
+    except TileInputError as exc:
+        raise ValueError(str(exc)) from None
+    except TypeError:
+        raise ValueError(f"bbox needs 4 numbers W,S,E,N, got {value!r}") from None
+
+
+#: A lon/lat box as a model field: ``"W,S,E,N"`` or four numbers, checked.
+LonLatBox = Annotated[tuple[float, float, float, float], BeforeValidator(_checked_bbox)]
 
 
 def bbox_geometry(bbox: Sequence[float]) -> BaseGeometry:

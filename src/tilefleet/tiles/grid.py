@@ -32,12 +32,12 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shapely.geometry.base import BaseGeometry
 
 from tilefleet import plugins
 from tilefleet.fields import Cli
-from tilefleet.tiles.aoi import bbox_geometry, parse_bbox, read_aoi
+from tilefleet.tiles.aoi import LonLatBox, bbox_geometry, read_aoi
 from tilefleet.tiles.tile import Tile, TileCollection, TileInputError
 
 
@@ -59,23 +59,10 @@ class Grid(BaseModel):
     grid: Annotated[str, Cli(hidden=True)] = Field(
         description="The grid's name; each grid narrows it to Literal['<name>']"
     )
-    bbox: Annotated[tuple[float, float, float, float] | None, Cli(metavar="W,S,E,N")] = Field(
+    bbox: Annotated[LonLatBox | None, Cli(metavar="W,S,E,N")] = Field(
         default=None, description="Lon/lat W,S,E,N (W > E crosses the antimeridian)."
     )
     aoi: Path | None = Field(default=None, description="GeoJSON AOI, any CRS.")
-
-    @field_validator("bbox", mode="before")
-    @classmethod
-    def _parse_bbox(cls, value: object) -> object:
-        """Accept ``"W,S,E,N"`` or four numbers, with one clear message for anything else."""
-        if value is None:
-            return None
-        try:
-            return parse_bbox(value)
-        except TileInputError as exc:
-            raise ValueError(str(exc)) from exc
-        except TypeError as exc:
-            raise ValueError(f"bbox needs 4 numbers W,S,E,N, got {value!r}") from exc
 
     @model_validator(mode="before")
     @classmethod

@@ -6,9 +6,10 @@ holding the scenes that cover it: their band hrefs, resolved on the client so a 
 needs no STAC access. A task (:mod:`.task`) reads every scene onto the tile's pixel grid
 strip by strip, masks clouds with the Scene Classification Layer, takes the per-pixel
 median of the valid observations (scenes of the same solar day are merged first, so
-overlapping granules of one pass count once) and writes a COG, optionally an 8-bit RGBA
-rendering, and a STAC item (the done marker), where :mod:`.layout` says. ``finish``
-publishes a STAC collection linking every item written.
+overlapping granules of one pass count once) and writes one COG per band (as Earth
+Search publishes Sentinel-2, so that odc-stac and stackstac load them by band or common
+name), optionally an 8-bit RGBA rendering, and a STAC item (the done marker), where
+:mod:`.layout` says. ``finish`` publishes a STAC collection linking every item written.
 
 The recipe imports planning and the task where it first needs them, so that a worker
 loads only what running a task takes, and a client what planning takes.
@@ -17,12 +18,11 @@ loads only what running a task takes, and a client what planning takes.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, time
 from typing import Any
 
 from tilefleet.ops.clear_sky import DEFAULT_SCL_MASK
 from tilefleet.recipes.base import Recipe
-from tilefleet.recipes.mosaic.layout import COLLECTION_KEY, OUTPUT_PREFIX
+from tilefleet.recipes.mosaic.layout import CATALOG_KEY, COLLECTION_KEY, OUTPUT_PREFIX
 from tilefleet.recipes.mosaic.months import month_end, months_between
 from tilefleet.recipes.mosaic.params import MosaicParams
 from tilefleet.task import Task
@@ -59,40 +59,79 @@ class MosaicRecipe(Recipe):
         return run_mosaic_task(task)
 
     def finish(self, params: MosaicParams, done: list[Task]) -> None:
-        """Write ``{dest}/collection.json`` linking the item of every tile-month done."""
-        import pystac
-
-        from tilefleet.recipes.mosaic.planning import search_area
+        """Write ``{dest}/collection.json`` linking the item of every tile-month done, its
+        extents those of the items (read back: they hold the footprints and months), and
+        ``{dest}/catalog.json``, the root catalog linking it."""
         from tilefleet.store.objects import open_store
+        from tilefleet.store.stac_item import collection_dict, declared_extensions
 
-        area = search_area(params)
-        # The searched days, both included (the end day is never past its month's end).
-        start = datetime.combine(params.start_date, time.min, UTC)
-        end = datetime.combine(params.end_date, time.max, UTC)
-        collection = pystac.Collection(
+        store = open_store(params.dest)
+        written = sorted(
+            (task.marker for task in done if task.params.get("scenes")),  # else no item
+        )
+        items = [json.loads(store.get_bytes(key)) for key in written]
+        collection = collection_dict(
             params.collection_id,
             f"Monthly per-pixel median mosaics of {', '.join(params.bands)} from "
             f"{params.start_date} to {params.end_date}, clouds masked with the Scene "
-            "Classification Layer where scenes have one; written by tilefleet.",
-            pystac.Extent(
-                pystac.SpatialExtent([list(area.bounds)]),
-                pystac.TemporalExtent([[start, end]]),
-            ),
+            "Classification Layer where scenes have one; one COG per band, written by "
+            "tilefleet.",
+            items,
+            [f"./{key}" for key in written],
             title="Monthly mosaics",
-            license="other",
         )
-        payload = collection.to_dict(include_self_link=False, transform_hrefs=False)
-        payload["links"] += [
-            {"rel": "item", "href": f"./{task.marker}", "type": "application/geo+json"}
-            for task in sorted(done, key=lambda t: t.marker)
-            if task.params.get("scenes")  # a month without a scene wrote no item
-        ]
-        open_store(params.dest).put_bytes(json.dumps(payload, indent=1).encode(), COLLECTION_KEY)
+        if items:
+            collection["item_assets"] = _item_assets(items[0])
+        else:  # nothing written: the extents of what was asked
+            from tilefleet.recipes.mosaic.planning import search_area
+
+            collection["extent"] = {
+                "spatial": {"bbox": [list(search_area(params).bounds)]},
+                "temporal": {
+                    "interval": [[f"{params.start_date}T00:00:00Z", f"{params.end_date}T23:59:59Z"]]
+                },
+            }
+        collection["stac_extensions"] = declared_extensions(collection)
+        for link in collection["links"]:
+            if link["rel"] == "root":
+                link["href"] = f"./{CATALOG_KEY}"
+        collection["links"].insert(
+            1, {"rel": "parent", "href": f"./{CATALOG_KEY}", "type": "application/json"}
+        )
+        store.put_bytes(json.dumps(collection, indent=1).encode(), COLLECTION_KEY)
+        store.put_bytes(json.dumps(_root_catalog(params), indent=1).encode(), CATALOG_KEY)
 
     def outputs_url(self, params: MosaicParams) -> str:
         from tilefleet.store.location import Location
 
         return Location.parse(params.dest).join(COLLECTION_KEY)
+
+
+def _root_catalog(params: MosaicParams) -> dict[str, Any]:
+    """The root catalog of the outputs: what EO Application Package runners read first."""
+    import pystac
+
+    return {
+        "type": "Catalog",
+        "stac_version": pystac.get_stac_version(),
+        "id": f"{params.collection_id}-catalog",
+        "title": "Monthly mosaics",
+        "description": "Outputs of a tilefleet mosaic job: one collection of monthly mosaics.",
+        "links": [
+            {"rel": "root", "href": f"./{CATALOG_KEY}", "type": "application/json"},
+            {"rel": "child", "href": f"./{COLLECTION_KEY}", "type": "application/json"},
+        ],
+    }
+
+
+def _item_assets(item: dict[str, Any]) -> dict[str, Any]:
+    """What every item's assets are (the collection's ``item_assets``): their roles, types
+    and band names, without the per-file href and statistics."""
+    kept = ("type", "roles", "title", "eo:bands")
+    return {
+        key: {name: value for name, value in asset.items() if name in kept}
+        for key, asset in item["assets"].items()
+    }
 
 
 __all__ = [

@@ -1,7 +1,11 @@
 """Where the outputs of a ``mosaic`` job lie below its destination, named in one place:
 
+- ``catalog.json``: the root STAC catalog (the EO Application Package's entry point),
+  linking the collection;
 - ``collection.json``: the STAC collection, linking every item;
-- ``monthly-mosaic-YYYY-MM/{tile}.tif``: the median COG of a tile and month;
+- ``monthly-mosaic-YYYY-MM/{tile}-{band}.tif``: the median COG of one band of a tile and
+  month (one file per band, as Earth Search publishes Sentinel-2, so that odc-stac and
+  stackstac load each by name);
 - ``monthly-mosaic-YYYY-MM/{tile}-visual.tif``: its 8-bit RGBA rendering (``visual``);
 - ``monthly-mosaic-YYYY-MM/{tile}.json``: its STAC item, the task's done marker.
 """
@@ -12,13 +16,19 @@ import posixpath
 from dataclasses import dataclass
 
 OUTPUT_PREFIX = "monthly-mosaic-"
+CATALOG_KEY = "catalog.json"
 COLLECTION_KEY = "collection.json"
-#: The collection's href as an item links it (items lie one folder below it).
+#: The collection's and the root catalog's hrefs as an item links them (one folder below).
 COLLECTION_HREF_FROM_ITEM = f"../{COLLECTION_KEY}"
+CATALOG_HREF_FROM_ITEM = f"../{CATALOG_KEY}"
 # What follows the tile id in the name of each file of a tile-month.
-DATA_SUFFIX = ".tif"
 VISUAL_SUFFIX = "-visual.tif"
 ITEM_SUFFIX = ".json"
+
+
+def band_suffix(band: str) -> str:
+    """What follows the tile id in the name of the COG of ``band``."""
+    return f"-{band}.tif"
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,7 @@ class TileMonthKeys:
         return f"{self.folder}-{self.tile_id}"
 
     def key(self, suffix: str) -> str:
-        """The key of the file named by ``suffix`` (``DATA_SUFFIX``…) below the destination."""
+        """The key of the file named by ``suffix`` (:func:`band_suffix`…) below the destination."""
         return f"{self.folder}/{self.tile_id}{suffix}"
 
     def href(self, suffix: str) -> str:

@@ -14,9 +14,10 @@ from tilefleet.ops.clear_sky import DEFAULT_SCL_MASK
 from tilefleet.recipes.base import RecipeParams
 from tilefleet.store.cog import COG_PROFILES, LOSSY_PROFILES
 from tilefleet.store.location import StoreURL
+from tilefleet.tiles.aoi import LonLatBox
 
 DEFAULT_TILE_PIXELS = 2048
-_BBOX_TEXT = re.compile(r"^\s*-?[\d.]+\s*(,\s*-?[\d.]+\s*){3}$")
+_BAND_NAME = re.compile(r"^[A-Za-z0-9_.]+$")
 RESAMPLING = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode")
 
 
@@ -31,9 +32,7 @@ class MosaicParams(RecipeParams):
     collections: Annotated[list[str], Cli(flag="--collection")] = Field(
         default_factory=list, description="Collection ids to search (repeatable, or ID,ID)"
     )
-    bbox: tuple[float, float, float, float] | None = Field(
-        None, description="Area as lon/lat W,S,E,N (give bbox or aoi)"
-    )
+    bbox: LonLatBox | None = Field(None, description="Area as lon/lat W,S,E,N (give bbox or aoi)")
     aoi: Annotated[str | None, Cli(metavar="W,S,E,N|FILE")] = Field(
         None, description="Area: a GeoJSON file (any CRS), or lon/lat W,S,E,N"
     )
@@ -75,17 +74,6 @@ class MosaicParams(RecipeParams):
     profile: str = Field("deflate", description="COG compression profile of the data")
     collection_id: str = Field("monthly-mosaic", description="Id of the output STAC collection")
 
-    @field_validator("bbox", mode="before")
-    @classmethod
-    def _parse_bbox(cls, value: Any) -> Any:
-        from tilefleet.tiles.aoi import parse_bbox
-        from tilefleet.tiles.tile import TileInputError
-
-        try:
-            return None if value is None else parse_bbox(value)
-        except (TileInputError, TypeError) as exc:
-            raise ValueError(str(exc)) from None
-
     @field_validator("bands", "collections", mode="before")
     @classmethod
     def _split_names(cls, value: Any) -> Any:
@@ -95,12 +83,28 @@ class MosaicParams(RecipeParams):
             return [v.strip() for item in value for v in str(item).split(",") if v.strip()]
         return value
 
+    @field_validator("bands")
+    @classmethod
+    def _band_names_name_files(cls, bands: list[str]) -> list[str]:
+        # Each band names its COG ({tile}-{band}.tif) and its asset in the item.
+        for band in bands:
+            if not _BAND_NAME.match(band) or band == "visual":
+                raise ValueError(
+                    f"band {band!r}: use letters, digits, '_' or '.' (and not 'visual', "
+                    "the name of the rendering)"
+                )
+        if len(set(bands)) != len(bands):
+            raise ValueError(f"bands {','.join(bands)}: a band is listed twice")
+        return bands
+
     @model_validator(mode="before")
     @classmethod
     def _aoi_as_bbox(cls, values: Any) -> Any:
         """``aoi: W,S,E,N`` (``--aoi`` on the command line) is a bbox, not a file name."""
+        from tilefleet.tiles.aoi import is_bbox_text
+
         aoi = values.get("aoi") if isinstance(values, dict) else None
-        if isinstance(aoi, str) and _BBOX_TEXT.match(aoi) and values.get("bbox") is None:
+        if is_bbox_text(aoi) and values.get("bbox") is None:
             values = {**values, "bbox": aoi, "aoi": None}
         return values
 

@@ -2,8 +2,8 @@
 
 Strip by strip over the tile's grid: read each scene's mask and bands, merge the scenes of
 one solar day (first valid pixel first), take the median over days per band, and write the
-strip into local GeoTIFFs; then turn them into COGs, describe them with a STAC item and
-upload, the item last (the done marker).
+strip into local GeoTIFFs; then turn them into COGs (one per band, and the rendering),
+describe them with a STAC item and upload, the item last (the done marker).
 
 Peak memory is bounded by ``block_memory_mb`` (the strip arrays) plus GDAL's block cache,
 whatever the number of scenes: strips get fewer rows as scenes get more.
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pystac
 import rasterio
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
@@ -33,18 +32,26 @@ from tilefleet.ops.day_merge import merge_first_valid
 from tilefleet.ops.median import masked_median
 from tilefleet.ops.true_color import true_color
 from tilefleet.recipes.mosaic.layout import (
+    CATALOG_HREF_FROM_ITEM,
     COLLECTION_HREF_FROM_ITEM,
-    DATA_SUFFIX,
     VISUAL_SUFFIX,
     TileMonthKeys,
+    band_suffix,
 )
 from tilefleet.recipes.mosaic.months import month_interval
 from tilefleet.sources.grid_read import BandSource, GridReader
+from tilefleet.sources.stac.bands import S2_BAND_ALIASES
 from tilefleet.sources.stac.signing import load_signer
 from tilefleet.store.cog import cog_options, write_cog
 from tilefleet.store.gdal_env import gdal_config, is_missing_file
 from tilefleet.store.objects import open_store
-from tilefleet.store.stac_item import item_bytes, raster_item, stac_datetime
+from tilefleet.store.stac_item import (
+    eo_band,
+    item_bytes,
+    raster_asset,
+    raster_item,
+    stac_datetime,
+)
 from tilefleet.task import Task
 from tilefleet.tiles.tile import Tile
 
@@ -226,19 +233,29 @@ def _by_solar_day(scenes: list[dict]) -> list[list[dict]]:
 
 
 def _publish(task: Task, composite: _Composite, valid: int, unmasked: list[str]) -> dict:
-    """Turn the composite into COGs and upload them with their STAC item, the item last."""
+    """Turn the composite into one COG per band (and the rendering) and upload them with
+    their STAC item, the item last."""
     p = task.params
     keys = TileMonthKeys.of_task(task.id)
-    cog_path, visual_cog = composite.tmp / "data-cog.tif", composite.tmp / "visual-cog.tif"
-    write_cog(str(composite.data_path), cog_path, cog_options(p["profile"]))
-    extra_assets = {}
+    files: dict[str, tuple[Path, str]] = {}  # asset key -> (local COG, key below dest)
+    assets: dict[str, dict[str, Any]] = {}
+    for index, band in enumerate(composite.bands, start=1):
+        path = composite.tmp / f"band-{index}.tif"
+        # GDAL's vrt:// names one band of the strip-written file: no copy of the others.
+        write_cog(f"vrt://{composite.data_path}?bands={index}", path, cog_options(p["profile"]))
+        files[band] = path, keys.key(band_suffix(band))
+        assets[band] = raster_asset(
+            str(path),
+            keys.href(band_suffix(band)),
+            title=band,
+            eo_bands=[eo_band(band, S2_BAND_ALIASES.get(band.lower()))],
+        )
     if composite.visual_path is not None:
-        write_cog(str(composite.visual_path), visual_cog, cog_options("deflate"))
-        extra_assets["visual"] = pystac.Asset(
-            keys.href(VISUAL_SUFFIX),
-            title="8-bit RGBA rendering",
-            media_type=pystac.MediaType.COG,
-            roles=["visual"],
+        path = composite.tmp / "visual-cog.tif"
+        write_cog(str(composite.visual_path), path, cog_options("deflate"))
+        files["visual"] = path, keys.key(VISUAL_SUFFIX)
+        assets["visual"] = raster_asset(
+            str(path), keys.href(VISUAL_SUFFIX), roles=["visual"], title="8-bit RGBA rendering"
         )
     start, end = month_interval(p["month"])
     scenes = p["scenes"]
@@ -251,33 +268,34 @@ def _publish(task: Task, composite: _Composite, valid: int, unmasked: list[str])
             f"{p['scl_mask']} masked"
             + (f"; used unmasked (no mask band): {', '.join(unmasked)}" if unmasked else "")
         ),
+        "processing:software": {"tilefleet": _version()},
         "tilefleet:tile": keys.tile_id,
         "tilefleet:scenes": len(scenes),
     }
-    item = raster_item(
-        str(cog_path),
-        item_id=keys.item_id,
-        data_href=keys.href(DATA_SUFFIX),
-        extra_assets=extra_assets,
-        properties=properties,
+    links = (
+        [
+            {"rel": rel, "href": COLLECTION_HREF_FROM_ITEM, "type": "application/json"}
+            for rel in ("collection", "parent")
+        ]
+        + [{"rel": "root", "href": CATALOG_HREF_FROM_ITEM, "type": "application/json"}]
+        + [
+            {"rel": "derived_from", "href": s["href"], "type": "application/geo+json"}
+            for s in scenes
+            if s["href"]
+        ]
     )
-    item["properties"]["datetime"] = None
-    item["collection"] = p["collection_id"]
-    item["links"] = [
-        {"rel": rel, "href": COLLECTION_HREF_FROM_ITEM, "type": "application/json"}
-        for rel in ("collection", "parent", "root")
-    ] + [
-        {"rel": "derived_from", "href": s["href"], "type": "application/geo+json"}
-        for s in scenes
-        if s["href"]
-    ]
-    for name, band in zip(p["bands"], item["assets"]["data"].get("raster:bands", []), strict=False):
-        band["name"] = name
+    item = raster_item(
+        str(files[composite.bands[0]][0]),
+        item_id=keys.item_id,
+        assets=assets,
+        properties=properties,
+        collection=p["collection_id"],
+        links=links,
+    )
     dest = open_store(task.dest)
-    size = cog_path.stat().st_size
-    dest.put_file(cog_path, keys.key(DATA_SUFFIX), move=True)
-    if composite.visual_path is not None:
-        dest.put_file(visual_cog, keys.key(VISUAL_SUFFIX), move=True)
+    size = sum(files[band][0].stat().st_size for band in composite.bands)
+    for path, key in files.values():
+        dest.put_file(path, key, move=True)
     dest.put_bytes(item_bytes(item), task.marker)  # last: marks the task done
     shape = composite.reader.geobox.shape
     metrics: dict[str, Any] = {
@@ -289,6 +307,15 @@ def _publish(task: Task, composite: _Composite, valid: int, unmasked: list[str])
     if unmasked:
         metrics["warning"] = f"{len(unmasked)} scene(s) without a mask band used unmasked"
     return metrics
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tilefleet")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
 
 
 def _read_error(exc: RasterioIOError) -> Exception:
