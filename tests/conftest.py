@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -94,10 +95,15 @@ RASTERS = {
 
 
 def link_rasters(root: Path, data_dir: Path, keys=RASTERS) -> Path:
-    """Make ``root`` an input root of links to the real rasters named by ``keys``."""
+    """Make ``root`` an input root of hard links to (or, across file systems, copies of)
+    the real rasters named by ``keys``; not symbolic links, which lead outside the root
+    and are refused there."""
     for key in keys:
         (root / key).parent.mkdir(parents=True, exist_ok=True)
-        (root / key).symlink_to(data_dir / RASTERS[key])
+        try:
+            os.link(data_dir / RASTERS[key], root / key)
+        except OSError:
+            shutil.copyfile(data_dir / RASTERS[key], root / key)
     return root
 
 

@@ -13,6 +13,7 @@ from tilefleet.engine.estimate import PRICE_PER_GB_S
 from tilefleet.engine.executors import create_executor
 from tilefleet.engine.executors.worker_env import forwarded_environment
 from tilefleet.engine.run import run_job
+from tilefleet.errors import redact
 from tilefleet.jobs import build_job
 
 
@@ -85,6 +86,31 @@ def test_only_settings_travel_to_remote_workers_never_credentials():
         "AWS_REGION": "us-west-2",
         "AWS_ENDPOINT_URL": "http://s3",
     }
+
+
+#: GDAL's own credential settings, each holding a secret a remote worker must not be sent.
+GDAL_CREDENTIALS = {
+    "GDAL_HTTP_USERPWD": "alice:hunter2-password",
+    "GDAL_HTTP_PROXYUSERPWD": "proxy:hunter3-password",
+    "GDAL_HTTP_HEADERS": "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.token",
+    "GDAL_HTTP_BEARER": "eyJhbGciOiJIUzI1NiJ9.bearer",
+    "AZURE_STORAGE_CONNECTION_STRING": "AccountName=a;AccountKey=c2VjcmV0LWtleQ==",
+}
+
+
+def test_gdal_credential_settings_are_neither_forwarded_nor_named_in_a_submit_file():
+    from tilefleet.engine.executors.htcondor.dag import getenv_names
+
+    environ = {"GDAL_CACHEMAX": "512", "GDAL_HTTP_TIMEOUT": "30", **GDAL_CREDENTIALS}
+    assert forwarded_environment(environ) == {"GDAL_CACHEMAX": "512", "GDAL_HTTP_TIMEOUT": "30"}
+    # HTCondor copies what getenv names (wildcards included) into the job ad, on disk.
+    assert getenv_names(environ) == "GDAL_CACHEMAX, GDAL_HTTP_TIMEOUT"
+    assert getenv_names({"HOME": "/root"}) == "false"
+
+
+def test_gdal_credential_values_are_redacted_from_error_text():
+    text = " ".join(f"[{value}]" for value in GDAL_CREDENTIALS.values())
+    assert redact(text, GDAL_CREDENTIALS) == " ".join(["[***]"] * len(GDAL_CREDENTIALS))
 
 
 class FakeGatewayCluster:

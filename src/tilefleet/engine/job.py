@@ -63,6 +63,19 @@ class RunOptions(BaseModel):
     limit: Annotated[int | None, Cli(default="all")] = Field(
         None, ge=1, description="Run at most this many of the tasks still to do"
     )
+    task_timeout: Annotated[float | None, Cli(default="the recipe's, 1 h")] = Field(
+        None,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="Seconds an attempt may run; a longer one is stopped and retried",
+    )
+    max_task_memory: Annotated[int | None, Cli(default="no limit")] = Field(
+        None,
+        ge=1,
+        le=1 << 40,
+        description="Most memory (MB) a task may need by its recipe's estimate; a task "
+        "above it fails without reading its inputs",
+    )
 
 
 class Job(RunOptions):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tilefleet.errors import RunDirError
 from tilefleet.task import FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED, Outcome, Task
 
 LEDGER_NAME = "ledger.sqlite"
@@ -74,7 +75,9 @@ class Ledger:
     def __init__(self, path: Path, *, readonly: bool = False):
         self.path = Path(path)
         uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
-        self.db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+        with _run_dir_trouble(self.path):
+            connection = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+        self.db = _Connection(connection, self.path)
         if not readonly:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -301,3 +304,38 @@ def _encode_task(task: Task) -> str:
 
 def _decode_task(text: str) -> Task:
     return Task(**json.loads(text))
+
+
+@contextmanager
+def _run_dir_trouble(path: Path) -> Iterator[None]:
+    """SQLite's operational errors (a full disk, a read-only folder, a lock held too long)
+    as one line naming the ledger: the run cannot go on, and says so."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise RunDirError(
+            f"cannot write the ledger {path}: {exc}; once that is fixed, the same command "
+            "with the same run dir resumes the run"
+        ) from None
+
+
+class _Connection:
+    """A SQLite connection whose every statement reports trouble as :class:`RunDirError`."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path):
+        self._connection, self._path = connection, path
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:
+        with _run_dir_trouble(self._path):
+            return self._connection.execute(*args)
+
+    def executemany(self, *args: Any) -> sqlite3.Cursor:
+        with _run_dir_trouble(self._path):
+            return self._connection.executemany(*args)
+
+    def executescript(self, script: str) -> sqlite3.Cursor:
+        with _run_dir_trouble(self._path):
+            return self._connection.executescript(script)
+
+    def __getattr__(self, name: str) -> Any:  # in_transaction, close, …
+        return getattr(self._connection, name)

@@ -13,16 +13,24 @@ process that does the I/O, so they stay out of tasks, ledgers and logs.
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
 import shutil
+import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
+from tilefleet.errors import RETRYABLE, PermanentError, classify
 from tilefleet.store.location import Location
+
+T = TypeVar("T")
+log = logging.getLogger("tilefleet")
 
 PARTIAL_MARK = ".tilefleet-partial-"
 
@@ -113,7 +121,12 @@ class Store(ABC):
 
 
 class LocalStore(Store):
-    """A folder on a local or network file system."""
+    """A folder on a local or network file system.
+
+    What is read by GDAL and what is written or deleted must lie inside the folder once
+    every symbolic link is resolved: a link (to a file, or a linked folder on the way) that
+    leads outside fails that key with :class:`PermanentError`, so a manifest row can never
+    read, and a destination never write, outside the roots the job named."""
 
     def __init__(self, location: Location):
         super().__init__(location)
@@ -121,6 +134,16 @@ class LocalStore(Store):
 
     def _path(self, key: str) -> Path:
         return self.root / key if key else self.root
+
+    def _inside(self, key: str) -> Path:
+        """The path of ``key``, checked to resolve inside the root (links followed)."""
+        path = self._path(key)
+        resolved = path.resolve()
+        if resolved != self.root and not resolved.is_relative_to(self.root.resolve()):
+            raise PermanentError(
+                f"{key} leads outside {self.root} through a symbolic link (to {resolved})"
+            )
+        return path
 
     def list_dir(self, prefix: str) -> list[ObjectInfo]:
         folder = self._path(prefix)
@@ -143,8 +166,9 @@ class LocalStore(Store):
                 yield ObjectInfo(path.relative_to(self.root).as_posix(), path.stat().st_size)
 
     def _partial_for(self, key: str) -> Path:
-        target = self._path(key)
+        target = self._inside(key)
         target.parent.mkdir(parents=True, exist_ok=True)
+        self._inside(key)  # a folder just made is inside: one linked on the way is not
         unique = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         return target.with_name(f"{target.name}{PARTIAL_MARK}{unique}")
 
@@ -191,13 +215,13 @@ class LocalStore(Store):
 
     def delete(self, keys: Iterable[str]) -> None:
         for key in keys:
-            self._path(key).unlink(missing_ok=True)
+            self._inside(key).unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
     def gdal_path(self, key: str) -> str:
-        return str(self._path(key))
+        return str(self._inside(key))
 
 
 _VSI_PREFIX = {"s3": "/vsis3", "gs": "/vsigs", "az": "/vsiaz", "abfs": "/vsiaz"}
@@ -206,12 +230,16 @@ _VSI_PREFIX = {"s3": "/vsis3", "gs": "/vsigs", "az": "/vsiaz", "abfs": "/vsiaz"}
 class ObjectStore(Store):
     """A bucket prefix on S3 (or an S3-compatible endpoint), GCS or Azure, through obstore."""
 
-    def __init__(self, location: Location):
+    def __init__(self, location: Location, client_options: dict | None = None):
         super().__init__(location)
         from obstore.store import from_url
 
         bucket_url = f"{location.scheme}://{location.bucket}"
-        self._store = from_url(bucket_url, client_options=_client_options())
+        options = dict(client_options or {})
+        retries = int(options.pop("max_retries", DEFAULT_RETRIES))
+        self._store = from_url(
+            bucket_url, client_options=options, retry_config={"max_retries": retries}
+        )
 
     def _key(self, key: str) -> str:
         return f"{self.location.prefix}/{key}" if self.location.prefix else key
@@ -224,7 +252,9 @@ class ObjectStore(Store):
         import obstore
 
         full = self._key(prefix).rstrip("/")
-        listed = obstore.list_with_delimiter(self._store, f"{full}/" if full else None)
+        listed = _read_again_if_cut(
+            lambda: obstore.list_with_delimiter(self._store, f"{full}/" if full else None)
+        )
         return [
             ObjectInfo(self._relative(meta["path"]), meta["size"]) for meta in listed["objects"]
         ]
@@ -233,14 +263,29 @@ class ObjectStore(Store):
         import obstore
 
         full = self._key(prefix).rstrip("/")
-        for batch in obstore.list(self._store, f"{full}/" if full else None, chunk_size=1000):
+        pages = obstore.list(self._store, f"{full}/" if full else None, chunk_size=1000)
+        first = _read_again_if_cut(lambda: next(pages, []))  # later pages: the caller's
+        for batch in itertools.chain([first], pages):
             for meta in batch:
                 yield ObjectInfo(self._relative(meta["path"]), meta["size"])
 
     def put_file(self, local_path: Path, key: str, *, move: bool = False) -> None:
         import obstore
 
-        obstore.put(self._store, self._key(key), Path(local_path))
+        if Path(local_path).stat().st_size > MULTIPART_FROM:
+            self._abort_earlier_uploads(key)
+        obstore.put(self._store, self._key(key), Path(local_path), chunk_size=MULTIPART_FROM)
+
+    def _abort_earlier_uploads(self, key: str) -> None:
+        """Abort the multipart uploads of ``key`` an earlier attempt left open when it was
+        killed mid-upload (obstore aborts its own when a part fails, but a killed process
+        aborts nothing); best effort: a leftover costs storage, never correctness."""
+        from tilefleet.store.gdal_env import abort_pending_uploads
+
+        try:
+            abort_pending_uploads(self.gdal_path(key))
+        except Exception as exc:  # e.g. no GDAL: the upload goes on regardless
+            log.debug("could not abort earlier uploads of %s: %s", key, exc)
 
     def put_bytes(self, data: bytes, key: str, *, if_absent: bool = False) -> bool:
         import obstore
@@ -255,7 +300,7 @@ class ObjectStore(Store):
     def get_bytes(self, key: str) -> bytes:
         import obstore
 
-        return bytes(obstore.get(self._store, self._key(key)).bytes())
+        return _read_again_if_cut(lambda: bytes(obstore.get(self._store, self._key(key)).bytes()))
 
     def delete(self, keys: Iterable[str]) -> None:
         import obstore
@@ -269,7 +314,7 @@ class ObjectStore(Store):
         from obstore.exceptions import NotFoundError
 
         try:
-            obstore.head(self._store, self._key(key))
+            _read_again_if_cut(lambda: obstore.head(self._store, self._key(key)))
         except (NotFoundError, FileNotFoundError):
             return False
         return True
@@ -278,19 +323,62 @@ class ObjectStore(Store):
         return f"{_VSI_PREFIX[self.location.scheme]}/{self.location.bucket}/{self._key(key)}"
 
 
-def _client_options() -> dict:
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
-    return {"allow_http": True} if endpoint.startswith("http://") else {}
+#: Reads obstore does not retry itself fail when the body of an answer is cut short (its
+#: retries cover the request, not the reading of the body): such reads, which change
+#: nothing, are made again this many times, after these delays (s).
+READ_AGAIN_DELAYS_S = (0.2, 1.0, 3.0)
+
+
+def _read_again_if_cut(read: Callable[[], T]) -> T:
+    """``read()``, made again after a retryable failure (a body cut mid-way, a reset), so
+    that the driver's listings and manifest reads ride out what a task's retry would."""
+    for delay in READ_AGAIN_DELAYS_S:
+        try:
+            return read()
+        except Exception as exc:
+            if classify(exc) != RETRYABLE:
+                raise
+            time.sleep(delay)
+    return read()
+
+
+#: Every object-store request is bounded (obstore durations), by default: connecting; a
+#: read that stalls (no byte for this long); a whole request (a PUT of one part, a GET of a
+#: manifest). Requests that time out, HTTP 5xx/429 and dropped connections are retried by
+#: obstore (``TILEFLEET_STORE_RETRIES`` times, 10 by default, within 3 minutes) before the
+#: task sees the error. Each can be changed with the variable named beside it.
+CLIENT_TIMEOUTS = {
+    "connect_timeout": ("TILEFLEET_STORE_CONNECT_TIMEOUT", "10s"),
+    "read_timeout": ("TILEFLEET_STORE_READ_TIMEOUT", "60s"),
+    "timeout": ("TILEFLEET_STORE_TIMEOUT", "300s"),
+}
+DEFAULT_RETRIES = 10
+#: Files larger than this are uploaded in parts of this size (obstore's default).
+MULTIPART_FROM = 5 * 1024 * 1024
+
+
+def _client_options(endpoint: str) -> dict:
+    options = {
+        key: os.environ.get(name, default) for key, (name, default) in CLIENT_TIMEOUTS.items()
+    }
+    options["max_retries"] = os.environ.get("TILEFLEET_STORE_RETRIES", str(DEFAULT_RETRIES))
+    if endpoint.startswith("http://"):
+        options["allow_http"] = True
+    return options
 
 
 def open_store(url: str | Path | Location) -> Store:
     """The store for a URL or path; cached per process (obstore clients pool connections)."""
     location = url if isinstance(url, Location) else Location.parse(url)
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    return _open_store(location, endpoint)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
+    options = tuple(sorted(_client_options(endpoint).items()))
+    return _open_store(location, endpoint, options)
 
 
 @lru_cache(maxsize=64)
-def _open_store(location: Location, _endpoint: str | None) -> Store:
-    # The endpoint is part of the cache key so a changed environment gets a new client.
-    return LocalStore(location) if location.is_local else ObjectStore(location)
+def _open_store(
+    location: Location, _endpoint: str, options: tuple[tuple[str, object], ...]
+) -> Store:
+    # The endpoint and the client options are part of the cache key, so a changed
+    # environment gets a new client.
+    return LocalStore(location) if location.is_local else ObjectStore(location, dict(options))

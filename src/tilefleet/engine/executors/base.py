@@ -104,6 +104,14 @@ class AttemptExecutor(Executor):
     """An executor the engine drives attempt by attempt: ``start``, then
     ``submit_many``/``wait``, then ``shutdown``."""
 
+    #: Seconds an attempt may run, set by the engine before ``start`` (None: no limit). An
+    #: executor that can stop an attempt stops it and reports it lost with a
+    #: :class:`~tilefleet.errors.TaskTimeoutError`; docs/executors.md says what each does.
+    task_timeout: float | None = None
+    #: The job's ``max_task_memory`` (MB), set by the engine before ``start``: passed to
+    #: every attempt, which checks its recipe's estimate against it before it runs.
+    max_task_memory: int | None = None
+
     def start(self, preload: Sequence[str] = ()) -> None:  # noqa: B027 - optional hook
         """Bring the engine up, before the first submit. ``preload`` names modules the
         tasks will import, so engines that keep workers warm can import them once."""

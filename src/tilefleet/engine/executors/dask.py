@@ -143,6 +143,7 @@ class DaskExecutor(AttemptExecutor):
             key=keys,
             pure=False,
             retries=0,
+            max_memory_mb=self.max_task_memory,
         )
         for future, (task, attempt) in zip(futures, attempts, strict=True):
             self._futures[future] = (task.id, attempt)

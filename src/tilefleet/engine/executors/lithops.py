@@ -29,6 +29,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import logging
+import math
 import os
 import shlex
 import sys
@@ -149,8 +150,11 @@ class LithopsExecutor(AttemptExecutor):
             options["extra_env"] = forwarded_environment()
             if self.memory_mb:
                 options["runtime_memory"] = self.memory_mb
+            if self.task_timeout is not None:  # the function's own limit (Lambda's timeout)
+                options["timeout"] = math.ceil(self.task_timeout)
+        calls = [(task, attempt, self.max_task_memory) for task, attempt in attempts]
         try:
-            futures = self._fexec.map(execute, list(attempts), **options)
+            futures = self._fexec.map(execute, calls, **options)
         except Exception as exc:  # the job could not be invoked at all: every attempt is lost
             log.warning("lithops: invoking %d attempt(s) failed: %s", len(attempts), exc)
             self._lost_at_submit += [Completion(t.id, attempt, lost=exc) for t, attempt in attempts]

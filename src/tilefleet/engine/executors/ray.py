@@ -76,7 +76,7 @@ class RayExecutor(AttemptExecutor):
         self._remote = ray.remote(execute).options(**resources)
 
     def submit(self, task: Task, attempt: int) -> None:
-        ref = self._remote.remote(task, attempt)
+        ref = self._remote.remote(task, attempt, self.max_task_memory)
         self._refs[ref] = (task.id, attempt)
 
     def wait(self, timeout: float | None) -> list[Completion]:

@@ -130,6 +130,8 @@ class RoutedExecutor(AttemptExecutor):
 
     def start(self, preload: Sequence[str] = ()) -> None:
         for executor in self.pools.values():
+            executor.task_timeout = self.task_timeout
+            executor.max_task_memory = self.max_task_memory
             executor.start(preload)
 
     def submit(self, task: Task, attempt: int) -> None:

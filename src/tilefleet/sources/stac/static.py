@@ -105,16 +105,22 @@ def catalog_items(href: str, reader: DocumentReader) -> Iterator[pystac.Item]:
         elif not isinstance(doc, dict):
             raise StacSearchError(f"STAC document {doc_href}: not a STAC object")
         elif doc.get("type") == "FeatureCollection":
-            features = doc.get("features", [])
+            features = _field(doc, "features", list, doc_href, [])
         elif doc.get("type") == "Feature":
             features = [doc]
         elif doc.get("type") in ("Catalog", "Collection"):
             features = []
             # Items linked from a collection without their own `collection` field belong to it.
-            inherited = doc["id"] if doc.get("type") == "Collection" else collection_id
-            for link in doc.get("links", []):
+            if doc.get("type") == "Collection":
+                inherited = _field(doc, "id", str, doc_href)
+            else:
+                inherited = collection_id
+            for link in _field(doc, "links", list, doc_href, []):
+                if not isinstance(link, dict):
+                    raise StacSearchError(f"STAC document {doc_href}: a link is not an object")
                 if link.get("rel") in ("child", "item"):
-                    target = make_absolute_href(link["href"], doc_href)
+                    href = _field(link, "href", str, f"{doc_href}: a {link['rel']} link")
+                    target = make_absolute_href(href, doc_href)
                     if target not in seen:
                         seen.add(target)
                         pending.append((target, inherited))
@@ -133,16 +139,43 @@ def _absolute(href: str) -> str:
     return Location.parse(href).prefix  # local path or file:// → absolute path
 
 
-def _item(feature: dict, doc_href: str, collection_id: str | None) -> pystac.Item:
-    feature = dict(feature)
-    feature["assets"] = {
-        key: {**asset, "href": make_absolute_href(asset["href"], doc_href)}
-        for key, asset in feature.get("assets", {}).items()
-    }
+_MISSING = object()
+
+
+def _field(doc: dict, key: str, kind: type, where: str, default: Any = _MISSING) -> Any:
+    """``doc[key]``, checked to be a ``kind``: a malformed document is one line naming it
+    (the file, and what in it), never a traceback."""
+    value = doc.get(key, default)
+    if value is _MISSING:
+        raise StacSearchError(f"STAC document {where}: no {key!r}")
+    if not isinstance(value, kind):
+        raise StacSearchError(
+            f"STAC document {where}: {key!r} must be a {_KIND_NAMES[kind]}, got {value!r:.60}"
+        )
+    return value
+
+
+_KIND_NAMES = {list: "list", dict: "mapping", str: "string"}
+
+
+def _item(feature: Any, doc_href: str, collection_id: str | None) -> pystac.Item:
+    if not isinstance(feature, dict):
+        raise StacSearchError(f"STAC document {doc_href}: an item is not an object")
+    name = feature.get("id", "without id")
+    where = f"{doc_href}: item {name}"
+    geometry = feature.get("geometry")
+    if geometry is not None and not (isinstance(geometry, dict) and "type" in geometry):
+        raise StacSearchError(f"STAC document {where}: its geometry is not GeoJSON")
+    assets = {}
+    for key, asset in _field(feature, "assets", dict, where, {}).items():
+        if not isinstance(asset, dict):
+            raise StacSearchError(f"STAC document {where}: asset {key!r} is not an object")
+        href = _field(asset, "href", str, f"{where}, asset {key}")
+        assets[key] = {**asset, "href": make_absolute_href(href, doc_href)}
+    feature = {**feature, "assets": assets}
     if not feature.get("collection") and collection_id:
         feature["collection"] = collection_id
     try:
         return pystac.Item.from_dict(feature, migrate=True, preserve_dict=False)
     except Exception as exc:
-        name = feature.get("id", "without id")
-        raise StacSearchError(f"{doc_href}: item {name} is invalid ({brief(exc)})") from None
+        raise StacSearchError(f"{where} is invalid ({brief(exc)})") from None

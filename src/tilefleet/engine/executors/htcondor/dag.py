@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tilefleet.engine.executors.worker_env import forwarded_environment
 from tilefleet.engine.task_runner import (
     OUTCOME_FILE,
     OUTCOMES_DIR,
@@ -48,13 +49,15 @@ TRANSFER_SPECIAL = (",", ";", "=", '"', "'", "$(")
 #: Defaults of the resource requests (the COG crank asked for 1 CPU, 1 GB, 1-2 GB disk).
 DEFAULT_MEMORY_MB = 2048
 DEFAULT_DISK = "2GB"
-#: Environment the nodes take from the submitter: settings, never credentials (HTCondor
-#: copies what ``getenv`` names into the job ad, which the schedd keeps on disk).
-GETENV = (
-    "GDAL_*, CPL_*, VSI_*, AWS_REGION, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, "
-    "AWS_ENDPOINT_URL_S3, AWS_S3_ENDPOINT, AWS_HTTPS, AWS_VIRTUAL_HOSTING, "
-    "AWS_REQUEST_PAYER, AWS_NO_SIGN_REQUEST"
-)
+
+
+def getenv_names(environ: dict[str, str] | None = None) -> str:
+    """What the submit files' ``getenv`` says: the names of the settings set here that
+    remote workers get (:func:`forwarded_environment`), never a credential's. HTCondor
+    copies the values of what ``getenv`` names into the job ad, which the schedd keeps on
+    disk, so a wildcard (``GDAL_*``) would carry ``GDAL_HTTP_USERPWD`` there too."""
+    names = sorted(forwarded_environment(environ))
+    return ", ".join(names) if names else "false"
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ def write_dag(
                 "universe": "vanilla",
                 "executable": python,
                 **where,
-                "getenv": GETENV,
+                "getenv": getenv_names(),
                 **requests,
                 "log": str(folder / "logs" / "tasks.log"),
                 "output": str(folder / "logs" / "$(node).out"),
@@ -144,7 +147,7 @@ def write_dag(
                 "executable": python,
                 "arguments": _arguments(["-m", "tilefleet", "task", "finish", str(run_dir)]),
                 "initialdir": str(run_dir),
-                "getenv": GETENV,
+                "getenv": getenv_names(),
                 "log": str(folder / "logs" / "final.log"),
                 "output": str(folder / "logs" / "final.out"),
                 "error": str(folder / "logs" / "final.err"),
