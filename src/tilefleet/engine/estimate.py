@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 
 from tilefleet.engine.executors.base import Billing
 from tilefleet.engine.history import median_duration, median_rate
@@ -25,9 +26,25 @@ class Estimate:
     workers: int
     wall_s: float
     cost_usd: float | None
+    #: Per kind of task (``Recipe.task_kind``), when the recipe has kinds: kind ->
+    #: ``{tasks, task_s, task_s_source, cost_usd}``.
+    by_kind: dict[str, dict] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def breakdown(self) -> list[str]:
+        """One line per kind: tasks, seconds per task and where they come from, cost."""
+        lines = []
+        for kind, part in self.by_kind.items():
+            line = (
+                f"  {kind}: {part['tasks']} task(s) x ~{part['task_s']:.1f} s "
+                f"(from {part['task_s_source']})"
+            )
+            if part["cost_usd"] is not None:
+                line += f", ${part['cost_usd']:.4f}"
+            lines.append(line)
+        return lines
 
     def describe(self) -> str:
         text = (
@@ -37,6 +54,8 @@ class Estimate:
         )
         if self.cost_usd is not None:
             text += f"; estimated cost ${self.cost_usd:.4f}"
+        if self.by_kind:
+            text += "\n" + "\n".join(self.breakdown())
         return text
 
 
@@ -48,9 +67,17 @@ def estimate_run(
     workers: int,
     billing: Billing | None,
     sizes: Sequence[float] = (),
+    kinds: Sequence[str | None] = (),
+    kind_defaults: Mapping[str, float] | None = None,
 ) -> Estimate:
     """``sizes``: the tasks' sizes in the recipe's unit of work, when it gives them; with a
-    remembered rate the estimate scales with them, else it is the median task duration."""
+    remembered rate the estimate scales with them, else it is the median task duration.
+    ``kinds``: each task's kind, when the recipe has kinds; each kind is then estimated
+    from its own history (or its default in ``kind_defaults``) and costed apart."""
+    if any(kinds) and len(kinds) == to_run:
+        return _estimate_by_kind(
+            recipe, default_task_s, kinds, kind_defaults or {}, skipped, workers, billing
+        )
     rate = median_rate(recipe) if sizes and len(sizes) == to_run else None
     if rate is not None:
         total_s = rate * sum(sizes)
@@ -66,6 +93,37 @@ def estimate_run(
         source = "history" if measured is not None else "default"
     cost = billing.cost(total_s) if billing else None
     return Estimate(to_run, skipped, task_s, source, workers, wall_s, cost)
+
+
+def _estimate_by_kind(
+    recipe: str,
+    default_task_s: float,
+    kinds: Sequence[str | None],
+    kind_defaults: Mapping[str, float],
+    skipped: int,
+    workers: int,
+    billing: Billing | None,
+) -> Estimate:
+    counts = Counter(kind or "other" for kind in kinds)
+    by_kind, total_s, longest = {}, 0.0, 0.0
+    for kind in sorted(counts):
+        measured = median_duration(recipe, kind)
+        task_s = measured if measured is not None else kind_defaults.get(kind, default_task_s)
+        kind_s = task_s * counts[kind]
+        total_s += kind_s
+        longest = max(longest, task_s)
+        by_kind[kind] = {
+            "tasks": counts[kind],
+            "task_s": task_s,
+            "task_s_source": "history" if measured is not None else "default",
+            "cost_usd": billing.cost(kind_s) if billing else None,
+        }
+    to_run = len(kinds)
+    sources = {part["task_s_source"] for part in by_kind.values()}
+    source = sources.pop() if len(sources) == 1 else "history and defaults"
+    wall_s = max(total_s / max(workers, 1), longest)
+    cost = billing.cost(total_s) if billing else None
+    return Estimate(to_run, skipped, total_s / to_run, source, workers, wall_s, cost, by_kind)
 
 
 def _duration(seconds: float) -> str:

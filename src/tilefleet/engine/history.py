@@ -4,6 +4,9 @@ pixels), so that small files never predict big ones.
 
 Kept in a small SQLite file shared by all runs of a user (``$TILEFLEET_HISTORY``, default
 ``~/.local/state/tilefleet/history.sqlite``); only the most recent durations are kept.
+A recipe whose tasks come in kinds (``Recipe.task_kind``: the products of ``ttc-ard``)
+keeps them per kind, under ``{recipe}:{kind}``, so that a DEM tile never predicts a
+Sentinel-2 one.
 """
 
 from __future__ import annotations
@@ -25,6 +28,11 @@ def history_path() -> Path:
     return state / "tilefleet" / "history.sqlite"
 
 
+def history_key(recipe: str, kind: str | None = None) -> str:
+    """Where durations of ``recipe`` (of one ``kind`` of its tasks, if given) are kept."""
+    return f"{recipe}:{kind}" if kind else recipe
+
+
 def _connect() -> sqlite3.Connection:
     path = history_path()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,11 +47,16 @@ def _connect() -> sqlite3.Connection:
     return db
 
 
-def record_durations(recipe: str, timings: Iterable[tuple[float, float | None]]) -> None:
-    """Remember successful task durations of a recipe, each with the task's size when the
-    recipe gives one (best effort: never fails a run)."""
+def record_durations(
+    recipe: str, timings: Iterable[tuple[float, float | None, str | None]]
+) -> None:
+    """Remember successful task durations of a recipe: ``(seconds, size, kind)``, the size
+    when the recipe gives one, the kind when its tasks have kinds (best effort: never
+    fails a run)."""
     now = time.time()
-    values = [(recipe, float(s), now, size) for s, size in timings]
+    values = [
+        (history_key(recipe, kind), float(seconds), now, size) for seconds, size, kind in timings
+    ]
     if not values:
         return
     try:
@@ -52,22 +65,26 @@ def record_durations(recipe: str, timings: Iterable[tuple[float, float | None]])
                 "INSERT INTO durations (recipe, seconds, recorded, size) VALUES (?, ?, ?, ?)",
                 values,
             )
-            db.execute(
-                "DELETE FROM durations WHERE recipe = ? AND rowid NOT IN (SELECT rowid FROM "
-                "durations WHERE recipe = ? ORDER BY recorded DESC LIMIT ?)",
-                (recipe, recipe, KEEP_PER_RECIPE),
-            )
+            for key in {v[0] for v in values}:
+                db.execute(
+                    "DELETE FROM durations WHERE recipe = ? AND rowid NOT IN (SELECT rowid "
+                    "FROM durations WHERE recipe = ? ORDER BY recorded DESC LIMIT ?)",
+                    (key, key, KEEP_PER_RECIPE),
+                )
     except sqlite3.Error:
         pass
 
 
-def median_duration(recipe: str) -> float | None:
-    """Median seconds per task over the remembered runs of ``recipe``, if any."""
+def median_duration(recipe: str, kind: str | None = None) -> float | None:
+    """Median seconds per task over the remembered runs of ``recipe`` (its tasks of
+    ``kind``), if any."""
     try:
         with _connect() as db:
             rows = [
                 r[0]
-                for r in db.execute("SELECT seconds FROM durations WHERE recipe = ?", (recipe,))
+                for r in db.execute(
+                    "SELECT seconds FROM durations WHERE recipe = ?", (history_key(recipe, kind),)
+                )
             ]
     except sqlite3.Error:
         return None

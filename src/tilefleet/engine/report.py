@@ -1,6 +1,7 @@
 """Reports of a run, rebuilt from its ledger after every session (even an interrupted one).
 
-``report.json`` (machine-readable totals), ``tasks.csv`` (one row per task),
+``report.json`` (machine-readable totals, and per kind of task for recipes that have
+kinds: ``by_kind``), ``tasks.csv`` (one row per task, with its source row's columns),
 ``failed.csv`` (the original source rows plus ``reason``: a valid input for a retry run),
 ``succeeded.csv``, ``report.txt`` (for people), ``timeline.png`` and ``report.html`` (one
 self-contained page with the tile map, the timeline and the failures; see
@@ -46,6 +47,8 @@ def build_report(
         for a in attempts
         if a["finished"] and (b := billed.get(a["session"]))
     )
+    estimate = last["estimate"] if last else None
+    by_kind = _by_kind(ledger.get_meta("recipe"), records, attempts, billed, estimate)
     return {
         "run_id": ledger.get_meta("run_id"),
         "recipe": ledger.get_meta("recipe"),
@@ -73,8 +76,63 @@ def build_report(
             if a["ok"] and a["metrics"].get("warning")
         ],
         "results": result_totals(task_results(attempts) if results is None else results),
+        "by_kind": by_kind,
         "job": ledger.get_meta("job"),
     }
+
+
+def _by_kind(
+    recipe_name: str | None,
+    records: list[TaskRecord],
+    attempts: list[dict[str, Any]],
+    billed: dict[int, dict | None],
+    estimate: dict | None,
+) -> dict[str, dict[str, Any]]:
+    """Per kind of task (``Recipe.task_kind``): counts, task seconds, estimated and
+    measured cost; empty for a recipe whose tasks are all alike."""
+    kinds = _task_kinds(recipe_name, records)
+    if not kinds:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    estimated = (estimate or {}).get("by_kind") or {}
+    for record in records:
+        part = out.setdefault(
+            kinds[record.task.id],
+            {"tasks": 0, SUCCEEDED: 0, SKIPPED: 0, FAILED: 0, "durations": [], "cost": 0.0},
+        )
+        part["tasks"] += 1
+        if record.status in part:
+            part[record.status] += 1
+        if record.status == SUCCEEDED and record.duration_s:
+            part["durations"].append(record.duration_s)
+    for a in attempts:
+        if a["finished"] and (b := billed.get(a["session"])) and a["task_id"] in kinds:
+            cost = (a["finished"] - a["started"]) * b["memory_gb"] * b["usd_per_gb_s"]
+            out[kinds[a["task_id"]]]["cost"] += cost
+    any_billed = any(billed.values())
+    for kind, part in out.items():
+        part["task_s"] = _summary(part.pop("durations"))
+        cost = part.pop("cost")
+        part["cost_usd"] = {
+            "estimated": (estimated.get(kind) or {}).get("cost_usd"),
+            "measured": round(cost, 10) if any_billed else None,
+        }
+    return dict(sorted(out.items()))
+
+
+def _task_kinds(recipe_name: str | None, records: list[TaskRecord]) -> dict[str, str]:
+    """Each task's kind by its recipe's ``task_kind``; {} when it has none (or the recipe
+    is not registered here: reports never fail for it)."""
+    from tilefleet.recipes import get_recipe
+
+    try:
+        recipe = get_recipe(recipe_name)
+        kinds = {r.task.id: recipe.task_kind(r.task) for r in records}
+    except Exception:
+        return {}
+    if not any(kinds.values()):
+        return {}
+    return {task_id: kind or "other" for task_id, kind in kinds.items()}
 
 
 def write_reports(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
@@ -85,7 +143,7 @@ def write_reports(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
     report = build_report(ledger, run_dir, records, attempts, results)
     columns = tuple(ledger.get_meta("source_columns") or ())
     (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    _write_tasks_csv(run_dir / "tasks.csv", records, results)
+    _write_tasks_csv(run_dir / "tasks.csv", records, results, columns)
     _write_source_csv(
         run_dir / "failed.csv",
         columns,
@@ -142,6 +200,16 @@ def format_report(report: dict[str, Any], records: list[TaskRecord]) -> str:
         lines.append(
             f"cost       ${cost['measured']:.4f} measured (estimated ${cost['estimated'] or 0:.4f})"
         )
+    for kind, part in (report.get("by_kind") or {}).items():
+        line = (
+            f"  {kind:<8} {part['tasks']} task(s): {part[SUCCEEDED]} succeeded, "
+            f"{part[SKIPPED]} skipped, {part[FAILED]} failed"
+        )
+        if part["task_s"]:
+            line += f"; median {part['task_s']['median']:.2f} s"
+        if part["cost_usd"]["measured"] is not None:
+            line += f"; ${part['cost_usd']['measured']:.4f} measured"
+        lines.append(line)
     warnings = report["warnings"]
     if warnings:
         lines.append("")
@@ -189,17 +257,27 @@ def _summary(values: list[float]) -> dict[str, float] | None:
     }
 
 
+TASK_COLUMNS = ("id", "status", "attempts", "duration_s", "worker", "error", "results")
+
+
 def _write_tasks_csv(
-    path: Path, records: list[TaskRecord], results: dict[str, dict[str, Any]]
+    path: Path,
+    records: list[TaskRecord],
+    results: dict[str, dict[str, Any]],
+    source_columns: tuple[str, ...] = (),
 ) -> None:
+    """One row per task; then the columns of its source row (a TTC tile's product, Year, X,
+    Y, Y_tile, X_tile), so that any subset of rows is an input for a retry."""
+    extra = [c for c in source_columns if c not in TASK_COLUMNS]
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["id", "status", "attempts", "duration_s", "worker", "error", "results"])
+        writer.writerow([*TASK_COLUMNS, *extra])
         for r in records:
             duration = f"{r.duration_s:.3f}" if r.duration_s is not None else ""
             found = results.get(r.task.id)
             text = json.dumps(found, sort_keys=True, separators=(",", ":")) if found else ""
             row = [r.task.id, r.status, r.attempts, duration, r.worker or "", r.error or "", text]
+            row += [r.task.source.get(c, "") for c in extra]
             writer.writerow([spreadsheet_safe(cell) for cell in row])
 
 

@@ -4,6 +4,12 @@ The database (columns ``X``, ``Y`` = tile-centre lon/lat, ``X_tile``, ``Y_tile``
 authority: centres drift from any formula by up to 0.2 tile, so they are never recomputed.
 A tile is its centre +- 1/36 degree and is named ``{X_tile}X{Y_tile}Y``. Selections stay
 columnar (numpy arrays over database rows); ``Tile`` objects are made only on request.
+
+A selection that holds the same tile in several years (a request JSON over two years)
+names each ``Tile`` ``{year}/{X_tile}X{Y_tile}Y``, so that one task per tile and year never
+shares its id with another. A tiles CSV may carry a ``product`` column (as the ``failed.csv``
+of a ``ttc-ard`` run does): it is kept per row, for recipes that make several products of
+a tile to plan only those.
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ TILE_SIZE = 1 / 18
 TILE_HALF_SIZE = 1 / 36
 TILE_ID_PATTERN = re.compile(r"^\s*(-?\d+)X(-?\d+)Y\s*$")
 TILES_CSV_COLUMNS = ("Year", "X", "Y", "Y_tile", "X_tile")
+PRODUCT_COLUMN = "product"
+# Products of one row: "dem", "dem;s2" (what tiles CSVs written here hold), "dem,s2" quoted.
+_PRODUCT_SEPARATORS = re.compile(r"[;,\s]+")
 DATABASE_COLUMNS = ("X", "Y", "X_tile", "Y_tile")
 
 # A tiles CSV whose X/Y differ from the database by more than this (degrees) is suspect.
@@ -218,9 +227,13 @@ class TileDatabase:
         return np.where(found, order[pos], -1)
 
     def take(
-        self, rows: np.ndarray, years: np.ndarray | None = None, warnings: Sequence[str] = ()
+        self,
+        rows: np.ndarray,
+        years: np.ndarray | None = None,
+        warnings: Sequence[str] = (),
+        products: np.ndarray | None = None,
     ) -> TtcTileSet:
-        """The tiles at ``rows`` (with a year per row, if given) as a tile set."""
+        """The tiles at ``rows`` (with a year and products per row, if given) as a tile set."""
         return TtcTileSet(
             x=self.x[rows],
             y=self.y[rows],
@@ -228,6 +241,7 @@ class TileDatabase:
             y_tile=self.y_tile[rows],
             years=years,
             warnings=tuple(warnings),
+            products=products,
         )
 
 
@@ -263,7 +277,11 @@ def _pair_keys(x_tile: np.ndarray, y_tile: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TtcTileSet:
-    """TTC tiles as columns; one row per (tile, year) when years are known."""
+    """TTC tiles as columns; one row per (tile, year) when years are known.
+
+    ``products``, when a tiles CSV named them, holds per row the products wanted of that
+    tile and year, separated by ``;`` (empty: all of them).
+    """
 
     x: np.ndarray
     y: np.ndarray
@@ -271,6 +289,7 @@ class TtcTileSet:
     y_tile: np.ndarray
     years: np.ndarray | None = None
     warnings: tuple[str, ...] = field(default=())
+    products: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -287,16 +306,26 @@ class TtcTileSet:
         return np.column_stack([self.x - h, self.y - h, self.x + h, self.y + h])
 
     def columns(self) -> dict[str, np.ndarray]:
-        """The tiles CSV columns ``Year,X,Y,Y_tile,X_tile`` (Year empty when unknown)."""
+        """The tiles CSV columns ``Year,X,Y,Y_tile,X_tile`` (Year empty when unknown), with
+        ``product`` first when the tiles name products."""
         years = self.years if self.years is not None else np.ma.masked_all(len(self), np.int64)
         values = (years, self.x, self.y, self.y_tile, self.x_tile)
-        return dict(zip(TILES_CSV_COLUMNS, values, strict=True))
+        columns = dict(zip(TILES_CSV_COLUMNS, values, strict=True))
+        if self.products is None:
+            return columns
+        return {PRODUCT_COLUMN: self.products, **columns}
+
+    def spans_years(self) -> bool:
+        """Whether the set holds more than one year (its tiles' ids then name the year)."""
+        return self.years is not None and len(np.unique(self.years)) > 1
 
     def footprints(self) -> np.ndarray:
         return shapely.box(*self.bounds().T)
 
     def tiles(self) -> Iterator[Tile]:
         years = self.years.tolist() if self.years is not None else [None] * len(self)
+        products = self.products.tolist() if self.products is not None else [None] * len(self)
+        with_year = self.spans_years()
         rows = zip(
             self.ids(),
             self.bounds().tolist(),
@@ -305,20 +334,26 @@ class TtcTileSet:
             self.x.tolist(),
             self.y.tolist(),
             years,
+            products,
             strict=True,
         )
-        for tile_id, bounds, x_tile, y_tile, x, y, year in rows:
+        for tile_id, bounds, x_tile, y_tile, x, y, year, product in rows:
             attrs = {"X_tile": x_tile, "Y_tile": y_tile, "X": x, "Y": y}
             if year is not None:
                 attrs["year"] = year
-            yield Tile(tile_id, tuple(bounds), attrs=attrs)
+            if product:
+                attrs[PRODUCT_COLUMN] = product
+            name = f"{year}/{tile_id}" if with_year else tile_id
+            yield Tile(name, tuple(bounds), attrs=attrs)
 
     def with_year(self, year: int | None) -> TtcTileSet:
         """All rows given ``year`` (area selections have none of their own)."""
         if year is None:
             return self
         years = np.full(len(self), year, dtype=np.int64)
-        return TtcTileSet(self.x, self.y, self.x_tile, self.y_tile, years, self.warnings)
+        return TtcTileSet(
+            self.x, self.y, self.x_tile, self.y_tile, years, self.warnings, self.products
+        )
 
 
 def _database(tiledb: TileDatabase | str | Path) -> TileDatabase:
@@ -430,16 +465,22 @@ def ttc_tiles_from_csv(
 ) -> TtcTileSet:
     """Tiles listed in a tiles CSV (``Year,X,Y,Y_tile,X_tile``, columns matched by name).
 
-    ``X_tile`` and ``Y_tile`` are required, ``Year`` is optional; repeated rows count once.
+    ``X_tile`` and ``Y_tile`` are required, ``Year`` and ``product`` are optional, other
+    columns (the ``reason`` of a ``failed.csv``) are ignored; repeated rows count once
+    (their products joined; a row without a product wants them all).
     Centres come from the database; rows whose X/Y disagree with it are reported, since
     swapped columns are a known pitfall of hand-made files. ``year`` keeps only that year
     (or gives it to every row when the file has no Year column).
     """
-    columns = read_csv_columns(path, required=("X_tile", "Y_tile"), optional=("Year", "X", "Y"))
+    columns = read_csv_columns(
+        path, required=("X_tile", "Y_tile"), optional=("Year", "X", "Y", PRODUCT_COLUMN)
+    )
     name = f"tiles CSV {path}"
     has_year = "Year" in columns
     year_text = columns["Year"] if has_year else ["0"] * len(columns["X_tile"])
+    product_text = columns.get(PRODUCT_COLUMN)
     keys: dict[tuple[int, int, int], int] = {}  # (year, X_tile, Y_tile) -> first line index
+    wanted: dict[tuple[int, int, int], set[str] | None] = {}  # None: every product
     bad_lines: list[int] = []
     for i, texts in enumerate(zip(year_text, columns["X_tile"], columns["Y_tile"], strict=True)):
         try:
@@ -449,6 +490,8 @@ def ttc_tiles_from_csv(
             continue
         if year is None or not has_year or key[0] == year:
             keys.setdefault(key, i)
+            if product_text is not None:
+                _add_products(wanted, key, product_text[i])
     warnings: list[str] = []
     if bad_lines:
         warnings.append(
@@ -466,9 +509,23 @@ def ttc_tiles_from_csv(
     if "X" in columns and "Y" in columns:
         lines = np.array(list(keys.values()))[found]
         _warn_on_centre_mismatch(database, rows[found], columns["X"], columns["Y"], lines, warnings)
+    products = None
+    if product_text is not None:
+        texts = [";".join(sorted(wanted[key])) if wanted[key] else "" for key in keys]
+        products = np.array(texts, dtype=object)[found]
     if not has_year:
-        return database.take(rows[found], warnings=warnings).with_year(year)
-    return database.take(rows[found], years[found], warnings)
+        return database.take(rows[found], warnings=warnings, products=products).with_year(year)
+    return database.take(rows[found], years[found], warnings, products)
+
+
+def _add_products(
+    wanted: dict[tuple[int, int, int], set[str] | None], key: tuple[int, int, int], text: str
+) -> None:
+    """Join the products of a row into those of its tile and year (empty text: all)."""
+    names = set(_PRODUCT_SEPARATORS.split(text.strip())) - {""}
+    if key in wanted and wanted[key] is None:
+        return
+    wanted[key] = None if not names else (wanted.get(key) or set()) | names
 
 
 def _warn_on_centre_mismatch(
@@ -511,7 +568,9 @@ class TtcGrid(Grid):
         default=None,
         description='Request JSON {project: {"YYYY": {"missing_tiles": [...]}}}.',
     )
-    tiles: Path | None = Field(default=None, description="Tiles CSV (Year,X,Y,Y_tile,X_tile).")
+    tiles: Path | None = Field(
+        default=None, description="Tiles CSV (Year,X,Y,Y_tile,X_tile; product optional)."
+    )
     year: int | None = Field(
         default=None,
         ge=1900,
