@@ -12,9 +12,10 @@ apply to every step (a step may override them)::
       - {name: features, recipe: features, input: "${folders.data}", ...}
 
 ``${name}`` is a variable, ``${folders.name}`` a folder (relative ones are relative to the
-chain file), anything else an environment variable; a string that is exactly one
-``${…}`` takes the value as it is (a number, a mapping), otherwise the value is put into
-the text. Every step is validated before the first one runs.
+chain file), ``${run_dir}`` the chain's run directory, anything else an environment
+variable; a string that is exactly one ``${…}`` takes the value as it is (a number, a
+mapping), otherwise the value is put into the text. Every step is validated before the
+first one runs.
 
 Each step runs in its own run directory, ``{run_dir}/{step name}``, with its own ledger and
 reports, so skip, resume and retries are the engine's, step by step; a rerun of a finished
@@ -123,6 +124,8 @@ def chain_from_document(
     else:
         run_dir = Path("runs", name).resolve()
     shared.pop("run_dir", None)
+    # Steps may name the chain's run dir (a step that publishes the runs' reports).
+    context = _Context({"run_dir": str(run_dir), **variables}, folders)
     steps = values.get("steps")
     if not isinstance(steps, list) or not steps:
         raise JobError("steps: a chain needs a list of steps, each a recipe and its parameters")
