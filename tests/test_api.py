@@ -143,7 +143,7 @@ def test_a_user_recipe_runs_by_import_path_or_registered_name(
     [
         ("os:getpid", "recipe 'os:getpid' is the function posix.getpid, not a Recipe class"),
         ("json:JSONDecoder", "is the class json.decoder.JSONDecoder, not a Recipe class"),
-        ("nope", "unknown recipe 'nope'; known: cells, cogify, mosaic, tile-index"),
+        ("nope", "unknown recipe 'nope'; known: cells, cogify, export, features, "),
         ("no_such_module:Thing", "cannot load recipe 'no_such_module:Thing'"),
     ],
 )

@@ -1,8 +1,9 @@
 """Tasks and their outcomes: the small, plain records that travel between the engine and workers.
 
 A task pickles to a few hundred bytes: an id, the recipe's name, JSON-plain parameters,
-where its done marker lives, and the source row it came from. It holds no credentials and
-no open handles, so any executor can ship it anywhere.
+where its done marker lives, and the source row it came from. It holds no open handles,
+and no credentials except the shared secrets an attempt's copy carries in memory, so any
+executor can ship it anywhere.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class Task:
     marker: str
     source: dict[str, str] = field(default_factory=dict)
     rejected: str | None = None
+    #: Shared secrets by name, set only on the copy of a task submitted for an attempt
+    #: (see :mod:`tilefleet.secrets`): the ledger and task files never hold them.
+    secrets: dict[str, dict[str, str]] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

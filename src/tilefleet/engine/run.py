@@ -22,6 +22,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+from tilefleet import secrets as shared_secrets
 from tilefleet.engine.callbacks import AttemptEnd, Callbacks, RunCallback, RunStart
 from tilefleet.engine.estimate import estimate_run
 from tilefleet.engine.executors import (
@@ -35,10 +36,18 @@ from tilefleet.engine.job import Job, build_job
 from tilefleet.engine.ledger import LEDGER_NAME, Ledger
 from tilefleet.engine.report import write_reports
 from tilefleet.engine.result import FailedTask, RunResult
+from tilefleet.engine.secrets import SecretKeeper
 from tilefleet.engine.signals import sigterm_as_interrupt
 from tilefleet.engine.skip import find_done, sweep_partials
 from tilefleet.engine.task_runner import DETACHED_SESSION, merge_outcomes
-from tilefleet.errors import PERMANENT, RETRYABLE, ExitCode, JobError, one_line
+from tilefleet.errors import (
+    PERMANENT,
+    RETRYABLE,
+    ExitCode,
+    JobError,
+    TaskTimeoutError,
+    one_line,
+)
 from tilefleet.recipes import get_recipe
 from tilefleet.recipes.base import Recipe, RecipeParams
 from tilefleet.task import (
@@ -94,11 +103,19 @@ def run_job(
     an invalid job; task failures are recorded, never raised.
     """
     recipe = get_recipe(job.recipe)
+    keeper = _secret_keeper(recipe, job)  # before planning: the plan may read inputs too
     tasks = _one_writer_per_output(_workers_find(recipe, recipe.plan(job.params)))
     try:
         executor = create_executor(job.executor, job.workers, **job.executor_settings)
     except ValueError as exc:
         raise JobError(str(exc)) from None
+    if keeper is not None and isinstance(executor, PlanExecutor):
+        names = ", ".join(source.name for source in keeper.sources)
+        raise JobError(
+            f"the {job.executor} executor runs its nodes later, on their own: it cannot share "
+            f"{names} with them; give the nodes their own credentials, or use an executor "
+            "that submits each attempt (local, dask, ray, lithops)"
+        )
 
     run_id = new_run_id(recipe.name)
     run_dir = job.run_dir or Path("runs", run_id)
@@ -117,9 +134,10 @@ def run_job(
     follow = Callbacks(callbacks)
     rejected = [t for t in tasks if t.rejected is not None]
     candidates = _select(tasks, known, job.only, job.limit)
-    done_outside = set() if job.overwrite else find_done(candidates)
+    done_outside = set() if job.overwrite else _done_outside(candidates)
     to_run = [t for t in candidates if t.id not in done_outside]
     sizes = _task_sizes(recipe, job.params, to_run)
+    kinds = {t.id: recipe.task_kind(t) for t in to_run}  # products, stages: costed apart
     estimate = estimate_run(
         recipe.name,
         recipe.default_task_s,
@@ -128,6 +146,8 @@ def run_job(
         executor.workers,
         executor.billing,
         [sizes[t.id] for t in to_run] if len(sizes) == len(to_run) else (),
+        [kinds[t.id] for t in to_run],
+        recipe.default_task_s_by_kind,
     )
     result = RunResult(
         run_dir,
@@ -198,12 +218,14 @@ def run_job(
         interrupted = False
         durations: list[tuple[str, float]] = []  # (task id, seconds) of the successes
         lost: dict[str, Task] = {}  # tasks that lost a worker mid-attempt
+        executor.task_timeout = job.task_timeout or recipe.default_task_timeout_s
+        executor.max_task_memory = job.max_task_memory
         try:
             with sigterm_as_interrupt():
                 executor.start(preload=(type(recipe).__module__,))
                 try:
                     _Scheduler(
-                        to_run, executor, ledger, session, job, durations, lost, follow
+                        to_run, executor, ledger, session, job, durations, lost, follow, keeper
                     ).run()
                 finally:
                     executor.shutdown(cancel=True)
@@ -219,7 +241,7 @@ def run_job(
         finally:
             ledger.reset_interrupted()
             ledger.finish_session(session, now(), interrupted)
-            record_durations(recipe.name, [(s, sizes.get(i)) for i, s in durations])
+            record_durations(recipe.name, [(s, sizes.get(i), kinds.get(i)) for i, s in durations])
         finished = interrupted or finish_recipe(recipe, job.params, tasks, ledger)
         result.report = write_reports(ledger, run_dir)
         result.failed = failed_tasks(ledger)
@@ -227,6 +249,29 @@ def run_job(
     result.exit_code = ExitCode.INTERRUPTED if interrupted else exit_code_for(counts, finished)
     follow.on_run_end(result)
     return result
+
+
+def _secret_keeper(recipe: Recipe, job: Job) -> SecretKeeper | None:
+    """The keeper of the secrets the recipe shares with its workers, fetched now (a
+    :class:`JobError` if one cannot be had), or None when it needs none."""
+    sources = recipe.secret_sources(job.params)
+    if not sources:
+        return None
+    keeper = SecretKeeper(sources)
+    keeper.start()
+    shared_secrets.install(keeper.current())  # this process plans and finishes with them
+    return keeper
+
+
+def _done_outside(tasks: list[Task]) -> set[str]:
+    """The tasks whose marker exists; a destination that cannot be listed (after the
+    store's own retries) stops the run in one line, before anything is written."""
+    try:
+        return find_done(tasks)
+    except JobError:
+        raise
+    except Exception as exc:
+        raise JobError(f"cannot list the destination for done tasks: {one_line(exc)}") from None
 
 
 def _workers_find(recipe: Recipe, tasks: list[Task]) -> list[Task]:
@@ -385,9 +430,11 @@ class _Scheduler:
         durations: list[tuple[str, float]],
         lost: dict[str, Task],
         follow: RunCallback,
+        secrets: SecretKeeper | None = None,
     ):
         self.executor, self.ledger, self.session, self.job = executor, ledger, session, job
         self.durations, self.lost, self.follow = durations, lost, follow
+        self.secrets = secrets
         self.max_in_flight = job.max_in_flight or executor.default_max_in_flight
         self.refill_at = max(1, self.max_in_flight // REFILL_FRACTION)
         self.ready: deque[Task] = deque(tasks)
@@ -423,6 +470,9 @@ class _Scheduler:
             batch = [self.ready.popleft() for _ in range(min(free, len(self.ready)))]
             submitted = now()
             attempts = self.ledger.start_attempts([t.id for t in batch], self.session, submitted)
+        if self.secrets is not None:  # in memory with each attempt, never in the ledger
+            shared = self.secrets.current()
+            batch = [replace(task, secrets=shared) for task in batch]
         for task in batch:
             self.tries[task.id] = self.tries.get(task.id, 0) + 1
             self.in_flight[task.id] = (task, submitted)
@@ -464,6 +514,7 @@ class _Scheduler:
 def _outcome_of(completion: Completion, submitted: float) -> Outcome:
     if completion.outcome is not None:
         return completion.outcome
+    error = one_line(completion.lost)  # a timed-out attempt says so; others lost a worker
     return Outcome(
         completion.task_id,
         completion.attempt,
@@ -471,7 +522,7 @@ def _outcome_of(completion: Completion, submitted: float) -> Outcome:
         "lost",
         submitted,
         now(),
-        error=f"worker lost: {one_line(completion.lost)}",
+        error=error if isinstance(completion.lost, TaskTimeoutError) else f"worker lost: {error}",
         error_kind=RETRYABLE,
     )
 

@@ -9,12 +9,15 @@ for bad input it detects, so that only transient trouble is retried.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from tilefleet import plugins
 from tilefleet.task import Task
+
+if TYPE_CHECKING:
+    from tilefleet.secrets import SecretSource
 
 
 class RecipeParams(BaseModel):
@@ -39,6 +42,11 @@ class Recipe(ABC):
     summary: ClassVar[str] = ""
     #: Seconds per task assumed by the estimate until a run of this recipe has been measured.
     default_task_s: ClassVar[float] = 5.0
+    #: The same per kind of task (see :meth:`task_kind`), for recipes whose tasks differ.
+    default_task_s_by_kind: ClassVar[dict[str, float]] = {}
+    #: Seconds an attempt may run before it is stopped and retried, unless the job sets
+    #: ``task_timeout``: generous, so that only an attempt that hangs is stopped.
+    default_task_timeout_s: ClassVar[float] = 3600.0
     #: Columns of a task's source row, in report order (failed.csv, succeeded.csv).
     source_columns: ClassVar[tuple[str, ...]] = ()
     #: The parameter holding the CSV manifest the tasks come from, for recipes planned from
@@ -81,6 +89,24 @@ class Recipe(ABC):
         task id, so that estimates scale with it; cheap to get (a listing, the plan), and
         empty when unknown."""
         return {}
+
+    def task_memory(self, task: Task) -> int | None:
+        """Bytes of memory one attempt of ``task`` needs at most, estimated before any pixel
+        is read (from an input's header); None when unknown. Called on the worker, before
+        ``run``, when the job sets ``max_task_memory``: a task above it fails at once."""
+        return None
+
+    def task_kind(self, task: Task) -> str | None:
+        """The kind of work ``task`` is (a product, a stage), when a recipe's tasks differ
+        enough to be timed and costed apart: estimates, history and measured cost are then
+        kept per kind. None (the default): all of the recipe's tasks are alike."""
+        return None
+
+    def secret_sources(self, params: RecipeParams) -> list[SecretSource]:
+        """Secrets the driver obtains once and shares with every worker in memory
+        (temporary credentials of a protected bucket; see :mod:`tilefleet.secrets`),
+        refreshed before they expire; a task reads them with ``secrets.get(name)``."""
+        return []
 
     def outputs_url(self, params: RecipeParams) -> str:
         """Where the outputs of a job go, for the summary printed after a run."""

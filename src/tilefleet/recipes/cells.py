@@ -54,7 +54,9 @@ class CellsParams(RecipeParams):
         default_factory=list, description="Granule files (local, s3:// or https://)"
     )
     catalog: str | None = Field(None, description="Granule catalog JSON (local or s3://)")
-    store: StoreURL = Field(description="Zarr store to write: a folder or s3:// prefix")
+    store: Annotated[StoreURL, Cli(flag="--dest", aliases=("--store",))] = Field(
+        description="Zarr store to write: a folder or s3:// prefix"
+    )
     parent_order: int | None = Field(
         None,
         ge=0,
@@ -74,12 +76,18 @@ class CellsParams(RecipeParams):
     longitude: str = Field(Atl06Layout.longitude, description="Longitude, below a beam")
     height: str = Field(Atl06Layout.height, description="Height variable, below a beam")
     sigma: str = Field(Atl06Layout.sigma, description="Height uncertainty, below a beam")
-    quality: str | None = Field(
+    quality: Annotated[str | None, Cli(flag="--quality-flag", aliases=("--quality",))] = Field(
         Atl06Layout.quality, description="Quality flag below a beam ('' or null: no filter)"
     )
     quality_value: int = Field(0, description="Value of the quality flag to keep")
     access: Literal["s3", "https"] = Field(
         "s3", description="Read catalog granules by their s3:// or https:// URL"
+    )
+    s3_credentials: str | None = Field(
+        None,
+        description="Temporary S3 credentials obtained once with the Earthdata token in "
+        "EARTHDATA_TOKEN and shared with every worker: 'nsidc' (NSIDC's protected bucket) "
+        "or the URL of an s3credentials endpoint [default: the workers' own credentials]",
     )
 
     @field_validator("cell", mode="before")
@@ -116,6 +124,17 @@ class CellsParams(RecipeParams):
             )
         return self
 
+    @field_validator("s3_credentials")
+    @classmethod
+    def _credentials_url(cls, value: str | None) -> str | None:
+        from tilefleet.sources.earthdata import NSIDC_S3_CREDENTIALS
+
+        if value == "nsidc":
+            return NSIDC_S3_CREDENTIALS
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("give 'nsidc' or the http(s):// URL of an s3credentials endpoint")
+        return value
+
     def layout(self) -> Atl06Layout:
         return Atl06Layout(
             tuple(self.beams),
@@ -142,6 +161,7 @@ class CellsRecipe(Recipe):
             catalog.parent_order, params.child_order, parents, tuple(params.statistics)
         )
         self._layout = layout  # written by prepare(), not in a dry run
+        self._granules = sorted({url for urls in catalog.cells.values() for url in urls})
 
         wanted = catalog.largest_first()
         if params.cell is not None:
@@ -194,7 +214,7 @@ class CellsRecipe(Recipe):
 
     def prepare(self, params: CellsParams) -> None:
         try:
-            ensure_template(params.store, self._layout)
+            ensure_template(params.store, self._layout, self._granules)
         except ValueError as exc:
             raise JobError(str(exc)) from None
 
@@ -227,6 +247,14 @@ class CellsRecipe(Recipe):
 
     def _rejected(self, task_id: str, reason: str) -> Task:
         return Task(task_id, self.name, {}, "", "", source={"cell": task_id}, rejected=reason)
+
+    def secret_sources(self, params: CellsParams) -> list:
+        """Earthdata S3 credentials, fetched once by the driver, when the job asks for them."""
+        if params.s3_credentials is None:
+            return []
+        from tilefleet.sources.earthdata import EarthdataS3Credentials
+
+        return [EarthdataS3Credentials(params.s3_credentials)]
 
     def run(self, task: Task) -> dict[str, Any]:
         p = task.params

@@ -2,9 +2,10 @@
 
 Local files are read with h5py; remote ones with h5coro, which fetches only the byte
 ranges of the datasets (and rows) asked for instead of downloading the granule. h5coro's
-S3 driver takes its endpoint from ``AWS_ENDPOINT_URL_S3``; when only ``AWS_ENDPOINT_URL``
-is set (the variable the rest of tilefleet uses) it is copied over in the worker. An https
-granule is read with the Earthdata token in ``EARTHDATA_TOKEN`` when it is set.
+S3 driver (boto3) takes its endpoint from ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``,
+as the rest of tilefleet does. An s3 granule is read with the Earthdata S3 credentials the
+run shares (the cells recipe's ``s3_credentials``), else with the worker's own; an https
+granule with the Earthdata token in ``EARTHDATA_TOKEN`` when it is set.
 
 For one parent cell only the rows that can fall in it are read: ATL06 segments run along
 track, so the rows whose latitude lies in the cell's latitude band form one contiguous
@@ -23,7 +24,9 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from tilefleet import secrets
 from tilefleet.errors import PermanentError
+from tilefleet.sources.earthdata import SECRET_NAME as EARTHDATA_S3
 from tilefleet.tiles import healpix
 
 BEAMS: tuple[str, ...] = ("gt1l", "gt1r", "gt2l", "gt2r", "gt3l", "gt3r")
@@ -224,9 +227,10 @@ class RemoteGranule(Granule):
 
         parsed = urlparse(url)
         if parsed.scheme == "s3":
-            _s3_endpoint_for_h5coro()
-            _check_s3_object(parsed.netloc, parsed.path.lstrip("/"), url)
-            resource, driver, credentials = f"{parsed.netloc}{parsed.path}", s3driver.S3Driver, {}
+            # Shared by the run (Earthdata S3 credentials), else the worker's own chain.
+            credentials = secrets.get(EARTHDATA_S3) or {}
+            _check_s3_object(parsed.netloc, parsed.path.lstrip("/"), url, credentials)
+            resource, driver = f"{parsed.netloc}{parsed.path}", s3driver.S3Driver
         else:
             resource, driver = url, webdriver.HTTPDriver
             credentials = os.environ.get("EARTHDATA_TOKEN") or {}
@@ -260,20 +264,21 @@ def _values(promise, path: str) -> np.ndarray | None:
     return None if values is None else np.asarray(values)
 
 
-def _s3_endpoint_for_h5coro() -> None:
-    """h5coro's S3 driver (boto3) is pointed at a custom endpoint by ``AWS_ENDPOINT_URL_S3``."""
-    if "AWS_ENDPOINT_URL_S3" not in os.environ and os.environ.get("AWS_ENDPOINT_URL"):
-        os.environ["AWS_ENDPOINT_URL_S3"] = os.environ["AWS_ENDPOINT_URL"]
-
-
-def _check_s3_object(bucket: str, key: str, url: str) -> None:
+def _check_s3_object(bucket: str, key: str, url: str, credentials: dict[str, str]) -> None:
     """Tell a missing granule (permanent) from trouble reaching it (retryable): h5coro
     reports both as an unreadable file."""
     import boto3
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import ClientError, NoCredentialsError
 
+    # A session of its own, as h5coro's: the default one caches what it found first.
+    client = boto3.session.Session(**credentials).client("s3")
     try:
-        boto3.client("s3").head_object(Bucket=bucket, Key=key)
+        client.head_object(Bucket=bucket, Key=key)
+    except NoCredentialsError:
+        raise PermanentError(
+            f"granule {url}: no AWS credentials to read it (s3_credentials: nsidc shares "
+            "Earthdata S3 credentials with every worker)"
+        ) from None
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
