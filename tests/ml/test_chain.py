@@ -1,5 +1,6 @@
-"""The example chain end to end: killed mid-way and resumed (on Ray: every step runs on
-any executor with the same outputs), then rerun, which does nothing."""
+"""The example chain end to end: on Dask, and killed mid-way and resumed on Ray (every step
+runs on any executor with the same outputs as on local processes), then rerun, which does
+nothing."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 import pyarrow.dataset as ds
 import rasterio
 
-from ml.conftest import run_chain_file, write_chain
+from ml.conftest import ChainRun, run_chain_file, write_chain
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,28 +60,7 @@ def test_a_killed_chain_resumes_on_ray_with_the_same_outputs_and_a_rerun_does_no
     assert steps["features"]["succeeded"] == 8 and steps["features"]["failed"] == 0
     attempts = {name: report["attempts"] for name, report in steps.items()}
 
-    # Ray's outputs are the local run's.
-    with (
-        rasterio.open(out / "maps" / "UTM_32629.tif") as a,
-        rasterio.open(local_chain["maps"] / "UTM_32629.tif") as b,
-    ):
-        np.testing.assert_array_equal(a.read(), b.read())
-    keys = ["tile", "row", "col"]
-    for table in ("train", "validation"):
-        mine = (
-            ds.dataset(str(out / "merged" / table))
-            .to_table()
-            .sort_by([(k, "ascending") for k in keys])
-        )
-        theirs = (
-            ds.dataset(str(local_chain["merged"] / table))
-            .to_table()
-            .sort_by([(k, "ascending") for k in keys])
-        )
-        assert mine.equals(theirs)
-    assert (out / "model" / "model.txt").read_text().split("parameters:")[0] == (
-        local_chain["model"] / "model.txt"
-    ).read_text().split("parameters:")[0]
+    assert_same_outputs(out, local_chain)  # Ray's outputs are the local run's
 
     outputs = sorted(p for p in out.rglob("*") if p.is_file())
     stamps = {p: p.stat().st_mtime_ns for p in outputs}
@@ -144,3 +124,29 @@ def test_the_example_chain_file_is_a_valid_chain_of_the_nine_recipes():
     (data,) = [s.job for s in chain.steps if s.name == "data"]
     assert Path(data.params.catalog) == example / "scene.json"
     assert chain.run_dir == example / "runs" / "ml-chain"
+
+
+def test_the_whole_chain_on_dask_writes_what_local_processes_write(
+    data_dir, stac_api_server, tmp_path, local_chain
+):
+    path = write_chain(data_dir, stac_api_server.url, tmp_path)
+    result = run_chain_file(path, executor="dask", workers=2)
+    assert result.exit_code == 0, result.summary()
+    assert [step.result.report["executor"]["name"] for step in result.steps] == ["dask"] * 9
+    assert_same_outputs(tmp_path / "out", local_chain)
+
+
+def assert_same_outputs(out: Path, local_chain: ChainRun) -> None:
+    """The zone map, the merged tables and the model equal those of the local run."""
+    with (
+        rasterio.open(out / "maps" / "UTM_32629.tif") as a,
+        rasterio.open(local_chain["maps"] / "UTM_32629.tif") as b,
+    ):
+        np.testing.assert_array_equal(a.read(), b.read())
+    keys = [(k, "ascending") for k in ("tile", "row", "col")]
+    for table in ("train", "validation"):
+        mine = ds.dataset(str(out / "merged" / table)).to_table().sort_by(keys)
+        theirs = ds.dataset(str(local_chain["merged"] / table)).to_table().sort_by(keys)
+        assert mine.equals(theirs)
+    model = (out / "model" / "model.txt").read_text().split("parameters:")[0]
+    assert model == (local_chain["model"] / "model.txt").read_text().split("parameters:")[0]
