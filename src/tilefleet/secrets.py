@@ -39,7 +39,9 @@ class SecretSource(Protocol):
 
 
 def install(secrets: Mapping[str, Mapping[str, str]]) -> None:
-    """Make ``secrets`` (by name) what :func:`get` returns in this process."""
+    """Make ``secrets`` (by name) what :func:`get` returns in this process, and nothing
+    else: those installed before are dropped."""
+    _installed.clear()
     for name, values in secrets.items():
         _installed[name] = dict(values)
 

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tilefleet import secrets
 from tilefleet.engine.job import build_job
 from tilefleet.engine.run import run_job
 from tilefleet.engine.secrets import SecretKeeper
@@ -108,6 +109,7 @@ def test_workers_read_with_the_credentials_the_driver_got_once(
     assert result.exit_code == 0, result.failed
     assert result.report["succeeded"] == 2  # two parent cells, on two workers
     assert endpoint.requests == 1
+    assert secrets.get("earthdata-s3") is None  # dropped by the driver once the run ended
     # The credentials travelled in memory only: nothing in the run dir holds them.
     for path in (tmp_path / "run").rglob("*"):
         if path.is_file():

@@ -104,6 +104,19 @@ def run_job(
     """
     recipe = get_recipe(job.recipe)
     keeper = _secret_keeper(recipe, job)  # before planning: the plan may read inputs too
+    try:
+        return _run_job(job, recipe, keeper, confirm, Callbacks(callbacks))
+    finally:
+        shared_secrets.install({})  # nothing of this run's secrets outlives it here
+
+
+def _run_job(
+    job: Job,
+    recipe: Recipe,
+    keeper: SecretKeeper | None,
+    confirm: Callable[[str], bool] | None,
+    follow: Callbacks,
+) -> RunResult:
     tasks = _one_writer_per_output(_workers_find(recipe, recipe.plan(job.params)))
     try:
         executor = create_executor(job.executor, job.workers, **job.executor_settings)
@@ -131,7 +144,6 @@ def run_job(
                 )
             known = ledger.statuses()
 
-    follow = Callbacks(callbacks)
     rejected = [t for t in tasks if t.rejected is not None]
     candidates = _select(tasks, known, job.only, job.limit)
     done_outside = set() if job.overwrite else _done_outside(candidates)

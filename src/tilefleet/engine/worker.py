@@ -29,8 +29,9 @@ def execute(task: Task, attempt: int, max_memory_mb: int | None = None) -> Outco
     """Run ``task`` once and describe how it went; ``max_memory_mb`` is the job's
     ``max_task_memory`` (None: no limit)."""
     started = now()
-    if task.secrets:  # what the run shares with its workers, refreshed with each attempt
-        secrets.install(task.secrets)
+    # What the run shares with its workers, refreshed with each attempt; none of another
+    # run's (a Dask or Ray worker outlives a run) is kept.
+    secrets.install(task.secrets or {})
     try:
         recipe = get_recipe(task.recipe)
         if max_memory_mb is not None:
