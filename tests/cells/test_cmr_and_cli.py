@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -15,6 +16,7 @@ from shapely.geometry import Polygon
 from typer.testing import CliRunner
 
 from tilefleet.cli import app
+from tilefleet.sources.cmr import GranuleQuery, search_granules
 from tilefleet.tiles import healpix
 
 
@@ -218,3 +220,37 @@ def test_catalog_from_cmr_with_an_aoi_sends_a_polygon_and_clips_to_it(cmr, tmp_p
     expected = set(healpix.cells_covering(strip.intersection(area), 6).tolist())
     assert catalog and catalog <= set(healpix.cells_covering(area, 6).tolist())
     assert expected <= catalog
+
+
+def test_a_throttled_search_waits_what_retry_after_says():
+    """CMR throttles with 429 and Retry-After: the page is asked again after that wait."""
+    times: list[float] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            times.append(time.monotonic())
+            if len(times) == 1:
+                self.send_response(429)
+                self.send_header("Retry-After", "1")
+                self.end_headers()
+                return
+            body = json.dumps(
+                {"hits": 1, "items": [umm_item("ATL06_A_01.h5", STRIPS["ATL06_A_01.h5"])]}
+            )
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        granules = list(search_granules(GranuleQuery(cycle=22), url))
+    finally:
+        server.shutdown()
+    assert [g.name for g in granules] == ["ATL06_A_01.h5"]
+    assert len(times) == 2 and times[1] - times[0] >= 0.9  # the server's wait, not a guess

@@ -13,11 +13,7 @@ kept. Both the ``s3://`` (direct access) and ``https://`` (GET DATA) URLs are re
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -30,6 +26,7 @@ from shapely.geometry.base import BaseGeometry
 
 from tilefleet.errors import TilefleetError
 from tilefleet.sources.granule_catalog import GranuleCatalog
+from tilefleet.sources.stac.api import brief, retry_policy
 from tilefleet.tiles import healpix
 
 NASA_CMR = "https://cmr.earthdata.nasa.gov"
@@ -107,21 +104,27 @@ def search_granules(
 
 
 def _get(url: str, headers: dict[str, str], retries: int, timeout: float):
-    for attempt in range(retries + 1):
+    """One page of a search, with the STAC reads' retry policy: 429 and 5xx retried with
+    backoff, waiting what ``Retry-After`` says (CMR throttles with it)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    with requests.Session() as session:
+        session.mount(
+            url.split("://", 1)[0] + "://", HTTPAdapter(max_retries=retry_policy(retries, 0.5))
+        )
         try:
-            with urllib.request.urlopen(
-                urllib.request.Request(url, headers=headers), timeout=timeout
-            ) as answer:  # noqa: E501, S310
-                return json.load(answer), answer.headers.get("CMR-Search-After")
-        except urllib.error.HTTPError as exc:
-            if exc.code not in (429, 500, 502, 503, 504) or attempt == retries:
-                detail = exc.read()[:300].decode(errors="replace")
-                raise CmrError(f"CMR search failed: HTTP {exc.code} {detail}") from None
-        except (urllib.error.URLError, TimeoutError) as exc:
-            if attempt == retries:
-                raise CmrError(f"CMR unreachable at {url.split('?')[0]}: {exc}") from None
-        time.sleep(min(2**attempt, 30) * 0.5)
-    raise AssertionError("unreachable")
+            answer = session.get(url, headers=headers, timeout=timeout)
+        except requests.RequestException as exc:
+            reason = brief(exc)
+            raise CmrError(f"CMR unreachable at {url.split('?')[0]}: {reason}") from None
+    if not answer.ok:
+        raise CmrError(f"CMR search failed: HTTP {answer.status_code} {answer.text[:300]}")
+    try:
+        body = answer.json()
+    except ValueError:
+        raise CmrError(f"CMR answered {answer.status_code} without JSON") from None
+    return body, answer.headers.get("CMR-Search-After")
 
 
 def granule_record(item: dict[str, Any]) -> GranuleRecord:
