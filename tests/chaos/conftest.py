@@ -9,8 +9,19 @@ import pytest
 
 from chaos.proxy import FaultProxy
 from conftest import S3_SECRET
+from tilefleet.store.gdal_env import clear_network_cache
 
 ACCESS_KEY = "tilefleet-test-key"
+
+#: The buckets of the chaos runs, and the real rasters that are their inputs.
+IN, OUT = "chaos-in", "chaos-out"
+INPUTS = {
+    "scenes/RGB.byte.tif": "non_cog_multiband/RGB.byte.tif",
+    "scenes/L7_ETMs.tif": "non_cog_multiband/L7_ETMs.tif",
+    "scenes/b/SCL.tif": "s2_l2a_29RKH_20200219/SCL.tif",
+    "dem/polar.tif": "copernicus_dem/Copernicus_DSM_COG_30_S90_00_W164_00_DEM.tif",
+}
+MANIFEST = f"s3://{IN}/manifest.csv"
 
 
 def pytest_addoption(parser):
@@ -62,3 +73,19 @@ def proxy(chaos_proxy, s3, monkeypatch):
 def secrets() -> tuple[str, ...]:
     """The credentials of the test environment, which no file of a run may hold."""
     return (S3_SECRET, ACCESS_KEY)
+
+
+@pytest.fixture
+def buckets(proxy, s3, data_dir, tmp_path):
+    """Inputs and manifest in one bucket, an empty output bucket (set up past the proxy)."""
+    s3.create_bucket(Bucket=IN)
+    s3.create_bucket(Bucket=OUT)
+    for key, source in INPUTS.items():
+        s3.upload_file(str(data_dir / source), IN, f"raw/{key}")
+    write_manifest(s3, list(INPUTS))
+    clear_network_cache()
+    return s3
+
+
+def write_manifest(s3, keys: list[str]) -> None:
+    s3.put_object(Bucket=IN, Key="manifest.csv", Body=("path\n" + "\n".join(keys)).encode())

@@ -19,23 +19,15 @@ import rasterio
 from affine import Affine
 from rio_cogeo.cogeo import cog_validate
 
-from chaos.conftest import secrets
+from chaos.conftest import IN, INPUTS, MANIFEST, OUT, secrets, write_manifest
 from chaos.proxy import KINDS, Fault
 from helpers import read_csv, run_cogify
 from tilefleet.errors import JobError
 from tilefleet.store import objects
 from tilefleet.store.gdal_env import clear_network_cache, gdal_config
 
-IN, OUT = "chaos-in", "chaos-out"
-INPUTS = {
-    "scenes/RGB.byte.tif": "non_cog_multiband/RGB.byte.tif",
-    "scenes/L7_ETMs.tif": "non_cog_multiband/L7_ETMs.tif",
-    "scenes/b/SCL.tif": "s2_l2a_29RKH_20200219/SCL.tif",
-    "dem/polar.tif": "copernicus_dem/Copernicus_DSM_COG_30_S90_00_W164_00_DEM.tif",
-}
 #: An input whose COG (about 7 MB of noise) is uploaded as a multipart upload of 2 parts.
 LARGE = "large/noise.tif"
-MANIFEST = f"s3://{IN}/manifest.csv"
 
 
 def outputs_of(key: str) -> tuple[str, str, str]:
@@ -50,22 +42,6 @@ def noise_raster(path: Path) -> Path:
     with rasterio.open(path, "w", crs="EPSG:32631", transform=transform, **profile) as ds:
         ds.write(pixels)
     return path
-
-
-@pytest.fixture
-def buckets(proxy, s3, data_dir, tmp_path):
-    """Inputs and manifest in one bucket, an empty output bucket (set up past the proxy)."""
-    s3.create_bucket(Bucket=IN)
-    s3.create_bucket(Bucket=OUT)
-    for key, source in INPUTS.items():
-        s3.upload_file(str(data_dir / source), IN, f"raw/{key}")
-    write_manifest(s3, list(INPUTS))
-    clear_network_cache()
-    return s3
-
-
-def write_manifest(s3, keys: list[str]) -> None:
-    s3.put_object(Bucket=IN, Key="manifest.csv", Body=("path\n" + "\n".join(keys)).encode())
 
 
 def with_large_input(s3, tmp_path) -> list[str]:
