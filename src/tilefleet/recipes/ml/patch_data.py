@@ -109,14 +109,12 @@ def _search_scenes(params: PatchDataParams) -> list[tuple[Any, dict[str, Any]]]:
     """Every scene over the area in the period, as (footprint, plain record)."""
     import shapely
 
+    from tilefleet.recipes.scene_search import search_scenes
     from tilefleet.sources.stac import (
         MissingBandError,
-        StacQuery,
-        StacSearchError,
         band_assets,
         item_datetime,
         item_footprint,
-        search_items,
     )
     from tilefleet.store.stac_item import stac_datetime
     from tilefleet.tiles.tile import TileInputError
@@ -125,18 +123,7 @@ def _search_scenes(params: PatchDataParams) -> list[tuple[Any, dict[str, Any]]]:
         area = params.tiles.area_geometry()
     except (TileInputError, OSError, AttributeError) as exc:
         raise JobError(f"tiles: {exc}") from None
-    query = StacQuery(
-        area,
-        params.start_date,
-        params.end_date,
-        tuple(params.collections),
-        params.max_cloud_cover,
-        params.max_items,
-    )
-    try:
-        items = search_items(query, stac_url=params.stac_url, catalog=params.catalog)
-    except StacSearchError as exc:
-        raise JobError(str(exc)) from None
+    items = search_scenes(params, area)
     scenes = []
     for item in items:
         try:

@@ -20,9 +20,9 @@ from tilefleet.errors import JobError
 from tilefleet.recipes.mosaic.layout import ITEM_SUFFIX, TileMonthKeys
 from tilefleet.recipes.mosaic.months import month_label, months_between
 from tilefleet.recipes.mosaic.params import DEFAULT_TILE_PIXELS, MosaicParams
-from tilefleet.sources.stac import search_items
+from tilefleet.recipes.scene_search import search_scenes
 from tilefleet.sources.stac.bands import MissingBandError, band_assets
-from tilefleet.sources.stac.query import StacQuery, StacSearchError, item_datetime, item_footprint
+from tilefleet.sources.stac.query import item_datetime, item_footprint
 from tilefleet.sources.stac.signing import SignerError, load_signer
 from tilefleet.store.stac_item import stac_datetime
 from tilefleet.task import Task
@@ -56,18 +56,7 @@ def plan_tasks(params: MosaicParams, recipe: str) -> list[Task]:
     except SignerError as exc:
         raise JobError(str(exc)) from None
     area = search_area(params)
-    query = StacQuery(
-        area,
-        params.start_date,
-        params.end_date,
-        tuple(params.collections),
-        params.max_cloud_cover,
-        params.max_items,
-    )
-    try:
-        items = search_items(query, stac_url=params.stac_url, catalog=params.catalog)
-    except StacSearchError as exc:
-        raise JobError(str(exc)) from None
+    items = search_scenes(params, area)
     if not items:
         raise JobError(
             f"the search found no scene from {params.start_date} to {params.end_date} "
