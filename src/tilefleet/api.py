@@ -31,15 +31,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tilefleet.chain import Chain, ChainResult, is_chain_document, load_chain, run_chain
+from tilefleet.chain import Chain, ChainResult, chain_from_document, is_chain_document, run_chain
 from tilefleet.engine.callbacks import RunCallback
 from tilefleet.engine.job import Job, build_job
 from tilefleet.engine.progress import RunProgress
 from tilefleet.engine.result import RunResult
 from tilefleet.engine.run import run_job
 from tilefleet.errors import JobError
+from tilefleet.jobs import job_from_document, read_job_document
 from tilefleet.jobs import load_job as _load_job_file
-from tilefleet.jobs import read_job_document
 
 JobLike = str | Path | Job | Chain
 
@@ -66,17 +66,17 @@ def run(
     """
     refuse_unguarded_script()
     follow = [*callbacks, RunProgress()] if progress else list(callbacks)
-    chain = _chain_of(job, values, from_step, to_step)
-    if chain is not None:
+    found = _job_or_chain(job, values, from_step, to_step)
+    if isinstance(found, Chain):
         return run_chain(
-            chain,
+            found,
             first=from_step,
             last=to_step,
             dry_run=bool(values.get("dry_run")),
             confirm=confirm,
             callbacks=follow,
         )
-    return run_job(_job_of(job, values), confirm=confirm, callbacks=follow)
+    return run_job(found, confirm=confirm, callbacks=follow)
 
 
 def plan(
@@ -84,10 +84,10 @@ def plan(
 ) -> RunResult | ChainResult:
     """Plan a job (or every step of a chain), check its destination and estimate it, run
     nothing (a dry run)."""
-    chain = _chain_of(job, values, from_step, to_step)
-    if chain is not None:
-        return run_chain(chain, first=from_step, last=to_step, dry_run=True)
-    return run_job(_job_of(job, {**values, "dry_run": True}))
+    found = _job_or_chain(job, {**values, "dry_run": True}, from_step, to_step)
+    if isinstance(found, Chain):
+        return run_chain(found, first=from_step, last=to_step, dry_run=True)
+    return run_job(found)
 
 
 def load_job(path: str | Path, /, **overrides: Any) -> Job:
@@ -95,32 +95,28 @@ def load_job(path: str | Path, /, **overrides: Any) -> Job:
     return _load_job_file(Path(path), overrides)
 
 
-def _chain_of(
+def _job_or_chain(
     job: JobLike, values: dict[str, Any], from_step: str | None, to_step: str | None
-) -> Chain | None:
-    """The chain ``job`` names, if it is one; overrides apply to every step."""
+) -> Job | Chain:
+    """The job, or the chain, ``job`` names, with ``values`` applied (a chain's apply to
+    every step); a job file is read once."""
     if isinstance(job, Chain):
-        chain = job
-    elif _is_job_file(job) and is_chain_document(read_job_document(Path(job))):
+        return job
+    document = read_job_document(Path(job)) if _is_job_file(job) else None
+    if document is not None and is_chain_document(document):
         overrides = {k: v for k, v in values.items() if k != "dry_run"}
-        chain = load_chain(Path(job), overrides)
-    else:
-        chain = None
-    if chain is None and (from_step or to_step):
+        return chain_from_document(document, Path(job).resolve().parent, overrides, Path(job))
+    if from_step or to_step:
         raise JobError("from/to steps are for chains (job files of steps:)")
-    return chain
+    if isinstance(job, Job):
+        return job.model_copy(update=values) if values else job
+    if document is not None:
+        return job_from_document(document, Path(job), values)
+    return build_job({"recipe": job, **values})
 
 
 def _is_job_file(job: JobLike) -> bool:
     return isinstance(job, Path) or (isinstance(job, str) and job.endswith((".yaml", ".yml")))
-
-
-def _job_of(job: JobLike, values: dict[str, Any]) -> Job:
-    if isinstance(job, Job):
-        return job.model_copy(update=values) if values else job
-    if _is_job_file(job):
-        return _load_job_file(Path(job), values)
-    return build_job({"recipe": job, **values})
 
 
 def refuse_unguarded_script() -> None:

@@ -18,7 +18,7 @@ from tilefleet.errors import JobError
 from tilefleet.fields import read_yaml_mapping
 from tilefleet.recipes import recipe_names
 
-__all__ = ["Job", "build_job", "job_schema", "load_job", "read_job_document"]
+__all__ = ["Job", "build_job", "job_from_document", "job_schema", "load_job", "read_job_document"]
 
 
 def read_job_document(path: Path) -> dict[str, Any]:
@@ -31,7 +31,14 @@ def read_job_document(path: Path) -> dict[str, Any]:
 
 def load_job(path: Path, overrides: dict[str, Any] | None = None) -> Job:
     """Read a YAML job file, apply CLI ``overrides`` (those not None), validate."""
-    raw = read_job_document(path)
+    return job_from_document(read_job_document(path), path, overrides)
+
+
+def job_from_document(
+    raw: dict[str, Any], path: Path, overrides: dict[str, Any] | None = None
+) -> Job:
+    """The job of the mapping read from the job file at ``path`` (its relative paths are
+    relative to that file), with ``overrides`` (those not None) applied, validated."""
     if "steps" in raw:
         raise JobError(f"{path} is a chain of steps: run or plan it whole (tilefleet run)")
     values = {str(k).replace("-", "_"): _expand(v) for k, v in raw.items()}
