@@ -126,8 +126,7 @@ def _task_kinds(recipe_name: str | None, records: list[TaskRecord]) -> dict[str,
     from tilefleet.recipes import get_recipe
 
     try:
-        recipe = get_recipe(recipe_name)
-        kinds = {r.task.id: recipe.task_kind(r.task) for r in records}
+        kinds = get_recipe(recipe_name).task_kinds(r.task for r in records)
     except Exception:
         return {}
     if not any(kinds.values()):

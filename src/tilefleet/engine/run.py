@@ -149,7 +149,7 @@ def _run_job(
     done_outside = set() if job.overwrite else _done_outside(candidates)
     to_run = [t for t in candidates if t.id not in done_outside]
     sizes = _task_sizes(recipe, job.params, to_run)
-    kinds = _task_kinds(recipe, to_run)
+    kinds = recipe.task_kinds(to_run)
     estimate = estimate_run(
         recipe.name,
         recipe.default_task_s,
@@ -261,14 +261,6 @@ def _run_job(
     result.exit_code = ExitCode.INTERRUPTED if interrupted else exit_code_for(counts, finished)
     follow.on_run_end(result)
     return result
-
-
-def _task_kinds(recipe: Recipe, tasks: list[Task]) -> dict[str, str | None]:
-    """Each task's kind (products, stages: estimated and costed apart), for a recipe whose
-    tasks have kinds; empty otherwise, so a million alike tasks cost no mapping."""
-    if type(recipe).task_kind is Recipe.task_kind:
-        return {}
-    return {t.id: recipe.task_kind(t) for t in tasks}
 
 
 def _secret_keeper(recipe: Recipe, job: Job) -> SecretKeeper | None:

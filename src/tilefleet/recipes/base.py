@@ -9,6 +9,7 @@ for bad input it detects, so that only transient trouble is retried.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -101,6 +102,13 @@ class Recipe(ABC):
         enough to be timed and costed apart: estimates, history and measured cost are then
         kept per kind. None (the default): all of the recipe's tasks are alike."""
         return None
+
+    def task_kinds(self, tasks: Iterable[Task]) -> dict[str, str | None]:
+        """Each task's :meth:`task_kind` by id; empty for a recipe whose tasks are all alike
+        (one that keeps the default), so a million such tasks cost no mapping."""
+        if type(self).task_kind is Recipe.task_kind:
+            return {}
+        return {task.id: self.task_kind(task) for task in tasks}
 
     def secret_sources(self, params: RecipeParams) -> list[SecretSource]:
         """Secrets the driver obtains once and shares with every worker in memory
