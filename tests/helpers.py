@@ -1,9 +1,13 @@
 """Small helpers shared by tests: running cogify in-process, building jobs of the engine's
-test recipe, and comparing rasters."""
+test recipe, comparing rasters, and a local Ray."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -55,3 +59,24 @@ def assert_same_pixels(source: str, cog: str) -> None:
         assert a.nodata == b.nodata or (np.isnan(a.nodata) and np.isnan(b.nodata))
         assert np.array_equal(a.read(), b.read(), equal_nan=a.dtypes[0].startswith("float"))
         assert np.array_equal(a.dataset_mask(), b.dataset_mask())
+
+
+@contextlib.contextmanager
+def local_ray() -> Iterator:
+    """A local Ray of 2 CPUs (it takes seconds to start and ~1 GB of RAM), shut down and its
+    temporary folder removed after."""
+    import ray
+
+    temp_dir = tempfile.mkdtemp(prefix="tf-ray-")  # short: Ray's socket paths are bounded
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="WARNING",
+        _temp_dir=temp_dir,
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import local_ray
+
 TESTS = Path(__file__).resolve().parents[1]
 #: Where the test recipes live; workers of engines that do not copy this process's
 #: sys.path (Ray, Lithops' runner) find them through PYTHONPATH.
@@ -62,15 +64,6 @@ def _stop_lithops_cleaner() -> None:
 def ray_session(worker_pythonpath):
     """One local Ray for the whole session (it takes seconds to start and ~1 GB of RAM).
     The ray executor uses a Ray that is already initialised and leaves it running."""
-    ray = pytest.importorskip("ray")
-    temp_dir = tempfile.mkdtemp(prefix="tf-ray-")  # short: Ray's socket paths are bounded
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level="WARNING",
-        _temp_dir=temp_dir,
-    )
-    yield ray
-    ray.shutdown()
-    shutil.rmtree(temp_dir, ignore_errors=True)
+    pytest.importorskip("ray")
+    with local_ray() as ray:
+        yield ray

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
+
+from helpers import local_ray
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "ml-chain" / "chain.yaml"
@@ -104,16 +105,7 @@ def ray_started():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     had_state = (Path.home() / ".ray").exists()
-    temp_dir = tempfile.mkdtemp(prefix="tf-ray-")  # short: Ray's socket paths are bounded
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level="WARNING",
-        _temp_dir=temp_dir,
-    )
-    yield ray
-    ray.shutdown()
-    shutil.rmtree(temp_dir, ignore_errors=True)
+    with local_ray():
+        yield ray
     if not had_state:
         shutil.rmtree(Path.home() / ".ray", ignore_errors=True)
