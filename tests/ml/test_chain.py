@@ -57,7 +57,10 @@ def test_a_killed_chain_resumes_on_ray_with_the_same_outputs_and_a_rerun_does_no
     assert steps["data"]["attempts"] == 8 and steps["data"]["sessions"] == 2  # none redone
     # The patches whose features were done before the kill are not redone either.
     assert {p: p.stat().st_mtime_ns for p in done_before} == done_before
-    assert steps["features"]["succeeded"] == 8 and steps["features"]["failed"] == 0
+    # A patch whose marker was written just before the kill, with its success not yet in
+    # the ledger, is found done in the destination: skipped, not run again.
+    features = steps["features"]
+    assert features["succeeded"] + features["skipped"] == 8 and features["failed"] == 0
     attempts = {name: report["attempts"] for name, report in steps.items()}
 
     assert_same_outputs(out, local_chain)  # Ray's outputs are the local run's
