@@ -114,6 +114,17 @@ def write_test_catalog(data_dir: Path, root: Path) -> Path:
             )
         ],
     }
+    return write_catalog(
+        root, groups, "tilefleet-test", "Real Sentinel-2 items for tilefleet's STAC tests"
+    )
+
+
+def write_catalog(
+    root: Path, groups: dict[str, list[dict]], catalog_id: str, description: str
+) -> Path:
+    """A static catalog of collections (id -> items, each given its collection and links)
+    below ``root``; returns the path of its ``catalog.json``."""
+    root.mkdir(parents=True, exist_ok=True)
     for collection_id, items in groups.items():
         folder = root / collection_id
         (folder / "items").mkdir(parents=True, exist_ok=True)
@@ -121,6 +132,7 @@ def write_test_catalog(data_dir: Path, root: Path) -> Path:
         for item in items:
             item = {
                 **item,
+                "collection": collection_id,
                 "links": [
                     {"rel": "root", "href": "../../catalog.json", "type": "application/json"},
                     {"rel": "parent", "href": "../collection.json", "type": "application/json"},
@@ -131,8 +143,8 @@ def write_test_catalog(data_dir: Path, root: Path) -> Path:
     catalog = {
         "type": "Catalog",
         "stac_version": "1.0.0",
-        "id": "tilefleet-test",
-        "description": "Real Sentinel-2 items for tilefleet's STAC tests",
+        "id": catalog_id,
+        "description": description,
         "links": [{"rel": "root", "href": "./catalog.json", "type": "application/json"}]
         + [
             {"rel": "child", "href": f"./{cid}/collection.json", "type": "application/json"}

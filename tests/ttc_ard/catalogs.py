@@ -17,6 +17,8 @@ from pathlib import Path
 import rasterio
 from rasterio.warp import transform_bounds
 
+from stac_server import write_catalog as write_static_catalog
+
 TILEDB = "ttc_tiledb/tiledb.parquet"
 DEM_FILE = "copernicus_dem/Copernicus_DSM_COG_10_N00_00_E006_00_DEM.tif"
 #: A tile of Sao Tome island (0-1 N, 6-7 E): land with relief, a little sea.
@@ -55,66 +57,9 @@ def projection(path: Path) -> dict:
 
 def write_catalog(root: Path, groups: dict[str, list[dict]]) -> Path:
     """A catalog of collections (id -> items) below ``root``; returns catalog.json's path."""
-    root.mkdir(parents=True, exist_ok=True)
-    for collection_id, items in groups.items():
-        folder = root / collection_id
-        (folder / "items").mkdir(parents=True, exist_ok=True)
-        bboxes = [i["bbox"] for i in items]
-        times = sorted(i["properties"]["datetime"] for i in items)
-        collection = {
-            "type": "Collection",
-            "stac_version": "1.0.0",
-            "id": collection_id,
-            "description": f"Real test items for {collection_id}",
-            "license": "proprietary",
-            "extent": {
-                "spatial": {
-                    "bbox": [
-                        [
-                            min(b[0] for b in bboxes),
-                            min(b[1] for b in bboxes),
-                            max(b[2] for b in bboxes),
-                            max(b[3] for b in bboxes),
-                        ]
-                    ]
-                },
-                "temporal": {"interval": [[times[0], times[-1]]]},
-            },
-            "links": [
-                {"rel": "root", "href": "../catalog.json", "type": "application/json"},
-                {"rel": "parent", "href": "../catalog.json", "type": "application/json"},
-            ]
-            + [
-                {"rel": "item", "href": f"./items/{i['id']}.json", "type": "application/geo+json"}
-                for i in items
-            ],
-        }
-        (folder / "collection.json").write_text(json.dumps(collection))
-        for item in items:
-            item = {
-                **item,
-                "collection": collection_id,
-                "links": [
-                    {"rel": "root", "href": "../../catalog.json", "type": "application/json"},
-                    {"rel": "parent", "href": "../collection.json", "type": "application/json"},
-                    {"rel": "collection", "href": "../collection.json"},
-                ],
-            }
-            (folder / "items" / f"{item['id']}.json").write_text(json.dumps(item))
-    catalog = {
-        "type": "Catalog",
-        "stac_version": "1.0.0",
-        "id": "ttc-ard-test",
-        "description": "Real inputs for tilefleet's ttc-ard tests",
-        "links": [{"rel": "root", "href": "./catalog.json", "type": "application/json"}]
-        + [
-            {"rel": "child", "href": f"./{cid}/collection.json", "type": "application/json"}
-            for cid in groups
-        ],
-    }
-    path = root / "catalog.json"
-    path.write_text(json.dumps(catalog))
-    return path
+    return write_static_catalog(
+        root, groups, "ttc-ard-test", "Real inputs for tilefleet's ttc-ard tests"
+    )
 
 
 def dem_items(data_dir: Path, root: Path) -> list[dict]:
