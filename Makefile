@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-EXTRAS := test,healpix,dask,ray,lithops,htcondor,cells,ml
+EXTRAS := test,healpix,dask,ray,lithops,htcondor,cells,ml,ttc
 STAMP  := $(VENV)/.installed-$(shell echo $(EXTRAS) | tr ',' '-')
 
 .PHONY: demo test lint bench lock clean

@@ -8,14 +8,9 @@ executor and :class:`Outcome` records into the ledger.
 from __future__ import annotations
 
 import hashlib
-import heapq
-import itertools
 import json
 import logging
-import random
 import secrets
-import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing as _closing
 from dataclasses import replace
@@ -23,11 +18,9 @@ from datetime import datetime
 from pathlib import Path
 
 from tilefleet import secrets as shared_secrets
-from tilefleet.engine.callbacks import AttemptEnd, Callbacks, RunCallback, RunStart
+from tilefleet.engine.callbacks import Callbacks, RunCallback, RunStart
 from tilefleet.engine.estimate import estimate_run
 from tilefleet.engine.executors import (
-    AttemptExecutor,
-    Completion,
     PlanExecutor,
     create_executor,
 )
@@ -36,16 +29,15 @@ from tilefleet.engine.job import Job, build_job
 from tilefleet.engine.ledger import LEDGER_NAME, Ledger
 from tilefleet.engine.report import write_reports
 from tilefleet.engine.result import FailedTask, RunResult
+from tilefleet.engine.scheduler import Scheduler
 from tilefleet.engine.secrets import SecretKeeper
 from tilefleet.engine.signals import sigterm_as_interrupt
 from tilefleet.engine.skip import find_done, sweep_partials
 from tilefleet.engine.task_runner import DETACHED_SESSION, merge_outcomes
 from tilefleet.errors import (
     PERMANENT,
-    RETRYABLE,
     ExitCode,
     JobError,
-    TaskTimeoutError,
     one_line,
 )
 from tilefleet.recipes import get_recipe
@@ -56,16 +48,11 @@ from tilefleet.task import (
     PENDING,
     SKIPPED,
     SUCCEEDED,
-    Outcome,
     Task,
     now,
 )
 
 log = logging.getLogger("tilefleet")
-
-MAX_BACKOFF_S = 120.0
-#: The engine refills once 1/REFILL_FRACTION of ``max_in_flight`` is free (see _Scheduler).
-REFILL_FRACTION = 4
 
 
 def exit_code_for(counts: dict[str, int], finished: bool = True) -> ExitCode:
@@ -236,7 +223,7 @@ def _run_job(
             with sigterm_as_interrupt():
                 executor.start(preload=(type(recipe).__module__,))
                 try:
-                    _Scheduler(
+                    Scheduler(
                         to_run, executor, ledger, session, job, durations, lost, follow, keeper
                     ).run()
                 finally:
@@ -421,125 +408,3 @@ def _select(
         tasks = [t for t in tasks if t.id in wanted]
     selected = [t for t in tasks if t.rejected is None and known.get(t.id) not in DONE_STATES]
     return selected[:limit] if limit else selected
-
-
-class _Scheduler:
-    """Keeps at most ``max_in_flight`` attempts submitted, retries retryable failures with
-    exponential backoff and jitter, and records outcomes as they arrive.
-
-    Work goes out in batches: once at least a quarter of the slots is free, every attempt
-    that fits is handed over in one ``submit_many``. Each wake-up's outcomes and the batch
-    that follows them are one ledger commit. The driver's work per attempt stays small,
-    and engines with a bulk call pay their round trip per batch."""
-
-    def __init__(
-        self,
-        tasks: list[Task],
-        executor: AttemptExecutor,
-        ledger: Ledger,
-        session: int,
-        job: Job,
-        durations: list[tuple[str, float]],
-        lost: dict[str, Task],
-        follow: RunCallback,
-        secrets: SecretKeeper | None = None,
-    ):
-        self.executor, self.ledger, self.session, self.job = executor, ledger, session, job
-        self.durations, self.lost, self.follow = durations, lost, follow
-        self.secrets = secrets
-        self.max_in_flight = job.max_in_flight or executor.default_max_in_flight
-        self.refill_at = max(1, self.max_in_flight // REFILL_FRACTION)
-        self.ready: deque[Task] = deque(tasks)
-        self.delayed: list[tuple[float, int, Task]] = []  # (due, tie-breaker, task)
-        self.tie = itertools.count()
-        self.in_flight: dict[str, tuple[Task, float]] = {}
-        self.tries: dict[str, int] = {}
-
-    def run(self) -> None:
-        completions: list[Completion] = []
-        while self.ready or self.delayed or self.in_flight or completions:
-            clock = time.monotonic()
-            while self.delayed and self.delayed[0][0] <= clock:
-                self.ready.append(heapq.heappop(self.delayed)[2])
-            self._record_and_submit(completions)
-            completions = []
-            if self.in_flight:
-                due = self.delayed[0][0] - clock if self.delayed else 1.0
-                completions = self.executor.wait(max(0.01, min(1.0, due)))
-            elif self.delayed:
-                time.sleep(max(0.0, self.delayed[0][0] - time.monotonic()))
-
-    def _record_and_submit(self, completions: list[Completion]) -> None:
-        """Record ``completions`` and start the next batch, if one is due, in one ledger
-        commit; the batch is handed to the executor once it is committed."""
-        if not completions and not self._batch_due():
-            return
-        with self.ledger.transaction():
-            self._record(completions)
-            if not self._batch_due():
-                return
-            free = self.max_in_flight - len(self.in_flight)
-            batch = [self.ready.popleft() for _ in range(min(free, len(self.ready)))]
-            submitted = now()
-            attempts = self.ledger.start_attempts([t.id for t in batch], self.session, submitted)
-        if self.secrets is not None:  # in memory with each attempt, never in the ledger
-            shared = self.secrets.current()
-            batch = [replace(task, secrets=shared) for task in batch]
-        for task in batch:
-            self.tries[task.id] = self.tries.get(task.id, 0) + 1
-            self.in_flight[task.id] = (task, submitted)
-        self.executor.submit_many(list(zip(batch, attempts, strict=True)))
-
-    def _batch_due(self) -> bool:
-        free = self.max_in_flight - len(self.in_flight)
-        return bool(self.ready) and free >= min(self.refill_at, len(self.ready))
-
-    def _record(self, completions: list[Completion]) -> None:
-        finished: list[tuple[Outcome, str]] = []
-        for completion in completions:
-            task, submitted = self.in_flight.pop(completion.task_id)
-            if completion.lost is not None:
-                self.lost[task.id] = task
-            outcome = _outcome_of(completion, submitted)
-            finished.append((outcome, self._status_after(task, outcome)))
-        if finished:
-            self.ledger.finish_attempts(finished)
-            for outcome, status in finished:
-                self.follow.on_attempt_end(AttemptEnd(outcome, status))
-
-    def _status_after(self, task: Task, outcome: Outcome) -> str:
-        """The task's status after ``outcome``; schedules its retry when there is one."""
-        tries = self.tries[task.id]
-        if outcome.ok:
-            self.durations.append((task.id, outcome.duration))
-            return SUCCEEDED
-        if outcome.error_kind == RETRYABLE and tries <= self.job.retries:
-            delay = _backoff(self.job.backoff_s, tries)
-            heapq.heappush(self.delayed, (time.monotonic() + delay, next(self.tie), task))
-            log.info("retrying %s in %.1f s (attempt %d of %d): %s", task.id, delay,
-                     tries + 1, self.job.retries + 1, outcome.error)  # fmt: skip
-            return PENDING
-        log.warning("FAILED %s: %s", task.id, outcome.error)
-        return FAILED
-
-
-def _outcome_of(completion: Completion, submitted: float) -> Outcome:
-    if completion.outcome is not None:
-        return completion.outcome
-    error = one_line(completion.lost)  # a timed-out attempt says so; others lost a worker
-    return Outcome(
-        completion.task_id,
-        completion.attempt,
-        False,
-        "lost",
-        submitted,
-        now(),
-        error=error if isinstance(completion.lost, TaskTimeoutError) else f"worker lost: {error}",
-        error_kind=RETRYABLE,
-    )
-
-
-def _backoff(base: float, attempt: int) -> float:
-    """Exponential backoff with equal jitter: half fixed, half random."""
-    ceiling = min(MAX_BACKOFF_S, base * 2 ** (attempt - 1))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
