@@ -9,6 +9,7 @@ libraries report transient trouble (HTTP 5xx, 429, timeouts) through generic exc
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from enum import IntEnum
@@ -52,6 +53,16 @@ class PermanentError(TilefleetError):
 
 class RetryableError(TilefleetError):
     """A transient failure of one task (throttling, timeout, lost worker)."""
+
+
+class StorageFullError(PermanentError):
+    """An output could not be written: the destination's file system is full (or over its
+    quota). Permanent for the task: a retry a few seconds later finds it full too; the
+    same command, once space is freed, runs the tasks that failed so."""
+
+
+#: ``errno`` values that mean a file system has no room left: no space, over a quota.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class WorkerLostError(RetryableError):
@@ -115,6 +126,8 @@ def classify(exc: BaseException) -> str:
     if isinstance(exc, PermanentError | FileNotFoundError | PermissionError):
         return PERMANENT
     chain = causes(exc)
+    if any(isinstance(link, OSError) and link.errno in NO_SPACE_ERRNOS for link in chain):
+        return PERMANENT  # a full disk stays full for a retry: see StorageFullError
     if any(type(link).__name__ in _GDAL_PERMANENT for link in chain):
         return PERMANENT
     for link in chain:

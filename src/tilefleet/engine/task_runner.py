@@ -16,12 +16,20 @@ On a pool without a shared file system a node cannot read the run directory at a
 gets its task as a small JSON file (:func:`write_task_file`, moved by HTCondor's file
 transfer) and runs ``tilefleet task run-file TASK_JSON``, which writes the outcome into
 its scratch folder for HTCondor to bring back under ``RUN_DIR/outcomes/``.
+
+With a task timeout (``TILEFLEET_TASK_TIMEOUT``, seconds, which the DAG's submit file sets)
+a node reports an attempt still running past it as failed, retryable, "timed out after N
+s", and exits at once with status 1 (a read blocked in C cannot be interrupted otherwise),
+so DAGMan's RETRY runs it again and the merge counts it like any retryable failure.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
+import threading
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -42,6 +50,8 @@ OUTCOME_FILE = "outcome.json"
 EXIT_DONE, EXIT_RETRYABLE, EXIT_PERMANENT = 0, 1, 2
 #: The ledger key holding the session a detached launch opened.
 DETACHED_SESSION = "detached_session"
+#: Seconds a node's attempt may run (set by the DAG's submit file; unset: no limit).
+TASK_TIMEOUT_VARIABLE = "TILEFLEET_TASK_TIMEOUT"
 
 
 def load_task(run_dir: Path, task_id: str) -> Task:
@@ -61,9 +71,8 @@ def run_planned_task(run_dir: Path, task_id: str) -> Outcome:
     """Run one task of a run (unless its marker shows it done) and report the outcome as
     a JSON file under ``RUN_DIR/outcomes``."""
     task = load_task(run_dir, task_id)
-    outcome = run_once(task, _claim_attempt(run_dir, task_id))
-    write_outcome(run_dir, outcome)
-    return outcome
+    attempt = _claim_attempt(run_dir, task_id)
+    return _run_reported(task, attempt, lambda outcome: write_outcome(run_dir, outcome))
 
 
 def run_task_file(
@@ -72,9 +81,10 @@ def run_task_file(
     """Run the task of a task file (unless its marker shows it done) and write the outcome
     to ``outcome_file``: a node that sees no run directory, only its scratch folder.
     ``attempt`` tells the attempts of one task apart (the DAG passes DAGMan's retry count)."""
-    outcome = run_once(read_task_file(task_file), attempt)
-    _write_json(Path(outcome_file), asdict(outcome))
-    return outcome
+    task = read_task_file(task_file)
+    return _run_reported(
+        task, attempt, lambda outcome: _write_json(Path(outcome_file), asdict(outcome))
+    )
 
 
 def run_once(task: Task, attempt: int) -> Outcome:
@@ -96,6 +106,39 @@ def run_once(task: Task, attempt: int) -> Outcome:
             task.id, attempt, True, this_worker(), stamp, stamp, metrics={"skipped": True}
         )
     return execute(task, attempt)
+
+
+def _run_reported(task: Task, attempt: int, report: Callable[[Outcome], object]) -> Outcome:
+    """:func:`run_once`, its outcome handed to ``report``. Past the node's task timeout
+    the attempt is reported timed out instead, and the process exits with
+    :data:`EXIT_RETRYABLE` at once; exactly one of the two outcomes is reported."""
+    timeout = float(os.environ.get(TASK_TIMEOUT_VARIABLE) or 0) or None
+    if timeout is None:
+        outcome = run_once(task, attempt)
+        report(outcome)
+        return outcome
+    started, reported = now(), threading.Lock()
+
+    def report_timed_out() -> None:
+        if not reported.acquire(blocking=False):
+            return  # the attempt ended first and is being reported
+        reason = f"timed out after {timeout:g} s"
+        report(Outcome(task.id, attempt, False, this_worker(), started, now(), reason, RETRYABLE))
+        print(f"{task.id} attempt {attempt}: failed ({RETRYABLE}): {reason}", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(EXIT_RETRYABLE)
+
+    watchdog = threading.Timer(timeout, report_timed_out)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        outcome = run_once(task, attempt)
+    finally:
+        watchdog.cancel()
+    if not reported.acquire(blocking=False):  # timed out as it ended: the exit is under way
+        watchdog.join()
+    report(outcome)
+    return outcome
 
 
 def write_task_file(task: Task, path: Path) -> Path:

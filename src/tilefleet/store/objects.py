@@ -22,11 +22,17 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, wraps
 from pathlib import Path
 from typing import TypeVar
 
-from tilefleet.errors import RETRYABLE, PermanentError, classify
+from tilefleet.errors import (
+    NO_SPACE_ERRNOS,
+    RETRYABLE,
+    PermanentError,
+    StorageFullError,
+    classify,
+)
 from tilefleet.store.location import Location
 
 T = TypeVar("T")
@@ -120,6 +126,26 @@ class Store(ABC):
         return 0
 
 
+def _says_when_full(write: Callable[..., T]) -> Callable[..., T]:
+    """A local write that a full file system refuses raises :class:`StorageFullError`
+    naming the output key, in one line, instead of an ``OSError`` naming the partial file
+    (which the write itself removes)."""
+
+    @wraps(write)
+    def checked(store: LocalStore, source, key: str, **options) -> T:
+        try:
+            return write(store, source, key, **options)
+        except OSError as exc:
+            if exc.errno not in NO_SPACE_ERRNOS:
+                raise
+            reason = f"{os.strerror(exc.errno)} on {store.root}"
+            raise StorageFullError(
+                f"cannot write {key}: the destination is full ({reason})"
+            ) from None
+
+    return checked
+
+
 class LocalStore(Store):
     """A folder on a local or network file system.
 
@@ -181,6 +207,7 @@ class LocalStore(Store):
                     removed += 1
         return removed
 
+    @_says_when_full
     def put_file(self, local_path: Path, key: str, *, move: bool = False) -> None:
         partial = self._partial_for(key)
         if move:
@@ -195,6 +222,7 @@ class LocalStore(Store):
         finally:
             partial.unlink(missing_ok=True)
 
+    @_says_when_full
     def put_bytes(self, data: bytes, key: str, *, if_absent: bool = False) -> bool:
         partial = self._partial_for(key)
         try:

@@ -17,6 +17,17 @@ here, the scheduler's ``allowed-failures`` is 0, so a worker that dies fails its
 once (``KilledWorker``) instead of rerunning them behind the engine's back. Any exception
 from a future is infrastructure trouble (the worker function returns failures as data), so
 it becomes a lost attempt, which the engine retries.
+
+Task timeouts: the scheduler knows when an attempt was handed to a worker, not when it
+started (a worker may hold several). So each attempt says it starts, as a Dask worker event
+(``log_event`` on a topic of the run, which the client subscribes to); the driver notes
+when it heard. An attempt past the timeout is cancelled (its key released, so Dask never
+runs it again behind the engine's back) and fails, retryable, "timed out after N s"; then
+the worker running it is restarted through its nanny (``restart_workers``), the only way
+to stop a thread blocked in C. The other attempts go on; those that die with the restarted
+worker (handed to it while it was stuck) are submitted again under the same attempt
+numbers: they lose time, not an attempt. A worker without a nanny cannot be restarted: its
+thread stays blocked (a warning says so) while the attempt is retried elsewhere.
 """
 
 from __future__ import annotations
@@ -25,7 +36,10 @@ import logging
 import os
 import secrets
 import shutil
+import threading
+import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 from pydantic import Field, model_validator
@@ -34,9 +48,9 @@ from tilefleet.engine.executors.base import AttemptExecutor, Completion, Executo
 from tilefleet.engine.executors.scratch import new_scratch
 from tilefleet.engine.executors.worker_env import is_secret_name
 from tilefleet.engine.worker import execute
-from tilefleet.errors import WorkerLostError
+from tilefleet.errors import TaskTimeoutError, WorkerLostError
 from tilefleet.fields import Cli, KeyValues
-from tilefleet.task import Task
+from tilefleet.task import Outcome, Task
 
 #: Names an existing Gateway cluster to join instead of starting one (Calrissian sets it
 #: for a CWL step with a DaskGatewayRequirement).
@@ -46,6 +60,8 @@ log = logging.getLogger("tilefleet")
 
 #: Gateway cluster options that tilefleet handles itself rather than passing on.
 ADAPTIVE_KEYS = ("adaptive_minimum", "adaptive_maximum")
+#: Longest a restart of a worker holding a timed-out attempt may take.
+RESTART_TIMEOUT_S = 60
 
 
 class DaskSettings(ExecutorSettings):
@@ -80,9 +96,15 @@ class DaskExecutor(AttemptExecutor):
         self._cluster = None  # only a cluster started here, closed on shutdown
         self._joined = None  # a Gateway cluster someone else started (GATEWAY_CLUSTER_VARIABLE)
         self._scratch: str | None = None
-        self._futures: dict[Any, tuple[str, int]] = {}
+        self._futures: dict[Any, tuple[Task, int]] = {}
         self._completed = None  # distributed.as_completed of the attempts submitted
         self._run_token = secrets.token_hex(4)
+        self._start_topic: str | None = None  # the workers' start events (with a timeout)
+        self._started: dict[tuple[str, int], tuple[str, float]] = {}  # -> (worker, when)
+        self._starts_lock = threading.Lock()
+        self._restarts: ThreadPoolExecutor | None = None  # restarts off the driver's loop
+        self._restarted: set[str] = set()  # workers restarted to stop a timed-out attempt
+        self._reruns = 0
 
     def describe(self) -> dict[str, Any]:
         described = super().describe()
@@ -129,24 +151,33 @@ class DaskExecutor(AttemptExecutor):
             self._client.run(_import_modules, modules)
         except Exception as exc:  # not fatal: a worker that cannot import fails its tasks
             log.warning("dask: could not preload %s on the workers: %s", modules, exc)
+        if self.task_timeout is not None:
+            self._start_topic = f"tilefleet-{self._run_token}-starts"
+            self._client.subscribe_topic(self._start_topic, self._note_start)
 
     def submit(self, task: Task, attempt: int) -> None:
         self.submit_many([(task, attempt)])
 
     def submit_many(self, attempts: Sequence[tuple[Task, int]]) -> None:
+        self._submit(attempts)
+
+    def _submit(self, attempts: Sequence[tuple[Task, int]], again: str = "") -> None:
         # One client.map is one graph update for the scheduler, however many attempts.
-        keys = [f"tilefleet-{self._run_token}-{task.id}-{attempt}" for task, attempt in attempts]
+        keys = [
+            f"tilefleet-{self._run_token}-{task.id}-{attempt}{again}" for task, attempt in attempts
+        ]
         futures = self._client.map(
-            execute,
+            _run_attempt,
             [task for task, _ in attempts],
             [attempt for _, attempt in attempts],
             key=keys,
             pure=False,
             retries=0,
             max_memory_mb=self.max_task_memory,
+            start_topic=self._start_topic,
         )
         for future, (task, attempt) in zip(futures, attempts, strict=True):
-            self._futures[future] = (task.id, attempt)
+            self._futures[future] = (task, attempt)
         if self._completed is None:  # results are fetched in the client's loop as they finish
             self._completed = self._distributed.as_completed(
                 loop=self._client.loop, with_results=True, raise_errors=False
@@ -161,16 +192,105 @@ class DaskExecutor(AttemptExecutor):
         # of what is in flight (the engine refills about then), or whatever has finished by
         # the timeout, keeps the driver's wake-ups and ledger commits few.
         batch = max(1, len(self._futures) // 4)
+        if self._start_topic is not None:
+            timeout = self._until_next_deadline(timeout)
         completed = self._completed
         with completed.thread_condition:
             completed.thread_condition.wait_for(lambda: completed.queue.qsize() >= batch, timeout)
-        return [
-            self._completion(future, result)
-            for future, result in self._completed.next_batch(block=False)
-        ]
+        completions = self._stop_overdue() if self._start_topic is not None else []
+        again = []
+        for future, result in self._completed.next_batch(block=False):
+            held = self._futures.get(future)
+            if held is None:  # stopped past the timeout (cancelled)
+                continue
+            completion = self._completion(future, result)
+            if self._died_in_our_restart(completion):
+                again.append(held)
+            else:
+                completions.append(completion)
+        if again:  # held by a worker restarted to stop another attempt: no fault of theirs
+            with self._starts_lock:  # they start again: not from when they first started
+                for task, attempt in again:
+                    self._started.pop((task.id, attempt), None)
+            self._reruns += 1
+            log.info("dask: %d attempt(s) lost with a restarted worker run again", len(again))
+            self._submit(again, again=f"-again{self._reruns}")
+        return completions
+
+    def _died_in_our_restart(self, completion: Completion) -> bool:
+        worker = getattr(getattr(completion.lost, "last_worker", None), "address", None)
+        return worker is not None and worker in self._restarted
+
+    def _note_start(self, event: tuple[float, dict[str, Any]]) -> None:
+        """In the client's loop: an attempt says it started (on which worker); noted with
+        this machine's clock, when heard, so no two machines' clocks are compared."""
+        _when, message = event
+        with self._starts_lock:
+            key = (message["task_id"], message["attempt"])
+            self._started[key] = (message["worker"], time.monotonic())
+
+    def _until_next_deadline(self, timeout: float | None) -> float | None:
+        with self._starts_lock:
+            starts = [when for _worker, when in self._started.values()]
+        if not starts:
+            return timeout
+        left = max(0.0, min(starts) + self.task_timeout - time.monotonic())
+        return left if timeout is None else min(timeout, left)
+
+    def _stop_overdue(self) -> list[Completion]:
+        """Cancel the attempts past the timeout and restart the workers running them."""
+        here = time.monotonic()
+        in_flight = {
+            (task.id, attempt): future for future, (task, attempt) in self._futures.items()
+        }
+        with self._starts_lock:
+            for key in [key for key in self._started if key not in in_flight]:
+                del self._started[key]  # finished (or heard of after it finished)
+            overdue = [
+                (key, worker)
+                for key, (worker, when) in self._started.items()
+                if here - when >= self.task_timeout
+            ]
+            for key, _worker in overdue:
+                del self._started[key]
+        if not overdue:
+            return []
+        futures = [in_flight[key] for key, _worker in overdue]
+        try:  # released first, so that the restart cannot hand the attempt to another worker
+            self._client.cancel(futures, force=True)
+        except Exception as exc:
+            log.warning("dask: cancelling timed-out attempts failed: %s", exc)
+        for future in futures:
+            del self._futures[future]
+        workers = sorted({worker for _key, worker in overdue})
+        self._restarted.update(workers)
+        if self._restarts is None:
+            self._restarts = ThreadPoolExecutor(1, thread_name_prefix="tilefleet-dask-restart")
+        self._restarts.submit(self._restart, workers)
+        lost = TaskTimeoutError(f"timed out after {self.task_timeout:g} s")
+        return [Completion(task_id, attempt, lost=lost) for (task_id, attempt), _ in overdue]
+
+    def _restart(self, workers: list[str]) -> None:
+        """Restart the workers holding timed-out attempts (in a thread of its own: it takes
+        seconds, and the driver goes on recording outcomes meanwhile)."""
+        try:
+            states = self._client.restart_workers(
+                workers, timeout=RESTART_TIMEOUT_S, raise_for_error=False
+            )
+        except Exception as exc:
+            states = {worker: str(exc) for worker in workers}
+        for worker, state in states.items():
+            if state != "OK":
+                log.warning(
+                    "dask: could not restart worker %s to stop a timed-out attempt (%s): "
+                    "its thread stays blocked",
+                    worker,
+                    state,
+                )
 
     def _completion(self, future, result: Any) -> Completion:
-        task_id, attempt = self._futures.pop(future)
+        task, attempt = self._futures.pop(future)
+        task_id = task.id
         status = future.status
         future.release()
         if status == "finished":
@@ -190,6 +310,16 @@ class DaskExecutor(AttemptExecutor):
                     log.debug("dask: cancelling attempts failed: %s", exc)
             self._futures.clear()
             self._completed = None
+            if self._restarts is not None:  # a restart under way ends before the client
+                self._restarts.shutdown(wait=True)
+                self._restarts = None
+            if self._start_topic is not None:
+                try:
+                    self._client.unsubscribe_topic(self._start_topic)
+                except Exception as exc:
+                    log.debug("dask: unsubscribing from the start events failed: %s", exc)
+                self._start_topic = None
+            self._started.clear()
             self._client.close()
             self._client = None
         if self._cluster is not None:
@@ -199,6 +329,19 @@ class DaskExecutor(AttemptExecutor):
         if self._scratch is not None:  # the workers' spill folder of a cluster started here
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
+
+
+def _run_attempt(
+    task: Task, attempt: int, max_memory_mb: int | None, start_topic: str | None
+) -> Outcome:
+    """In a Dask worker: say (as a worker event) that this attempt starts here, then run it."""
+    if start_topic is not None:
+        from distributed import get_worker
+
+        worker = get_worker()
+        message = {"task_id": task.id, "attempt": attempt, "worker": worker.address}
+        worker.log_event(start_topic, message)
+    return execute(task, attempt, max_memory_mb)
 
 
 def _import_distributed():

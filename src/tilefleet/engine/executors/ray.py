@@ -12,11 +12,21 @@ Each attempt is one Ray task reserving ``cpus_per_task`` CPUs (default 1) and ``
 memory, with ``max_retries=0``: retries are the engine's. A worker that dies
 (``WorkerCrashedError``), an actor or node lost (``RayActorError``, ``NodeDiedError``) or
 an object lost with it becomes a lost attempt, which the engine retries.
+
+Task timeouts: Ray knows when an attempt was submitted, not when a worker started it, and
+an attempt may wait in Ray's queue for long. So each attempt first tells a small actor of
+the run (no CPU reserved) that it starts, a call it does not wait for; the executor asks
+the actor at each wait how long ago each attempt started (the actor's clock measures that
+age, so no two machines' clocks are compared). An attempt running past the timeout is
+stopped with ``ray.cancel(force=True)``, which kills the worker process running it (the
+only way to stop a read blocked in C), and fails, retryable, "timed out after N s". The
+other attempts go on; Ray starts a new worker for what is queued.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +35,8 @@ from pydantic import Field
 from tilefleet.engine.executors.base import AttemptExecutor, Completion, ExecutorSettings
 from tilefleet.engine.executors.worker_env import forwarded_environment
 from tilefleet.engine.worker import execute
-from tilefleet.task import Task
+from tilefleet.errors import TaskTimeoutError
+from tilefleet.task import Outcome, Task
 
 log = logging.getLogger("tilefleet")
 
@@ -49,6 +60,11 @@ class RayExecutor(AttemptExecutor):
         self._started_here = False
         self._remote = None
         self._refs: dict[Any, tuple[str, int]] = {}
+        self._board = None  # the actor the attempts tell that they start (with a timeout)
+        self._started: dict[tuple[str, int], float] = {}  # attempt -> start, monotonic here
+        self._first_submitted: dict[Any, float] = {}  # ref -> when submitted, while in flight
+        self._asked = 0.0  # when the board was last asked
+        self._cancelled: set[Any] = set()  # refs of attempts stopped past the timeout
 
     def start(self, preload: Sequence[str] = ()) -> None:
         ray = self._ray
@@ -73,34 +89,110 @@ class RayExecutor(AttemptExecutor):
         }
         if self.config.mem:
             resources["memory"] = self.config.mem * 1024 * 1024
-        self._remote = ray.remote(execute).options(**resources)
+        self._remote = ray.remote(_run_attempt).options(**resources)
+        if self.task_timeout is not None:
+            self._board = ray.remote(num_cpus=0)(StartBoard).remote()
 
     def submit(self, task: Task, attempt: int) -> None:
-        ref = self._remote.remote(task, attempt, self.max_task_memory)
+        ref = self._remote.remote(task, attempt, self.max_task_memory, self._board)
         self._refs[ref] = (task.id, attempt)
+        if self._board is not None:
+            self._first_submitted[ref] = time.monotonic()
 
     def wait(self, timeout: float | None) -> list[Completion]:
         if not self._refs:
             return []
+        if self._board is not None and self._board_due():
+            self._note_starts()
+        if self._board is not None:
+            timeout = self._until_next_deadline(timeout)
         refs = list(self._refs)
         # Wait for a quarter of what is in flight (the engine refills about then), or
         # whatever has finished by the timeout: few wait calls, each returning many.
         ready, _ = self._ray.wait(refs, num_returns=max(1, len(refs) // 4), timeout=timeout)
+        if self._board is not None and self._stop_overdue(set(ready)):
+            # A worker killed just now: collect its attempt in this call, not the next.
+            ready += self._ray.wait(
+                [ref for ref in self._cancelled if ref not in ready],
+                num_returns=len(self._cancelled - set(ready)),
+                timeout=_CANCEL_WAIT_S,
+            )[0]
         try:  # one round trip for the whole batch, the usual case
             outcomes = self._ray.get(ready)
         except Exception:  # a lost attempt among them: fetch one by one to tell which
             return [self._completion(ref) for ref in ready]
-        return [
-            Completion(*self._refs.pop(ref), outcome=outcome)
-            for ref, outcome in zip(ready, outcomes, strict=True)
-        ]
+        return [self._finished(ref, outcome) for ref, outcome in zip(ready, outcomes, strict=True)]
+
+    def _finished(self, ref, outcome: Outcome) -> Completion:
+        self._first_submitted.pop(ref, None)
+        key = self._refs.pop(ref)
+        self._started.pop(key, None)
+        self._cancelled.discard(ref)  # finished before the cancel took: its outcome stands
+        return Completion(*key, outcome=outcome)
 
     def _completion(self, ref) -> Completion:
-        task_id, attempt = self._refs.pop(ref)
         try:
-            return Completion(task_id, attempt, outcome=self._ray.get(ref))
+            return self._finished(ref, self._ray.get(ref))
         except Exception as exc:  # WorkerCrashedError, RayActorError, NodeDiedError, …
-            return Completion(task_id, attempt, lost=exc)
+            self._first_submitted.pop(ref, None)
+            task_id, attempt = self._refs.pop(ref)
+            self._started.pop((task_id, attempt), None)
+            lost: BaseException = exc
+            if ref in self._cancelled:  # its worker killed past the timeout
+                self._cancelled.discard(ref)
+                lost = TaskTimeoutError(f"timed out after {self.task_timeout:g} s")
+            return Completion(task_id, attempt, lost=lost)
+
+    def _board_due(self) -> bool:
+        """Whether to ask the board now: an attempt cannot be overdue before it has been in
+        flight for the timeout, so a run of short attempts asks only every
+        ``_BOARD_EVERY_S`` (which keeps the board small), not at every wait."""
+        here = time.monotonic()
+        oldest = min(self._first_submitted.values(), default=here)
+        return here - oldest >= self.task_timeout or here - self._asked >= _BOARD_EVERY_S
+
+    def _note_starts(self) -> None:
+        """Learn from the board which attempts started since the last wait, and when."""
+        try:
+            ages = self._ray.get(self._board.ages.remote(), timeout=_BOARD_TIMEOUT_S)
+        except Exception as exc:  # the attempts run on, without a deadline from now on
+            log.warning("ray: task timeouts are off for the rest of this run: %s", exc)
+            self._board = None
+            return
+        here = self._asked = time.monotonic()
+        in_flight = set(self._refs.values())
+        for task_id, attempt, age in ages:
+            if (task_id, attempt) in in_flight:  # not one that finished meanwhile
+                self._started[(task_id, attempt)] = here - age
+
+    def _until_next_deadline(self, timeout: float | None) -> float | None:
+        running = [
+            started
+            for ref, key in self._refs.items()
+            if ref not in self._cancelled and (started := self._started.get(key)) is not None
+        ]
+        if not running:
+            return timeout
+        left = max(0.0, min(running) + self.task_timeout - time.monotonic())
+        return left if timeout is None else min(timeout, left)
+
+    def _stop_overdue(self, ready: set) -> bool:
+        """Cancel (killing their workers) the attempts past the timeout; whether any was."""
+        here = time.monotonic()
+        stopped = False
+        for ref, key in self._refs.items():
+            started = self._started.get(key)
+            if ref in ready or ref in self._cancelled or started is None:
+                continue
+            if here - started >= self.task_timeout:
+                try:
+                    self._ray.cancel(ref, force=True)
+                except Exception as exc:  # finished meanwhile: its outcome comes as usual
+                    log.debug("ray: cancelling %s failed: %s", key, exc)
+                    continue
+                self._cancelled.add(ref)
+                stopped = True
+        return stopped
 
     def shutdown(self, cancel: bool = False) -> None:
         if cancel:
@@ -110,9 +202,50 @@ class RayExecutor(AttemptExecutor):
                 except Exception as exc:
                     log.debug("ray: cancelling an attempt failed: %s", exc)
         self._refs.clear()
+        self._first_submitted.clear()
+        self._started.clear()
+        self._cancelled.clear()
+        if self._board is not None:
+            try:
+                self._ray.kill(self._board)
+            except Exception as exc:
+                log.debug("ray: stopping the start board failed: %s", exc)
+            self._board = None
         if self._started_here:
             self._ray.shutdown()
             self._started_here = False
+
+
+#: Longest a wait asks the board, and waits for the attempts it just cancelled to end.
+_BOARD_TIMEOUT_S = 10.0
+_CANCEL_WAIT_S = 10.0
+#: How often the board is asked while no attempt can be overdue yet.
+_BOARD_EVERY_S = 10.0
+
+
+class StartBoard:
+    """A Ray actor of one run: attempts say when they start; the executor reads how long
+    ago (on the actor's clock, so the ages hold whatever the machines' clocks say)."""
+
+    def __init__(self):
+        self._starts: dict[tuple[str, int], float] = {}
+
+    def started(self, task_id: str, attempt: int) -> None:
+        self._starts[(task_id, attempt)] = time.monotonic()
+
+    def ages(self) -> list[tuple[str, int, float]]:
+        """Seconds since each start reported since the last call (then forgotten here)."""
+        here = time.monotonic()
+        ages = [(task_id, attempt, here - t) for (task_id, attempt), t in self._starts.items()]
+        self._starts.clear()
+        return ages
+
+
+def _run_attempt(task: Task, attempt: int, max_memory_mb: int | None, board) -> Outcome:
+    """In a Ray worker: tell the board this attempt starts (without waiting), then run it."""
+    if board is not None:
+        board.started.remote(task.id, attempt)
+    return execute(task, attempt, max_memory_mb)
 
 
 def _import_ray():

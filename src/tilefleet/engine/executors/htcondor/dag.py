@@ -7,6 +7,9 @@
   ``MAXJOBS tasks <workers>`` as the throttle, and a ``FINAL`` node;
 - ``task.sub``: the submit description every task node shares: ``python -m tilefleet task
   run RUN_DIR $(task_id)`` with ``request_cpus``, ``request_memory``, ``request_disk``;
+  with a task timeout, ``TILEFLEET_TASK_TIMEOUT`` in its ``environment`` (the node stops
+  an attempt past it, reports it timed out and exits 1, so RETRY reruns it) and a
+  ``periodic_remove`` a little later, for a node too stuck to stop itself;
   without a shared file system, ``python -m tilefleet task run-file $(node).json`` instead,
   the task file and the outcome moved by HTCondor's file transfer;
 - ``tasks/`` (without a shared file system only): each node's task as a small JSON file;
@@ -33,6 +36,7 @@ from tilefleet.engine.executors.worker_env import forwarded_environment
 from tilefleet.engine.task_runner import (
     OUTCOME_FILE,
     OUTCOMES_DIR,
+    TASK_TIMEOUT_VARIABLE,
     outcome_file_stem,
     write_task_file,
 )
@@ -49,6 +53,10 @@ TRANSFER_SPECIAL = (",", ";", "=", '"', "'", "$(")
 #: Defaults of the resource requests (the COG crank asked for 1 CPU, 1 GB, 1-2 GB disk).
 DEFAULT_MEMORY_MB = 2048
 DEFAULT_DISK = "2GB"
+#: Seconds past the task timeout after which the schedd removes a node still running: the
+#: node stops itself at the timeout; this is for one too stuck to (its removal is a failed
+#: node, which RETRY reruns; it reports no outcome). The schedd looks every minute or so.
+REMOVE_AFTER_TIMEOUT_S = 300
 
 
 def getenv_names(environ: dict[str, str] | None = None) -> str:
@@ -81,9 +89,11 @@ def write_dag(
     memory_mb: int | None = None,
     submit_options: Mapping[str, Any] | None = None,
     shared_filesystem: bool = True,
+    task_timeout: float | None = None,
 ) -> DagFiles:
     """Write the DAG and submit files of ``tasks`` into ``RUN_DIR/htcondor``; without
-    ``shared_filesystem``, also each node's task file, for HTCondor's file transfer."""
+    ``shared_filesystem``, also each node's task file, for HTCondor's file transfer.
+    ``task_timeout`` (seconds) bounds each node's attempt."""
     run_dir = Path(run_dir).resolve()
     folder = run_dir / DAG_FOLDER
     (folder / "logs").mkdir(parents=True, exist_ok=True)
@@ -96,6 +106,7 @@ def write_dag(
             stale.unlink()
     options = dict(submit_options or {})
     python = str(options.pop("python", sys.executable))
+    bounds = _time_bounds(task_timeout, options)  # takes an `environment` of the options
     task_submit = folder / "task.sub"
     final_submit = folder / "final.sub"
     requests = {
@@ -132,6 +143,7 @@ def write_dag(
                 **where,
                 "getenv": getenv_names(),
                 **requests,
+                **bounds,
                 "log": str(folder / "logs" / "tasks.log"),
                 "output": str(folder / "logs" / "$(node).out"),
                 "error": str(folder / "logs" / "$(node).err"),
@@ -176,6 +188,21 @@ def write_dag(
         out.write(f"MAXJOBS tasks {max_jobs}\n")
         out.write(f"FINAL report {final_submit}\n")
     return DagFiles(folder, dag, task_submit, final_submit, nodes)
+
+
+def _time_bounds(task_timeout: float | None, options: dict[str, Any]) -> dict[str, str]:
+    """The submit commands bounding a node's run time: the timeout in the node's
+    environment (ahead of an ``environment`` of the cluster options, which is then merged
+    here), and a ``periodic_remove`` backstop unless the options give their own."""
+    if task_timeout is None:
+        return {}
+    given = str(options.pop("environment", "")).strip().strip('"').strip()
+    environment = " ".join(filter(None, [f"{TASK_TIMEOUT_VARIABLE}={task_timeout:g}", given]))
+    remove_after = int(task_timeout + REMOVE_AFTER_TIMEOUT_S)
+    return {
+        "environment": f'"{environment}"',
+        "periodic_remove": f"(JobStatus == 2) && (time() - EnteredCurrentStatus > {remove_after})",
+    }
 
 
 def _check_transfer_path(run_dir: Path) -> None:

@@ -59,6 +59,9 @@ class HTCondorSettings(ExecutorSettings):
 class HTCondorExecutor(PlanExecutor):
     name = "htcondor"
     Settings = HTCondorSettings
+    #: Seconds a node's attempt may run, set by the engine before ``launch`` (None: no
+    #: limit): each node stops its attempt past it and reports it timed out (retryable).
+    task_timeout: float | None = None
 
     @staticmethod
     def default_workers() -> int:
@@ -84,6 +87,7 @@ class HTCondorExecutor(PlanExecutor):
             memory_mb=self.config.mem,
             submit_options=self.config.cluster_options,
             shared_filesystem=self.config.shared_filesystem,
+            task_timeout=self.task_timeout,
         )
         by_hand = f"submit it from a submit host with: condor_submit_dag {files.dag}"
         if not submit:
