@@ -122,3 +122,36 @@ def test_a_tile_no_dem_covers_fails_with_the_reason(tmp_path, tiledb, dem_catalo
     assert failed.id == "dem/2023/1035X727Y"
     assert failed.reason == "tile 1035X727Y: no cop-dem-glo-30 item covers it"
     assert failed.attempts == 1  # bad input is not retried
+
+
+@pytest.mark.parametrize(
+    "centre",
+    [(6.6389, 0.3611), (6.01, 0.3), (6.99, 0.99), (7.1, 0.5)],
+    ids=["inland", "west-edge", "north-east-corner", "outside"],
+)
+def test_the_dems_own_upsampling_is_gdals_bilinear_warp(data_dir, centre):
+    """The DEM is read by window and interpolated in numpy: the same valid pixels as GDAL's
+    bilinear warped VRT (edges and a tile past the raster included), and the same values
+    to float32 rounding."""
+    from tilefleet.recipes.ttc_ard.dem import RESOLUTION, upsample_bilinear
+    from tilefleet.recipes.ttc_ard.inputs import degree_grid
+    from tilefleet.sources.grid_read import BandSource, GridReader
+
+    x, y = centre
+    grid = degree_grid((x - 1 / 36, y - 1 / 36, x + 1 / 36, y + 1 / 36), RESOLUTION, border=1)
+    path = str(data_dir / DEM_FILE)
+    with GridReader(grid) as reader:
+        gdal, gdal_valid = reader.read(
+            BandSource(path), slice(0, grid.shape.y), Resampling.bilinear
+        )
+    with rasterio.open(path) as dataset:
+        ours, valid = upsample_bilinear(dataset, 1, grid)
+    assert ours.dtype == np.float32 and ours.shape == gdal.shape
+    assert np.array_equal(valid, gdal_valid)
+    if centre == (6.6389, 0.3611):
+        assert valid.all() and ours.max() > 100  # the island's relief
+    elif centre[0] < 7:  # at the raster's edges (sea there): part of the tile only
+        assert 0.4 < valid.mean() < 0.7
+    else:
+        assert not valid.any()
+    assert np.allclose(ours[valid], gdal[valid], rtol=0, atol=2e-4)  # m: float32 rounding

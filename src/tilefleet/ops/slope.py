@@ -34,17 +34,25 @@ def slope_degrees(elevation: np.ndarray, dx, dy) -> np.ndarray:
 
     ``dx`` and ``dy`` are the spacings in metres between neighbouring pixel centres: scalars,
     or one value per row of ``elevation`` (a geographic grid). Each interior pixel uses its
-    four neighbours: dz/dx = (z[r, c+1] - z[r, c-1]) / 2dx, dz/dy likewise.
+    four neighbours: dz/dx = (z[r, c+1] - z[r, c-1]) / 2dx, dz/dy likewise. A float32
+    ``elevation`` is worked in float32 (a DEM's own type: the differences of its values are
+    exact, the rest rounds at 1e-7 relative, far below what a slope needs), anything else
+    in float64.
     """
-    z = np.asarray(elevation, dtype=np.float64)
+    dtype = np.float32 if np.asarray(elevation).dtype == np.float32 else np.float64
+    z = np.asarray(elevation, dtype=dtype)
     if z.ndim != 2 or min(z.shape) < 3:
         raise ValueError(f"elevation must be 2-D and at least 3x3, not {z.shape}")
     rows = z.shape[0]
-    dx = np.broadcast_to(np.asarray(dx, dtype=np.float64), (rows,))[1:-1, None]
-    dy = np.broadcast_to(np.asarray(dy, dtype=np.float64), (rows,))[1:-1, None]
-    dzdx = (z[1:-1, 2:] - z[1:-1, :-2]) / (2.0 * dx)
-    dzdy = (z[2:, 1:-1] - z[:-2, 1:-1]) / (2.0 * dy)
-    return np.degrees(np.arctan(np.hypot(dzdx, dzdy)))
+    across = np.broadcast_to(np.asarray(dx, dtype=np.float64), (rows,))[1:-1, None]
+    along = np.broadcast_to(np.asarray(dy, dtype=np.float64), (rows,))[1:-1, None]
+    dzdx = z[1:-1, 2:] - z[1:-1, :-2]
+    dzdx /= (2.0 * across).astype(dtype)
+    dzdy = z[2:, 1:-1] - z[:-2, 1:-1]
+    dzdy /= (2.0 * along).astype(dtype)
+    slope = np.hypot(dzdx, dzdy, out=dzdx)
+    np.arctan(slope, out=slope)
+    return np.degrees(slope, out=slope)
 
 
 def floor_small_slopes(slope: np.ndarray, minimum: float = MIN_SLOPE) -> np.ndarray:

@@ -18,6 +18,7 @@ PROCESSING = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
 RASTER = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
 ZARR = "application/vnd+zarr"
+HDF5 = "application/x-hdf5"  # hickle files are HDF5
 
 
 def _utc_text(moment: datetime) -> str:
@@ -36,13 +37,15 @@ def product_item(
     media_type: str = COG,
     start: date | None = None,
     end: date | None = None,
+    files: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The item (a dict) of ``keys``'s product over the lon/lat ``bounds`` of its tile.
 
     ``grid``: ``{"code": "EPSG:4326", "shape": [rows, cols], "transform": [6 numbers]}``;
     ``bands``: one dict per band (``name``, ``data_type``, ``nodata``, ``unit``...);
     ``sources``: ids of the scenes it was made from; ``start``/``end``: the days it covers
-    (the whole year by default).
+    (the whole year by default); ``files``: the hickle files of ``format: hkl`` (array name
+    -> path beside the item), listed as one asset each in place of the one data asset.
     """
     west, south, east, north = bounds
     first = datetime.combine(start or date(keys.year, 1, 1), time.min, UTC)
@@ -81,15 +84,23 @@ def product_item(
         "bbox": [west, south, east, north],
         "properties": props,
         "links": [],
-        "assets": {
-            "data": {
-                "href": keys.data_href,
-                "type": media_type,
-                "roles": ["data"],
-                "bands": bands,
-            }
+        "assets": _hkl_assets(files, bands)
+        if files
+        else {
+            "data": {"href": keys.data_href, "type": media_type, "roles": ["data"], "bands": bands}
         },
     }
+
+
+def _hkl_assets(files: dict[str, str], bands: list[dict[str, Any]]) -> dict[str, Any]:
+    """One asset per hickle file; the product's bands go on the first (its main array)."""
+    assets = {}
+    for index, (name, path) in enumerate(files.items()):
+        asset: dict[str, Any] = {"href": f"./{path}", "type": HDF5, "roles": ["data"]}
+        if index == 0:
+            asset["bands"] = bands
+        assets[name] = asset
+    return assets
 
 
 def item_bytes(item: dict[str, Any]) -> bytes:

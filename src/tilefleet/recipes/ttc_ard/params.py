@@ -80,6 +80,11 @@ class TtcArdParams(RecipeParams):
     s1_resolution: float = Field(
         1 / 5400, gt=0, description="Sentinel-1 pixel size in degrees [default: 1/5400, ~20 m]"
     )
+    format: Literal["native", "hkl"] = Field(
+        "native",
+        description="Outputs: COG/Zarr with STAC items (native), or the TTC seed pipeline's "
+        "hickle files with its keys, shapes and folders (hkl; needs the ttc extra)",
+    )
     s2_max_cloud_cover: float = Field(
         50, ge=0, le=100, description="Stage-1 search: scenes with eo:cloud_cover below this (%)"
     )

@@ -31,6 +31,7 @@ SHARED_PARAMS = {
     "s1_orbit",
     "s1_resolution",
     "s2_max_cloud_cover",
+    "format",
 }
 
 
@@ -115,7 +116,7 @@ def _task(
     shared: dict[str, Any],
     params: TtcArdParams,
 ) -> Task:
-    keys = TileYearKeys(product, year, tile["X_tile"], tile["Y_tile"])
+    keys = TileYearKeys(product, year, tile["X_tile"], tile["Y_tile"], params.format)
     source = {
         PRODUCT_COLUMN: product,
         "Year": str(year),

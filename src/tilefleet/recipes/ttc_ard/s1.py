@@ -5,7 +5,8 @@ The year's scenes over the tile are sorted into the four windows (Jan 15-Mar 15,
 with ``AUTO`` the one with more days that cover the tile fully); per quarter the (up to)
 three scenes covering most of the tile (at least 95 %, else the single best) are read
 bilinearly onto the tile's EPSG:4326 grid (``s1_resolution``), and their per-pixel median
-(nodata ignored) is clipped to [0, 1] and scaled to uint16 (0 = nodata).
+(nodata ignored) is clipped to [0, 1] and scaled to uint16 (0 = nodata): an 8-band COG,
+or with ``format: hkl`` the seed's hickle files (:mod:`.hkl`).
 
 A quarter without a scene is neither zero-filled silently nor dropped: its two bands are
 nodata, the item lists the quarters present and missing, and the task succeeds with a
@@ -73,7 +74,7 @@ def band_names() -> list[str]:
 def run_s1(task: Task) -> dict[str, Any]:
     p = task.params
     tile, year = p["tile"], p["year"]
-    keys = TileYearKeys("s1", year, tile["X_tile"], tile["Y_tile"])
+    keys = TileYearKeys("s1", year, tile["X_tile"], tile["Y_tile"], p.get("format", "native"))
     footprint = box(*tile["bounds"])
     items = search_inputs(p, footprint, date(year, 1, 1), date(year, 12, 31))
     scenes = _scenes(items, footprint)
@@ -109,6 +110,60 @@ def run_s1(task: Task) -> dict[str, Any]:
 def _publish(task, keys, out, grid, orbit, quarters, missing) -> dict[str, Any]:
     p = task.params
     names = band_names()
+    store = open_store(task.dest)
+    if keys.format == "hkl":
+        from tilefleet.recipes.ttc_ard.hkl import s1_arrays, write_hkl
+
+        size = write_hkl(store, keys, s1_arrays(out))
+    else:
+        size = _write_cog(store, keys, out, grid, names, missing)
+    sources = [s.id for q in sorted(quarters) for s in quarters[q]]
+    dates = {f"Q{q}": sorted({s.day.isoformat() for s in quarters[q]}) for q in sorted(quarters)}
+    item = product_item(
+        keys,
+        tuple(p["tile"]["bounds"]),
+        grid=grid_record(grid),
+        bands=[
+            {
+                "name": name,
+                "data_type": "uint16",
+                "nodata": 0,
+                "tilefleet:present": int(name[-1]) not in missing,
+            }
+            for name in names
+        ],  # fmt: skip
+        lineage=(
+            f"Per-quarter median of {orbit} {p['collection']} gamma naught (at most 3 "
+            f"scenes a quarter, by tile coverage: {', '.join(sources)}), read bilinearly, "
+            "clipped to [0, 1] x 65535 (0 = no data)"
+            + (
+                f"; quarter(s) {', '.join(f'Q{q}' for q in missing)} had no scene: "
+                "their bands are nodata"
+                if missing
+                else ""
+            )
+        ),  # fmt: skip
+        sources=sources,
+        properties={
+            "sat:orbit_state": orbit.lower(),
+            "tilefleet:quarters_present": [q for q in range(1, 5) if q not in missing],
+            "tilefleet:quarters_missing": missing,
+            "tilefleet:quarter_dates": dates,
+        },
+        files=keys.hkl_files() if keys.format == "hkl" else None,
+    )
+    store.put_bytes(item_bytes(item), task.marker)  # last: marks the task done
+    metrics: dict[str, Any] = {"bytes_out": size, "quarters": 4 - len(missing)}
+    if missing:
+        windows = ", ".join(f"Q{q} ({_window_text(keys.year, q)})" for q in missing)
+        metrics["warning"] = (
+            f"no {orbit} Sentinel-1 scene in {windows}: those quarters' bands are nodata"
+        )
+    return metrics
+
+
+def _write_cog(store, keys, out, grid, names, missing) -> int:
+    """The composites as an 8-band uint16 COG at ``keys.data_key``; its size in bytes."""
     with tempfile.TemporaryDirectory(prefix="tilefleet-") as tmp:
         raw, cog = Path(tmp) / "s1.tif", Path(tmp) / "s1-cog.tif"
         profile = {
@@ -122,53 +177,9 @@ def _publish(task, keys, out, grid, orbit, quarters, missing) -> dict[str, Any]:
                 quarter = int(name[-1])
                 dst.set_band_description(index, name + (" (missing)" if quarter in missing else ""))
         write_cog(str(raw), cog, cog_options("deflate", blocksize=256))
-        sources = [s.id for q in sorted(quarters) for s in quarters[q]]
-        dates = {
-            f"Q{q}": sorted({s.day.isoformat() for s in quarters[q]}) for q in sorted(quarters)
-        }
-        item = product_item(
-            keys,
-            tuple(p["tile"]["bounds"]),
-            grid=grid_record(grid),
-            bands=[
-                {
-                    "name": name,
-                    "data_type": "uint16",
-                    "nodata": 0,
-                    "tilefleet:present": int(name[-1]) not in missing,
-                }
-                for name in names
-            ],  # fmt: skip
-            lineage=(
-                f"Per-quarter median of {orbit} {p['collection']} gamma naught (at most 3 "
-                f"scenes a quarter, by tile coverage: {', '.join(sources)}), read bilinearly, "
-                "clipped to [0, 1] x 65535 (0 = no data)"
-                + (
-                    f"; quarter(s) {', '.join(f'Q{q}' for q in missing)} had no scene: "
-                    "their bands are nodata"
-                    if missing
-                    else ""
-                )
-            ),  # fmt: skip
-            sources=sources,
-            properties={
-                "sat:orbit_state": orbit.lower(),
-                "tilefleet:quarters_present": [q for q in range(1, 5) if q not in missing],
-                "tilefleet:quarters_missing": missing,
-                "tilefleet:quarter_dates": dates,
-            },
-        )
-        store = open_store(task.dest)
         size = cog.stat().st_size
         store.put_file(cog, keys.data_key, move=True)
-        store.put_bytes(item_bytes(item), task.marker)  # last: marks the task done
-    metrics: dict[str, Any] = {"bytes_out": size, "quarters": 4 - len(missing)}
-    if missing:
-        windows = ", ".join(f"Q{q} ({_window_text(keys.year, q)})" for q in missing)
-        metrics["warning"] = (
-            f"no {orbit} Sentinel-1 scene in {windows}: those quarters' bands are nodata"
-        )
-    return metrics
+    return size
 
 
 def _window_text(year: int, quarter: int) -> str:

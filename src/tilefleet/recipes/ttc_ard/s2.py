@@ -15,7 +15,8 @@ despeckled) at 20 m.
 
 Output: one Zarr v3 store with a real ``time`` coordinate (the acquisition times: 31
 December is a date like any other), ``s2_10`` (time, band, y, x), ``s2_20`` (time, band,
-y20, x20), ``cirrus`` (time, y20, x20) and ``day_of_year``, then its STAC item.
+y20, x20), ``cirrus`` (time, y20, x20) and ``day_of_year``, then its STAC item (or, with
+``format: hkl``, the seed's hickle files: :mod:`.hkl`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from tilefleet.recipes.ttc_ard.inputs import grid_record, read_settings
 from tilefleet.recipes.ttc_ard.inputs import search as search_inputs
 from tilefleet.recipes.ttc_ard.items import ZARR, item_bytes, product_item
 from tilefleet.recipes.ttc_ard.layout import TileYearKeys
+from tilefleet.recipes.ttc_ard.overviews import read_classes
 from tilefleet.sources.grid_read import BandSource, GridReader
 from tilefleet.sources.stac.bands import band_assets
 from tilefleet.sources.stac.query import item_datetime, item_footprint
@@ -90,10 +92,16 @@ class _Reader:
     def __init__(self, p: dict[str, Any]):
         self.sign = load_signer(p["sign"])
 
-    def scl(self, items, grid) -> tuple[np.ndarray, np.ndarray]:
-        """SCL of ``items`` (one solar day) merged on ``grid``: (classes, covered)."""
+    def scl(self, items, grid, coarse: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """SCL of ``items`` (one solar day) merged on ``grid``: (classes, covered).
+        ``coarse``: a grid much coarser than the SCL, read from its overviews where they
+        hold true classes (:mod:`.overviews`)."""
         out = np.zeros(grid.shape.yx, dtype=np.uint8)
         seen = np.zeros(grid.shape.yx, dtype=bool)
+        if coarse:
+            reads = (read_classes(*_asset(item, "SCL"), grid, self.sign) for item in items)
+            merge_first_valid(reads, out=out, filled=seen)
+            return out, seen
         with GridReader(grid, sign=self.sign) as reader:
             reads = (
                 reader.read(BandSource(*_asset(item, "SCL")), slice(0, grid.shape.y))
@@ -120,8 +128,11 @@ def _asset(item, band: str) -> tuple[str, int]:
     return href, index
 
 
-def screen_dates(p: dict[str, Any], reader: _Reader, tile: dict) -> list[ScreenedScene]:
-    """Stage 1: the kept days of the year, by the cloud fractions around the tile."""
+def screen_dates(
+    p: dict[str, Any], reader: _Reader, tile: dict
+) -> tuple[list[ScreenedScene], np.ndarray]:
+    """Stage 1: the kept days of the year, by the cloud fractions around the tile, and the
+    bad-pixel mask of every day looked at (day, y, x; the seed's ``clouds`` file)."""
     x, y, year = tile["X"], tile["Y"], p["year"]
     half = SCREEN_BOX_TILES / 36
     area = box(x - half, y - half, x + half, y + half)
@@ -136,14 +147,15 @@ def screen_dates(p: dict[str, Any], reader: _Reader, tile: dict) -> list[Screene
     days: dict[date, list] = defaultdict(list)
     for item in items:
         days[_solar_day(item)].append(item)
-    scenes = []
-    for day, day_items in sorted(days.items()):
-        classes, covered = reader.scl(day_items, grid)
+    scenes, bad = [], np.zeros((len(days), *grid.shape.yx), dtype=bool)
+    for index, (day, day_items) in enumerate(sorted(days.items())):
+        classes, covered = reader.scl(day_items, grid, coarse=True)
         classes[~covered] = 0  # outside every granule: no data, a bad class
+        bad[index] = np.isin(classes, BAD_CLASSES)
         scenes.append(
-            ScreenedScene(day, bad_fraction(classes), bad_fraction(centre_window(classes)))
+            ScreenedScene(day, float(bad[index].mean()), bad_fraction(centre_window(classes)))
         )
-    return select_dates(scenes)
+    return select_dates(scenes), bad
 
 
 def _tile_grids(bounds, epsg: int):
@@ -154,10 +166,10 @@ def _tile_grids(bounds, epsg: int):
 def run_s2(task: Task) -> dict[str, Any]:
     p = task.params
     tile = p["tile"]
-    keys = TileYearKeys("s2", p["year"], tile["X_tile"], tile["Y_tile"])
+    keys = TileYearKeys("s2", p["year"], tile["X_tile"], tile["Y_tile"], p.get("format", "native"))
     with rasterio.Env(**read_settings(p)):
         reader = _Reader(p)
-        kept = screen_dates(p, reader, tile)
+        kept, stage1_bad = screen_dates(p, reader, tile)
         footprint = box(*tile["bounds"])
         year = p["year"]
         items = search_inputs(p, footprint, date(year, 1, 1), date(year, 12, 31))
@@ -174,7 +186,7 @@ def run_s2(task: Task) -> dict[str, Any]:
         scl_grid = aligned_geobox(grid20.boundingbox, TILE_SCL_RESOLUTION, epsg)
         images, dropped = [], []
         for item in chosen:
-            classes, covered = reader.scl([item], scl_grid)
+            classes, covered = reader.scl([item], scl_grid, coarse=True)
             classes[~covered] = 0
             fraction = bad_fraction(classes, BAD_CLASSES)
             if fraction > MAX_TILE_BAD:
@@ -189,13 +201,24 @@ def run_s2(task: Task) -> dict[str, Any]:
             f"tile {keys.tile_id} {year}: every matched image is more than "
             f"{MAX_TILE_BAD:.0%} cloudy on the tile ({', '.join(dropped)})"
         )
-    return _publish(task, keys, images, dropped, kept, grid10, grid20)
+    times = [item_datetime(item).replace(tzinfo=None) for item, *_ in images]
+    store = open_store(task.dest)
+    if keys.format == "hkl":
+        from tilefleet.recipes.ttc_ard.hkl import s2_arrays, write_hkl
+
+        stacks = [np.stack([image[i] for image in images]) for i in (1, 2, 3)]
+        kept_days = [scene.day for scene in kept]
+        arrays = s2_arrays(*stacks, [t.date() for t in times], kept_days, stage1_bad, year)
+        size = write_hkl(store, keys, arrays)
+    else:
+        size = _write_zarr(store, keys, images, times, grid10, grid20)
+    return _publish(task, keys, store, size, images, times, dropped, kept, grid10)
 
 
-def _publish(task, keys, images, dropped, kept, grid10, grid20) -> dict[str, Any]:
+def _write_zarr(store, keys, images, times, grid10, grid20) -> int:
+    """The series as one Zarr v3 store at ``keys.data_key``; its size in bytes."""
     import xarray as xr
 
-    times = [item_datetime(item).replace(tzinfo=None) for item, *_ in images]
     days = [t.date() for t in times]
     x10, y10 = _centres(grid10)
     x20, y20 = _centres(grid20)
@@ -225,7 +248,6 @@ def _publish(task, keys, images, dropped, kept, grid10, grid20) -> dict[str, Any
     )  # fmt: skip
     for name in ("s2_10", "s2_20"):
         dataset[name].attrs.update(nodata=0, scale_factor_to_reflectance=1 / 65535)
-    store = open_store(task.dest)
     with tempfile.TemporaryDirectory(prefix="tilefleet-") as tmp:
         local = Path(tmp) / "s2.zarr"
         encoding = {"time": {"units": "milliseconds since 1970-01-01", "dtype": "int64"}}
@@ -235,6 +257,11 @@ def _publish(task, keys, images, dropped, kept, grid10, grid20) -> dict[str, Any
             size += path.stat().st_size
             key = f"{keys.data_key}/{path.relative_to(local).as_posix()}"
             store.put_file(path, key, move=True)
+    return size
+
+
+def _publish(task, keys, store, size, images, times, dropped, kept, grid10) -> dict[str, Any]:
+    days = [t.date() for t in times]
     sources = [item.id for item, *_ in images]
     item = product_item(
         keys,
@@ -256,6 +283,7 @@ def _publish(task, keys, images, dropped, kept, grid10, grid20) -> dict[str, Any
         media_type=ZARR,
         start=min(days),
         end=max(days),
+        files=keys.hkl_files() if keys.format == "hkl" else None,
     )
     store.put_bytes(item_bytes(item), task.marker)  # last: marks the task done
     return {"bytes_out": size, "dates": len(images), "dropped": len(dropped)}
