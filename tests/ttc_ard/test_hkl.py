@@ -166,3 +166,18 @@ def test_hkl_files_go_to_s3_then_the_item(tmp_path, tiledb, dem_catalog, s3):
     )
     slope = hickle.load(str(local))
     assert slope.shape == (600, 600) and slope.dtype == np.float32 and slope.max() > 20
+
+
+def test_hkl_without_hickle_is_one_line_before_any_task(tmp_path, tiledb, dem_catalog, monkeypatch):
+    """Without the hickle package every task would fail alike: the plan says it once."""
+    import importlib.util
+
+    from tilefleet.errors import JobError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(  # this process cannot uninstall hickle; it is made not to find it
+        importlib.util, "find_spec", lambda name, *a: None if name == "hickle" else real(name, *a)
+    )
+    with pytest.raises(JobError, match=r"format hkl needs the hickle package"):
+        run(tmp_path, tiledb, "dem", DEM_TILE, 2023, catalog=str(dem_catalog), format="hkl")
+    assert not (tmp_path / "out").exists()

@@ -18,8 +18,10 @@ worker loads only what its product takes.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
+from tilefleet.errors import JobError
 from tilefleet.recipes.base import Recipe
 from tilefleet.recipes.ttc_ard.layout import SOURCE_COLUMNS
 from tilefleet.recipes.ttc_ard.params import PRODUCTS, TtcArdParams
@@ -44,6 +46,9 @@ class TtcArdRecipe(Recipe):
     def plan(self, params: TtcArdParams) -> list[Task]:
         from tilefleet.recipes.ttc_ard.planning import plan_tasks
 
+        if params.format == "hkl" and importlib.util.find_spec("hickle") is None:
+            # Every task would fail for it: one line now instead (workers need it too).
+            raise JobError("--format hkl needs the hickle package: install tilefleet[ttc]")
         return plan_tasks(params, self.name)
 
     def task_kind(self, task: Task) -> str | None:
