@@ -8,8 +8,10 @@ every item.
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -19,6 +21,7 @@ import pystac
 import rasterio
 from pydantic import Field, field_validator
 from rasterio.errors import RasterioIOError
+from rasterio.io import DatasetReader
 
 from tilefleet.errors import JobError, PermanentError, one_line
 from tilefleet.fields import Cli, CommaList
@@ -27,19 +30,31 @@ from tilefleet.store.cog import (
     COG_PROFILES,
     DEFAULT_PROFILE,
     OVERVIEW_RESAMPLING,
+    can_stage,
     check_profile_fits,
     cog_options,
+    overview_factors_for,
+    staged_bytes,
+    staged_raster,
     write_cog,
 )
 from tilefleet.store.gdal_env import gdal_session, is_missing_file
 from tilefleet.store.location import Location, StoreURL, safe_relative_key
 from tilefleet.store.objects import open_store
-from tilefleet.store.preview import preview_bands, preview_shape, write_preview
+from tilefleet.store.preview import (
+    colour_table,
+    preview_bands,
+    preview_shape,
+    write_preview,
+    write_preview_of,
+)
 from tilefleet.store.stac_item import (
+    STATS_SIZE,
     collection_links,
     item_bytes,
     publish_collection,
     raster_asset,
+    raster_bands,
     raster_item,
     source_datetime,
     stac_datetime,
@@ -177,8 +192,10 @@ class CogifyRecipe(Recipe):
 
     def task_memory(self, task: Task) -> int | None:
         """From the input's header: the preview's arrays at their size (values and mask of
-        each preview band), and one row of COG blocks of every band (GDAL streams the rest
-        of the COG step through its bounded block cache)."""
+        each preview band, and one band's scaled copy), and either the input converted in
+        memory (its pixels and their overviews) or, for an input too big
+        for that, one row of COG blocks of every band (GDAL streams the rest of the COG
+        step through its bounded block cache)."""
         p = task.params
         src = open_store(p["input_root"]).gdal_path(p["key"])
         try:
@@ -186,10 +203,14 @@ class CogifyRecipe(Recipe):
                 bands = len(preview_bands(ds.count, p["preview_bands"]))
                 rows, cols = preview_shape(ds.height, ds.width, p["preview_max_size"])
                 size = max(_itemsize(dtype) for dtype in ds.dtypes)
-                width, count = ds.width, ds.count
+                width, count, dtypes = ds.width, ds.count, ds.dtypes
+                staged = staged_bytes(ds) if can_stage(ds) else 0
         except Exception:  # unreadable: the run itself says why
             return None
-        return rows * cols * bands * (size + 1) + p["blocksize"] * width * count * size
+        preview = rows * cols * (bands * (size + 1) + _scratch_itemsize(dtypes))
+        if staged:  # the pixels read, and the overviews built beside them
+            return preview + staged
+        return preview + p["blocksize"] * width * count * size
 
     def finish(self, params: CogifyParams, done: list[Task]) -> None:
         """Write ``{dest}/collection.json`` linking the item of every image done."""
@@ -212,12 +233,6 @@ class CogifyRecipe(Recipe):
         p = task.params
         src = open_store(p["input_root"]).gdal_path(p["key"])
         with gdal_session(src), tempfile.TemporaryDirectory(prefix="tilefleet-") as tmp:
-            dtype, count = _inspect_input(src, p["key"])
-            if p["num_bands"] is not None and p["num_bands"] != count:
-                raise PermanentError(
-                    f"manifest says {p['num_bands']} band(s), {p['key']} has {count}"
-                )
-            check_profile_fits(p["profile"], dtype, count)
             cog_path, preview_path = Path(tmp, "cog.tif"), Path(tmp, "preview.jpg")
             options = cog_options(
                 p["profile"],
@@ -225,21 +240,66 @@ class CogifyRecipe(Recipe):
                 overview_resampling=p["overview_resampling"],
                 quality=p["quality"],
             )
-            write_cog(src, cog_path, options)
-            rows, cols = write_preview(
-                str(cog_path),
-                preview_path,
-                bands=p["preview_bands"],
-                max_size=p["preview_max_size"],
-                quality=p["preview_quality"],
-            )
-            item = _item(task, cog_path, (rows, cols))
+            with _open_input(src, p["key"]) as ds:
+                dtype, count = ds.dtypes[0], ds.count
+                if p["num_bands"] is not None and p["num_bands"] != count:
+                    raise PermanentError(
+                        f"manifest says {p['num_bands']} band(s), {p['key']} has {count}"
+                    )
+                check_profile_fits(p["profile"], dtype, count)
+                staged = _convert_in_memory(ds, p, cog_path, preview_path, options)
+            if staged is None:  # too big for memory, or masks GDAL must carry itself
+                write_cog(src, cog_path, options)
+                shape = write_preview(
+                    str(cog_path),
+                    preview_path,
+                    bands=p["preview_bands"],
+                    max_size=p["preview_max_size"],
+                    quality=p["preview_quality"],
+                )
+                bands = None
+            else:
+                shape, bands = staged
+            item = _item(task, cog_path, shape, bands)
             cog_bytes = cog_path.stat().st_size
             dest = open_store(task.dest)
             dest.put_file(cog_path, p["cog"], move=True)
             dest.put_file(preview_path, p["preview"], move=True)
             dest.put_bytes(item_bytes(item), task.marker)  # last: marks the task done
             return {"bytes_out": cog_bytes, "bands": count, "dtype": dtype}
+
+
+def _convert_in_memory(
+    ds: DatasetReader, p: dict[str, Any], cog_path: Path, preview_path: Path, options: dict
+) -> tuple[tuple[int, int], list[dict[str, Any]]] | None:
+    """COG, preview and ``raster:bands`` from one read of the input: the COG from an
+    in-memory copy with its overviews, the statistics from those overviews, the preview
+    from the pixels. (preview shape, raster:bands), or None where ``ds`` cannot be staged.
+    Overviews are built from the full resolution with the job's resampling, also for an
+    input that has some (GDAL would copy those: it keeps their number of levels)."""
+    if not can_stage(ds):
+        return None
+    pixels = ds.read()
+    factors = overview_factors_for(ds, p["blocksize"])
+    resampling = p["overview_resampling"]
+    with staged_raster(ds, pixels, factors=factors or [], resampling=resampling) as mem:
+        write_cog(mem, cog_path, options)
+        if factors is not None:  # the overviews the COG has: read for statistics
+            bands = raster_bands(mem, _stats_size(ds.width, ds.height, factors))
+    if factors is None:  # GDAL built the overviews: their statistics are the COG's
+        with rasterio.open(cog_path) as cog:
+            bands = raster_bands(cog)
+    first = preview_bands(ds.count, p["preview_bands"])[0]
+    shape = write_preview_of(
+        pixels,
+        preview_path,
+        nodata=ds.nodata,
+        bands=p["preview_bands"],
+        max_size=p["preview_max_size"],
+        quality=p["preview_quality"],
+        colour_tables={first: colour_table(ds, first)},
+    )
+    return shape, bands
 
 
 def item_id(key: str) -> str:
@@ -255,8 +315,14 @@ def _other_with_id(key: str, ids: dict[str, str]) -> bool:
     return other is not None and output_keys(other)[2] != output_keys(key)[2]
 
 
-def _item(task: Task, cog_path: Path, preview_shape: tuple[int, int]) -> dict[str, Any]:
-    """The STAC item of a COG written for ``task``: ``datetime`` from the file's tags, or,
+def _item(
+    task: Task,
+    cog_path: Path,
+    preview_shape: tuple[int, int],
+    bands: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The STAC item of a COG written for ``task`` (``bands``: its ``raster:bands`` where
+    known already): ``datetime`` from the file's tags, or,
     for an image that carries no acquisition time, null with the interval it must lie in
     (from 1970-01-01 to now: acquired no later than it is processed)."""
     p = task.params
@@ -274,7 +340,7 @@ def _item(task: Task, cog_path: Path, preview_shape: tuple[int, int]) -> dict[st
         "roles": ["overview"],
         "proj:shape": list(preview_shape),
     }
-    data = raster_asset(str(cog_path), f"./{posixpath.basename(p['cog'])}")
+    data = raster_asset(str(cog_path), f"./{posixpath.basename(p['cog'])}", bands=bands)
     return raster_item(
         str(cog_path),
         item_id=item_id(p["key"]),
@@ -303,15 +369,37 @@ def _read_manifest(url: str) -> bytes:
         raise JobError(f"cannot read manifest {url}: {one_line(Exception(first), 240)}") from exc
 
 
+def _stats_size(width: int, height: int, factors: list[int]) -> int:
+    """The longest side of the biggest of the raster or its overviews (at ``factors``)
+    that is at most :data:`STATS_SIZE` pixels: the statistics read it as it is, not
+    resampled from a bigger level."""
+    for factor in [1, *factors]:
+        side = -(-max(width, height) // factor)
+        if side <= STATS_SIZE:
+            return side
+    return STATS_SIZE
+
+
 def _itemsize(dtype: str) -> int:
     return int(np.dtype(dtype).itemsize)
 
 
-def _inspect_input(src: str, key: str) -> tuple[str, int]:
+def _scratch_itemsize(dtypes: tuple[str, ...]) -> int:
+    """Bytes per pixel of the copy a preview band is scaled in: none for 8- and 16-bit
+    integers (a lookup table), float32 for float32 data, float64 for the rest."""
+    dtype = np.dtype(dtypes[0])
+    if dtype.kind in "iu" and dtype.itemsize <= 2:
+        return 0
+    return 4 if dtype.kind == "f" and dtype.itemsize <= 4 else 8
+
+
+@contextlib.contextmanager
+def _open_input(src: str, key: str) -> Iterator[DatasetReader]:
     try:
-        with rasterio.open(src) as ds:
-            return ds.dtypes[0], ds.count
+        ds = rasterio.open(src)
     except RasterioIOError as exc:
         if is_missing_file(exc):
             raise PermanentError(f"input {key} not found") from exc
         raise
+    with ds:
+        yield ds

@@ -4,6 +4,7 @@ map) in colours, one per class."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from rasterio.enums import Resampling
 
 from tilefleet.errors import PermanentError
 from tilefleet.ops.colormap import class_colours, is_categorical
-from tilefleet.ops.stretch import to_display_bytes
+from tilefleet.ops.stretch import sample_step, to_display_bytes
 
 
 def preview_bands(count: int, requested: list[int] | None = None) -> list[int]:
@@ -57,16 +58,67 @@ def write_preview(
             masked=True,
             resampling=Resampling.nearest,
         )
-        table = _colour_table(ds, indexes[0]) if len(indexes) == 1 else None
-    if len(indexes) == 1 and is_categorical(data[0], has_table=table is not None):
-        image = class_colours(data[0], table)
-    else:
-        image = to_display_bytes(data)
-    _write_jpeg(dst, image, quality)
+        table = colour_table(ds, indexes[0]) if len(indexes) == 1 else None
+    _write_jpeg(dst, _display_image(data, table), quality)
     return rows, cols
 
 
-def _colour_table(ds, band: int) -> dict[int, tuple[int, ...]] | None:
+def write_preview_of(
+    pixels: np.ndarray,
+    dst: Path,
+    *,
+    nodata: float | None = None,
+    bands: list[int] | None = None,
+    max_size: int | None = None,
+    quality: int = 75,
+    colour_tables: Mapping[int, dict[int, tuple[int, ...]]] | None = None,
+) -> tuple[int, int]:
+    """Write a JPEG preview of ``pixels`` (all the bands of a raster, already in memory,
+    valid where they differ from ``nodata``) to local path ``dst``; return its (rows,
+    cols). ``colour_tables`` maps 1-based bands to their colour tables (see
+    :func:`colour_table`). A capped preview takes the nearest pixels, as GDAL's nearest
+    resampling does."""
+    count, height, width = pixels.shape
+    indexes = preview_bands(count, bands)
+    rows, cols = preview_shape(height, width, max_size)
+    first = indexes[0] - 1
+    if indexes == list(range(indexes[0], indexes[0] + len(indexes))):
+        data = pixels[first : first + len(indexes)]  # a view: no copy of the bands
+    else:
+        data = pixels[[index - 1 for index in indexes]]
+    if (rows, cols) != (height, width):
+        data = data[:, _nearest(height, rows)][:, :, _nearest(width, cols)]
+    mask = np.ma.nomask
+    if nodata is not None and not np.isnan(nodata):
+        mask = data == data.dtype.type(nodata)
+        if not mask.any():
+            mask = np.ma.nomask
+    table = (colour_tables or {}).get(indexes[0]) if len(indexes) == 1 else None
+    _write_jpeg(dst, _display_image(np.ma.masked_array(data, mask), table), quality)
+    return rows, cols
+
+
+def _display_image(data: np.ma.MaskedArray, table) -> np.ndarray:
+    """(bands, rows, cols) uint8: class colours for a categorical single band, else the
+    stretch. A sample with more classes than a class band has settles it without
+    counting the values of the whole band."""
+    if len(data) == 1:
+        band = data[0]
+        step = sample_step(*band.shape)
+        sample = band[::step, ::step]
+        has_table = table is not None
+        may_be = step == 1 or sample.count() == 0 or is_categorical(sample, has_table=has_table)
+        if may_be and is_categorical(band, has_table=has_table):
+            return class_colours(band, table)
+    return to_display_bytes(data)
+
+
+def _nearest(size: int, out_size: int) -> np.ndarray:
+    """Indexes of the ``out_size`` pixels nearest to the centres of an even resampling."""
+    return np.minimum(((np.arange(out_size) + 0.5) * (size / out_size)).astype(np.int64), size - 1)
+
+
+def colour_table(ds, band: int) -> dict[int, tuple[int, ...]] | None:
     """The band's colour table (value -> RGBA), None when it has none."""
     try:
         return ds.colormap(band)
@@ -76,8 +128,12 @@ def _colour_table(ds, band: int) -> dict[int, tuple[int, ...]] | None:
 
 def _write_jpeg(dst: Path, image: np.ndarray, quality: int) -> None:
     """Encode (bands, rows, cols) uint8 as a baseline JPEG with Pillow (libjpeg-turbo):
-    about five times faster than GDAL's JPEG driver, which first copies through memory."""
+    about five times faster than GDAL's JPEG driver, which first copies through memory.
+    Three bands are merged by Pillow, much faster than interleaving them in numpy."""
     from PIL import Image
 
-    pixels = image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
-    Image.fromarray(np.ascontiguousarray(pixels)).save(dst, format="JPEG", quality=quality)
+    if image.shape[0] == 1:
+        picture = Image.fromarray(np.ascontiguousarray(image[0]))
+    else:
+        picture = Image.merge("RGB", [Image.fromarray(np.ascontiguousarray(b)) for b in image])
+    picture.save(dst, format="JPEG", quality=quality)
