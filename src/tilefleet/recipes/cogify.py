@@ -54,10 +54,11 @@ from tilefleet.store.stac_item import (
     item_bytes,
     publish_collection,
     raster_asset,
-    raster_bands,
+    raster_bands_from,
     raster_item,
     source_datetime,
     stac_datetime,
+    stats_shape,
 )
 from tilefleet.task import Task
 from tilefleet.tiles.manifest import MANIFEST_COLUMNS, parse_manifest
@@ -248,19 +249,21 @@ class CogifyRecipe(Recipe):
                     )
                 check_profile_fits(p["profile"], dtype, count)
                 staged = _convert_in_memory(ds, p, cog_path, preview_path, options)
-            if staged is None:  # too big for memory, or masks GDAL must carry itself
-                write_cog(src, cog_path, options)
-                shape = write_preview(
-                    str(cog_path),
-                    preview_path,
-                    bands=p["preview_bands"],
-                    max_size=p["preview_max_size"],
-                    quality=p["preview_quality"],
-                )
-                bands = None
-            else:
-                shape, bands = staged
-            item = _item(task, cog_path, shape, bands)
+                if staged is None:  # too big for memory, or masks GDAL must carry itself
+                    write_cog(src, cog_path, options)
+                    shape = write_preview(
+                        str(cog_path),
+                        preview_path,
+                        bands=p["preview_bands"],
+                        max_size=p["preview_max_size"],
+                        quality=p["preview_quality"],
+                    )
+                    bands = None
+                else:
+                    shape, bands = staged
+                # The input's grid and tags are the COG's (GDAL copies them): the item
+                # is made from the dataset open already.
+                item = _item(task, ds, cog_path, shape, bands)
             cog_bytes = cog_path.stat().st_size
             dest = open_store(task.dest)
             dest.put_file(cog_path, p["cog"], move=True)
@@ -284,11 +287,12 @@ def _convert_in_memory(
     resampling = p["overview_resampling"]
     with staged_raster(ds, pixels, factors=factors or [], resampling=resampling) as mem:
         write_cog(mem, cog_path, options)
-        if factors is not None:  # the overviews the COG has: read for statistics
-            bands = raster_bands(mem, _stats_size(ds.width, ds.height, factors))
-    if factors is None:  # GDAL built the overviews: their statistics are the COG's
-        with rasterio.open(cog_path) as cog:
-            bands = raster_bands(cog)
+        # The level the statistics are taken at: an overview the COG has where they are
+        # built here; where GDAL builds them, the pixels resampled as rio-stac reads them.
+        size = STATS_SIZE if factors is None else _stats_size(ds.width, ds.height, factors)
+        shape = stats_shape(ds.height, ds.width, size)
+        levels = pixels if shape == pixels.shape[1:] else mem.read(out_shape=(ds.count, *shape))
+    bands = raster_bands_from(ds, levels)
     first = preview_bands(ds.count, p["preview_bands"])[0]
     shape = write_preview_of(
         pixels,
@@ -317,17 +321,17 @@ def _other_with_id(key: str, ids: dict[str, str]) -> bool:
 
 def _item(
     task: Task,
+    ds: DatasetReader,
     cog_path: Path,
     preview_shape: tuple[int, int],
     bands: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The STAC item of a COG written for ``task`` (``bands``: its ``raster:bands`` where
-    known already): ``datetime`` from the file's tags, or,
+    """The STAC item of the COG written for ``task`` from ``ds`` (``bands``: its
+    ``raster:bands`` where known already): grid and ``datetime`` from ``ds``'s, or,
     for an image that carries no acquisition time, null with the interval it must lie in
     (from 1970-01-01 to now: acquired no later than it is processed)."""
     p = task.params
-    with rasterio.open(cog_path) as ds:
-        when = source_datetime(ds)
+    when = source_datetime(ds)
     properties: dict[str, Any] = {
         "tilefleet:source": Location.parse(p["input_root"]).join(p["key"])
     }
@@ -342,7 +346,7 @@ def _item(
     }
     data = raster_asset(str(cog_path), f"./{posixpath.basename(p['cog'])}", bands=bands)
     return raster_item(
-        str(cog_path),
+        ds,
         item_id=item_id(p["key"]),
         assets={"data": data, "preview": preview},
         properties=properties,

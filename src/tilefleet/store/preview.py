@@ -88,29 +88,37 @@ def write_preview_of(
         data = pixels[[index - 1 for index in indexes]]
     if (rows, cols) != (height, width):
         data = data[:, _nearest(height, rows)][:, :, _nearest(width, cols)]
-    mask = np.ma.nomask
-    if nodata is not None and not np.isnan(nodata):
-        mask = data == data.dtype.type(nodata)
-        if not mask.any():
-            mask = np.ma.nomask
     table = (colour_tables or {}).get(indexes[0]) if len(indexes) == 1 else None
-    _write_jpeg(dst, _display_image(np.ma.masked_array(data, mask), table), quality)
+    _write_jpeg(dst, _display_image(data, table, nodata), quality)
     return rows, cols
 
 
-def _display_image(data: np.ma.MaskedArray, table) -> np.ndarray:
-    """(bands, rows, cols) uint8: class colours for a categorical single band, else the
-    stretch. A sample with more classes than a class band has settles it without
-    counting the values of the whole band."""
-    if len(data) == 1:
-        band = data[0]
-        step = sample_step(*band.shape)
-        sample = band[::step, ::step]
+def _display_image(
+    data: np.ma.MaskedArray | np.ndarray, table, nodata: float | None = None
+) -> np.ndarray:
+    """(bands, rows, cols) uint8 of (masked) ``data``, invalid where masked or
+    ``nodata``: class colours for a categorical single integer band, else the stretch. A
+    sample with more classes than a class band has settles it without counting the
+    values of the whole band (nor masking it)."""
+    if len(data) == 1 and data.dtype.kind in "iub":
+        step = sample_step(*data.shape[1:])
+        sample = _masked(data[0, ::step, ::step], nodata)
         has_table = table is not None
         may_be = step == 1 or sample.count() == 0 or is_categorical(sample, has_table=has_table)
-        if may_be and is_categorical(band, has_table=has_table):
-            return class_colours(band, table)
-    return to_display_bytes(data)
+        if may_be:
+            band = _masked(data[0], nodata)
+            if is_categorical(band, has_table=has_table):
+                return class_colours(band, table)
+    return to_display_bytes(data, nodata=nodata)
+
+
+def _masked(band: np.ma.MaskedArray | np.ndarray, nodata: float | None) -> np.ma.MaskedArray:
+    """``band`` masked where it is masked already or holds ``nodata``."""
+    band = np.ma.asarray(band)
+    if nodata is None or np.isnan(nodata):
+        return band
+    data = np.ma.getdata(band)  # a new mask: never the caller's, which stays as it is
+    return np.ma.masked_array(data, np.ma.getmaskarray(band) | (data == nodata))
 
 
 def _nearest(size: int, out_size: int) -> np.ndarray:
