@@ -1,17 +1,22 @@
-"""A million tasks on one driver: plan, ledger and skip-existing, then a run of trivial tasks.
+"""A million tasks on one driver: plan, ledger and skip-existing, then runs of trivial tasks.
 
-Measures, in one process per figure (peak memory is the process's own):
+Measures, in one fresh process per figure (peak memory is that process's own, the driver):
 
-1. ``plan + ledger + skip`` of N trivial tasks (a recipe whose plan makes N tasks with a
-   done marker each, a tenth already done in the destination): wall time and peak driver
-   memory of a run limited to one task (``--limit 1``: everything but the execution);
-2. ``tilefleet plan`` of the whole TTC tile database for one year (2.9 M tiles,
-   ``tile-index`` on the TTC grid): wall time and peak memory;
-3. a run of N trivial tasks on 2 local workers: wall time and peak driver memory.
+1. ``plan``: plan + ledger + skip of N trivial tasks (a recipe whose plan is a generator of
+   N tasks with a done marker each over 1,000 folders, a tenth already done in the
+   destination), in a run limited to one task (``--limit 1``: everything but the
+   execution, the reports included): wall time, driver CPU time and peak driver memory;
+2. ``ttc``: ``tilefleet plan`` (a dry run) of the whole TTC tile database for one year
+   (2.9 M tiles, ``tile-index`` on the TTC grid);
+3. ``run``: runs of growing numbers of trivial tasks on 2 local workers: the driver's peak
+   memory *while the tasks run* (sampled at every attempt's end) and at the end (the
+   reports included). Flat means the first does not grow with N.
 
-Goals (issue: performance and scale): 1 in <= 30 s and <= 1.5 GB for 1,000,000 tasks; 2 in
-<= 60 s; 3 with driver memory flat in N. ``--tasks N`` scales the figures down for a quick
-look (``python benchmarks/bench_scale.py --tasks 100000``).
+Goals (issue: performance and scale): 1 in <= 30 s and <= 1.5 GB for 1,000,000 tasks;
+2 in <= 60 s; 3 with the driver's memory during the run flat in N. On a shared machine the
+wall time also counts other processes' work: the CPU time is this process's own.
+``--tasks N`` scales figure 1 down for a quick look, ``--run-tasks 20000,100000`` sets the
+runs of figure 3.
 """
 
 from __future__ import annotations
@@ -24,14 +29,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tilefleet.engine.callbacks import RunCallback
 from tilefleet.recipes.base import Recipe, RecipeParams
 from tilefleet.task import Task
 
 DATA = Path(os.environ.get("TILEFLEET_TEST_DATA", Path(__file__).parents[2] / "shared/data"))
 TILEDB = DATA / "ttc_tiledb/tiledb.parquet"
+PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 class TrivialParams(RecipeParams):
@@ -47,12 +55,10 @@ class TrivialRecipe(Recipe):
     Params = TrivialParams
     default_task_s = 0.001
 
-    def plan(self, params: TrivialParams) -> list[Task]:
+    def plan(self, params: TrivialParams) -> Iterator[Task]:
         ref = "bench_scale:TrivialRecipe"
-        return [
-            Task(f"t{i:07d}", ref, {}, params.dest, f"{i % params.folders:04d}/t{i:07d}.json")
-            for i in range(params.count)
-        ]
+        for i in range(params.count):
+            yield Task(f"t{i:07d}", ref, {}, params.dest, f"{i % params.folders:04d}/t{i:07d}.json")
 
     def run(self, task: Task) -> dict[str, Any]:
         from tilefleet.store.objects import open_store
@@ -61,55 +67,91 @@ class TrivialRecipe(Recipe):
         return {}
 
 
+class MemoryDuringRun(RunCallback):
+    """The driver's resident memory, sampled at every 1,000th attempt's end: its peak while
+    the tasks run, before the reports."""
+
+    def __init__(self) -> None:
+        self.peak_mb = 0.0
+        self.ended = 0
+
+    def on_run_start(self, run) -> None:
+        self._sample()
+
+    def on_attempt_end(self, attempt) -> None:
+        self.ended += 1
+        if self.ended % 1000 == 0:
+            self._sample()
+
+    def _sample(self) -> None:
+        with open("/proc/self/statm") as fh:
+            resident = int(fh.read().split()[1]) * PAGE / 2**20
+        self.peak_mb = max(self.peak_mb, resident)
+
+
 def _measure(figure: str, tasks: int, root: Path) -> dict[str, float]:
     """One figure, in this (fresh) process."""
     from tilefleet.engine.run import run_job
     from tilefleet.jobs import build_job
 
-    start = time.perf_counter()
+    during = MemoryDuringRun()
     if figure == "ttc":
-        job = build_job(
-            {
-                "recipe": "tile-index",
-                "dest": str(root / "ttc-out"),
-                "run_dir": str(root / "ttc-run"),
-                "tiles": {
-                    "grid": "ttc",
-                    "tiledb": str(TILEDB),
-                    "year": 2023,
-                    "bbox": [-180, -90, 180, 90],
-                },
-                "dry_run": True,
-            }
-        )
-        planned = run_job(job).planned
+        values = {
+            "recipe": "tile-index",
+            "dest": str(root / "ttc-out"),
+            "run_dir": str(root / "ttc-run"),
+            "tiles": {"grid": "ttc", "tiledb": str(TILEDB), "year": 2023},
+            "dry_run": True,
+        }
+        values["tiles"]["bbox"] = [-180, -90, 180, 90]
     else:
-        dest = root / f"{figure}-out"
-        for i in range(0, tasks, 10):  # a tenth already done
-            marker = dest / f"{i % 1000:04d}/t{i:07d}.json"
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_bytes(b"{}")
-        start = time.perf_counter()
+        dest = root / f"{figure}-{tasks}-out"
+        if figure == "plan":
+            for i in range(0, tasks, 10):  # a tenth already done
+                marker = dest / f"{i % 1000:04d}/t{i:07d}.json"
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_bytes(b"{}")
         values = {
             "recipe": "bench_scale:TrivialRecipe",
             "dest": str(dest),
             "count": tasks,
-            "run_dir": str(root / f"{figure}-run"),
+            "run_dir": str(root / f"{figure}-{tasks}-run"),
             "workers": 2,
         }
         if figure == "plan":  # plan, skip and fill the ledger; run one task
             values["limit"] = 1
-        result = run_job(build_job(values))
-        planned = result.planned
+    cpu = time.process_time()
+    start = time.perf_counter()
+    result = run_job(build_job(values), callbacks=[during])
     wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"tasks": planned, "wall_s": round(wall, 2), "peak_mb": round(peak)}
+    return {
+        "tasks": result.planned,
+        "succeeded": result.counts["succeeded"],
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "peak_mb": round(peak),
+        "during_run_mb": round(during.peak_mb),
+    }
+
+
+def _in_fresh_process(figure: str, tasks: int, root: str, env: dict) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--figure", figure, "--tasks", str(tasks), "--root", root]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-3000:])
+        raise SystemExit(f"figure {figure} failed")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=1_000_000)
-    parser.add_argument("--run-tasks", type=int, default=None, help="tasks of figure 3")
+    parser.add_argument("--tasks", type=int, default=1_000_000, help="tasks of figure 1")
+    parser.add_argument(
+        "--run-tasks", default="20000,100000,300000", help="tasks of the runs of figure 3"
+    )
+    parser.add_argument("--figures", default="plan,ttc,run", help="which figures to measure")
     parser.add_argument("--figure", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -122,32 +164,34 @@ def main() -> None:
             [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
         ),
     }
-    figures = [("plan", args.tasks), ("ttc", 0), ("run", args.run_tasks or args.tasks // 10)]
+    wanted = args.figures.split(",")
+    figures = [("plan", args.tasks)] if "plan" in wanted else []
+    figures += [("ttc", 0)] if "ttc" in wanted else []
+    if "run" in wanted:
+        figures += [("run", int(n)) for n in args.run_tasks.split(",")]
+    runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="tf-bench-scale-") as tmp:
         for figure, tasks in figures:
             if figure == "ttc" and not TILEDB.exists():
                 print(f"{figure:>5}: skipped ({TILEDB} not found)")
                 continue
-            command = [
-                sys.executable,
-                __file__,
-                "--figure",
-                figure,
-                "--tasks",
-                str(tasks),
-                "--root",
-                tmp,
-            ]
-            done = subprocess.run(command, env=env, capture_output=True, text=True)
-            if done.returncode != 0:
-                sys.stderr.write(done.stderr[-3000:])
-                raise SystemExit(f"figure {figure} failed")
-            r = json.loads(done.stdout.strip().splitlines()[-1])
+            r = _in_fresh_process(figure, tasks, tmp, env)
             rate = r["tasks"] / r["wall_s"] if r["wall_s"] else float("inf")
-            print(
-                f"{figure:>5}: {r['tasks']:>9,} tasks  {r['wall_s']:7.2f} s  "
-                f"{rate:>9,.0f} tasks/s  peak {r['peak_mb']:>6,} MB"
+            line = (
+                f"{figure:>5}: {r['tasks']:>9,} tasks  {r['wall_s']:7.2f} s wall  "
+                f"{r['cpu_s']:7.2f} s cpu  {rate:>9,.0f} tasks/s  peak {r['peak_mb']:>6,} MB"
             )
+            if figure == "run":
+                line += f"  (during the run {r['during_run_mb']:,} MB; {r['succeeded']:,} ran)"
+                runs.append(r)
+            print(line, flush=True)
+    if len(runs) > 1:
+        first, last = runs[0], runs[-1]
+        print(
+            f"  run: {last['tasks'] / first['tasks']:.0f}x the tasks, driver memory during "
+            f"the run {last['during_run_mb'] / first['during_run_mb']:.2f}x, at the end "
+            f"(reports included) {last['peak_mb'] / first['peak_mb']:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -371,3 +371,48 @@ def test_the_breakdown_per_product_is_shown(tmp_path, browser):  # noqa: F811
     # Six tasks on one tile: one shape, with each task listed on hover.
     shapes = browser.execute_script("return window.tilefleetMap")
     assert [(s["id"], s["status"]) for s in shapes] == [("A", "pending")]
+
+
+def test_the_per_kind_breakdown_of_report_json_is_shown(tmp_path, browser, monkeypatch):  # noqa: F811
+    """A recipe with kinds of tasks (even and odd ones, one of each failing for good, one
+    done before), run on a billed executor: the page's table per kind is report.json's."""
+    from selenium.webdriver.common.by import By
+
+    from tilefleet.engine.executors.base import Billing
+    from tilefleet.engine.executors.local import LocalExecutor
+
+    monkeypatch.setattr(LocalExecutor, "billing", Billing(memory_gb=1.0, usd_per_gb_s=1e-5))
+    done = tmp_path / "dest/000/t000000.json"
+    done.parent.mkdir(parents=True)
+    done.write_bytes(b"{}")
+    values = {"recipe": "scale_recipes:KindedRecipe", "count": 10, "folders": 1, "yes": True}
+    values |= {"dest": str(tmp_path / "dest"), "run_dir": str(tmp_path / "run"), "workers": 2}
+    result = run_job(build_job(values))
+    by_kind = result.report["by_kind"]
+    assert [by_kind[k]["succeeded"] for k in ("even", "odd")] == [3, 4]
+    assert [by_kind[k]["skipped"] for k in ("even", "odd")] == [1, 0]
+    assert [by_kind[k]["failed"] for k in ("even", "odd")] == [1, 1]
+    browser.get(result.reports["report.html"].resolve().as_uri())
+    assert browser.find_element(By.ID, "kinds-section").is_displayed()
+    header = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#kinds th")]
+    assert header == ["kind", "tasks", "succeeded", "skipped", "failed", "median time",
+                      "estimated cost", "measured cost"]  # fmt: skip
+    rows = [
+        [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+        for row in browser.find_elements(By.CSS_SELECTOR, "#kinds tr")[1:]
+    ]
+    expected = []
+    for kind, part in by_kind.items():
+        cost = part["cost_usd"]
+        counts = [str(part[k]) for k in ("tasks", "succeeded", "skipped", "failed")]
+        expected.append([kind, *counts, f"${cost['estimated']:.4f}", f"${cost['measured']:.4f}"])
+    assert [row[:5] + row[6:] for row in rows] == expected
+    assert all(row[5].endswith(("ms", " s")) for row in rows)  # the median time, formatted
+    browser.shot("report-by-kind")
+
+
+def test_a_recipe_without_kinds_shows_no_table_per_kind(tmp_path, browser):  # noqa: F811
+    result = run_job(flaky_job(tmp_path, count=3, mode="ok"))
+    assert result.report["by_kind"] == {}
+    browser.get(result.reports["report.html"].resolve().as_uri())
+    assert browser.execute_script("return document.getElementById('kinds-section').hidden")

@@ -48,6 +48,9 @@ MAX_LANES = 300
 #: Task parameters a breakdown groups by, the first that the tasks carry.
 BREAKDOWN_PARAMS = ("product", "stage", "step", "band", "month", "year")
 MAX_BREAKDOWN_VALUES = 200
+#: The task parameters the page reads: the map's (see ``footprints.tile_key``) and the
+#: breakdown's. The reports of a run read only these of each task.
+REPORT_PARAMS = frozenset({"tile", "parent", "parent_order", *BREAKDOWN_PARAMS})
 #: Reasons shown per shape with several failed tasks.
 _REASONS_PER_SHAPE = 5
 
@@ -244,10 +247,7 @@ def timeline_data(attempts: list[dict[str, Any]], clock: float | None = None) ->
     for a in started:
         final[a["task_id"]] = max(final.get(a["task_id"], 0), a["attempt"])
     end_of_running = clock or time.time()
-    spans = [
-        {**a, "finished": a["finished"] if a["finished"] is not None else end_of_running}
-        for a in started
-    ]
+    ends = [a["finished"] if a["finished"] is not None else end_of_running for a in started]
     workers = sorted({a["worker"] or "lost" for a in started if a["finished"] is not None})
     labels: list[str] | None
     if len(workers) <= MAX_WORKER_LANES:
@@ -260,7 +260,8 @@ def timeline_data(attempts: list[dict[str, Any]], clock: float | None = None) ->
         labels = [*workers, "in flight"] if running_lane in lanes else workers
         lane_label = "worker"
     else:
-        lanes = packed_lanes(spans)
+        # Copies only here: an attempt still running packs as if it ended now.
+        lanes = packed_lanes([{**a, "finished": end} for a, end in zip(started, ends, strict=True)])
         labels = None
         lane_label = f"attempts running at once ({len(workers)} workers)"
     count = max(lanes, default=-1) + 1
@@ -279,8 +280,8 @@ def timeline_data(attempts: list[dict[str, Any]], clock: float | None = None) ->
         "lane_label": lane_label,
         "labels": labels,
         "lanes": max(lanes, default=-1) + 1,
-        "start": _b64(np.array([a["started"] - origin for a in spans], dtype="<f4")),
-        "end": _b64(np.array([a["finished"] - origin for a in spans], dtype="<f4")),
+        "start": _b64(np.array([a["started"] for a in started], dtype=float) - origin, "<f4"),
+        "end": _b64(np.array(ends, dtype=float) - origin, "<f4"),
         "lane": _b64(np.array(lanes, dtype="<i4")),
         "outcome": "".join(outcomes),
         "tasks": [a["task_id"] for a in started] if len(started) <= 20000 else None,
@@ -290,7 +291,11 @@ def timeline_data(attempts: list[dict[str, Any]], clock: float | None = None) ->
 def breakdown(records: Sequence[TaskRecord]) -> dict[str, Any] | None:
     """Counts and durations per value of the first of ``BREAKDOWN_PARAMS`` the tasks carry
     (with two or more values)."""
-    for name in BREAKDOWN_PARAMS:
+    carried: set[str] = set()
+    for record in records:
+        if record.task.params:
+            carried.update(record.task.params)
+    for name in (n for n in BREAKDOWN_PARAMS if n in carried):
         values = [r.task.params.get(name) for r in records]
         if not all(isinstance(v, str | int | float) for v in values if v is not None):
             continue
@@ -318,7 +323,9 @@ def breakdown(records: Sequence[TaskRecord]) -> dict[str, Any] | None:
     return None
 
 
-def _b64(array: np.ndarray) -> str:
+def _b64(array: np.ndarray, dtype: str | None = None) -> str:
+    if dtype is not None:
+        array = array.astype(dtype)
     return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tilefleet.errors import RunDirError
 from tilefleet.task import FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED, Outcome, Task
@@ -62,6 +62,26 @@ CREATE TABLE IF NOT EXISTS sessions (
 @dataclass(frozen=True)
 class TaskRecord:
     task: Task
+    status: str
+    attempts: int
+    duration_s: float | None
+    worker: str | None
+    error: str | None
+
+
+class ReportTask(NamedTuple):
+    """What the reports read of a task (``id``, ``params``, ``source``, as on :class:`Task`)."""
+
+    id: str
+    params: dict[str, Any]
+    source: dict[str, Any]
+
+
+class ReportRecord(NamedTuple):
+    """A task's row for the reports: a :class:`TaskRecord` whose task is a :class:`ReportTask`
+    (plain tuples: a million of them are made in well under a second)."""
+
+    task: ReportTask
     status: str
     attempts: int
     duration_s: float | None
@@ -132,23 +152,66 @@ class Ledger:
         with self.transaction():
             self.db.executemany(
                 "INSERT OR IGNORE INTO tasks (id, seq, task) VALUES (?, ?, ?)",
-                ((t.id, start + i, _encode_task(t)) for i, t in enumerate(tasks)),
+                ((t.id, start + i, encode_task(t)) for i, t in enumerate(tasks)),
             )
 
+    def add_spooled_tasks(self, spool: Path) -> None:
+        """Record the planned tasks of a spool file (:mod:`tilefleet.engine.spool`) in plan
+        order, in one statement; tasks already known keep their status and history."""
+        start = self.db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM tasks").fetchone()[0]
+        self.db.execute("ATTACH DATABASE ? AS spool", (str(spool),))
+        try:
+            with self.transaction():
+                self.db.execute(
+                    "INSERT OR IGNORE INTO tasks (id, seq, task) "
+                    "SELECT id, ? + seq, task FROM spool.plan ORDER BY seq",
+                    (start,),
+                )
+        finally:
+            self.db.execute("DETACH DATABASE spool")
+
     def records(
-        self, ids: Iterable[str] | None = None, *, status: str | None = None
+        self, ids: Iterable[str] | None = None, *, status: str | tuple[str, ...] | None = None
     ) -> Iterator[TaskRecord]:
-        """The tasks in plan order (those of ``ids``, or in ``status``, when given)."""
-        where, args = ("WHERE status = ?", (status,)) if status is not None else ("", ())
+        """The tasks in plan order (those of ``ids``, or in ``status`` (one or several),
+        when given)."""
+        states = (status,) if isinstance(status, str) else status
+        where, args = [], []
+        if states is not None:
+            where.append(f"status IN ({', '.join('?' * len(states))})")
+            args += states
+        if ids is not None:  # by the primary key: no other task is read, let alone decoded
+            where.append("id IN (SELECT value FROM json_each(?))")
+            args.append(json.dumps(list(ids)))
         query = (
             "SELECT task, status, attempts, duration_s, worker, error FROM tasks "
-            f"{where} ORDER BY seq"
+            f"{'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY seq"
         )
-        wanted = set(ids) if ids is not None else None
         for task, state, attempts, duration, worker, error in self.db.execute(query, args):
-            record = TaskRecord(_decode_task(task), state, attempts, duration, worker, error)
-            if wanted is None or record.task.id in wanted:
-                yield record
+            yield TaskRecord(decode_task(task), state, attempts, duration, worker, error)
+
+    def report_records(self, params: Collection[str]) -> Iterator[ReportRecord]:
+        """The tasks in plan order for the reports, each with only its id, its source row
+        and those of ``params`` it has (a :class:`ReportRecord`, read like a
+        :class:`TaskRecord`): a run of millions of tasks is reported without making every
+        task whole again."""
+        query = (
+            # json_extract, not ``->``: SQLite before 3.38 (older distributions) has only it
+            "SELECT id, json_extract(task, '$.source'), json_extract(task, '$.params'), "
+            "status, attempts, duration_s, "
+            "worker, error FROM tasks ORDER BY seq"
+        )
+        shared: dict[str, dict[str, Any]] = {"{}": _NO_PARAMS}  # empty ones: one dict
+        for task_id, source, values, state, attempts, duration, worker, error in self.db.execute(
+            query
+        ):
+            row = shared[source] if source in shared else json.loads(source)
+            kept = _NO_PARAMS
+            if values != "{}":
+                kept = {k: v for k, v in json.loads(values).items() if k in params} or _NO_PARAMS
+            yield ReportRecord(
+                ReportTask(task_id, kept, row), state, attempts, duration, worker, error
+            )
 
     def statuses(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT id, status FROM tasks"))
@@ -249,10 +312,20 @@ class Ledger:
             "SELECT task_id, attempt, session, worker, started, finished, ok, error, metrics "
             "FROM attempts ORDER BY started"
         )
-        keys = ("task_id", "attempt", "session", "worker", "started", "finished", "ok", "error")
+        workers: dict[str, str] = {}  # a run has few workers: one string each, not one per row
         return [
-            {**dict(zip(keys, row[:-1], strict=True)), "metrics": json.loads(row[-1] or "{}")}
-            for row in rows
+            {
+                "task_id": task_id,
+                "attempt": attempt,
+                "session": session,
+                "worker": workers.setdefault(worker, worker) if worker is not None else None,
+                "started": started,
+                "finished": finished,
+                "ok": ok,
+                "error": error,
+                "metrics": json.loads(metrics) if metrics else {},
+            }
+            for task_id, attempt, session, worker, started, finished, ok, error, metrics in rows
         ]
 
     # -- sessions -----------------------------------------------------------------------
@@ -288,7 +361,12 @@ class Ledger:
         ]
 
 
-def _encode_task(task: Task) -> str:
+#: The parameters of a report's task that has none of those asked for (never changed).
+_NO_PARAMS: dict[str, Any] = {}
+
+
+def encode_task(task: Task) -> str:
+    """A task as the ledger stores it (JSON, without the secrets of an attempt's copy)."""
     return json.dumps(
         {
             "id": task.id,
@@ -302,7 +380,7 @@ def _encode_task(task: Task) -> str:
     )
 
 
-def _decode_task(text: str) -> Task:
+def decode_task(text: str) -> Task:
     return Task(**json.loads(text))
 
 

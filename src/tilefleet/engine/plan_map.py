@@ -27,7 +27,7 @@ def write_plan_map_of(job: Job, result: RunResult, path: Path) -> Path:
     if result.planned_tasks:
         tasks, done = result.planned_tasks, set(result.done_ids)
     else:
-        tasks = get_recipe(job.recipe).plan(job.params)
+        tasks = list(get_recipe(job.recipe).plan(job.params))  # a plan may be a generator
         candidates = [t for t in tasks if t.rejected is None and known.get(t.id) not in DONE_STATES]
         done = set() if job.overwrite else find_done(candidates)
     return write_plan_map(

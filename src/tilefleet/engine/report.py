@@ -18,9 +18,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tilefleet.engine.html_report import write_html_report
-from tilefleet.engine.ledger import Ledger, TaskRecord
+from tilefleet.engine.html_report import REPORT_PARAMS, write_html_report
+from tilefleet.engine.ledger import Ledger, ReportRecord, TaskRecord
+from tilefleet.engine.planning import collector_paused
 from tilefleet.engine.timeline import plot_timeline
+from tilefleet.recipes.base import Recipe
 from tilefleet.task import DONE_STATES, FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED
 from tilefleet.tiles.manifest import spreadsheet_safe
 
@@ -48,7 +50,7 @@ def build_report(
         if a["finished"] and (b := billed.get(a["session"]))
     )
     estimate = last["estimate"] if last else None
-    by_kind = _by_kind(ledger.get_meta("recipe"), records, attempts, billed, estimate)
+    by_kind = _by_kind(_recipe_of(ledger), records, attempts, billed, estimate)
     return {
         "run_id": ledger.get_meta("run_id"),
         "recipe": ledger.get_meta("recipe"),
@@ -82,7 +84,7 @@ def build_report(
 
 
 def _by_kind(
-    recipe_name: str | None,
+    recipe: Recipe | None,
     records: list[TaskRecord],
     attempts: list[dict[str, Any]],
     billed: dict[int, dict | None],
@@ -90,7 +92,7 @@ def _by_kind(
 ) -> dict[str, dict[str, Any]]:
     """Per kind of task (``Recipe.task_kind``): counts, task seconds, estimated and
     measured cost; empty for a recipe whose tasks are all alike."""
-    kinds = _task_kinds(recipe_name, records)
+    kinds = _task_kinds(recipe, records)
     if not kinds:
         return {}
     out: dict[str, dict[str, Any]] = {}
@@ -120,13 +122,26 @@ def _by_kind(
     return dict(sorted(out.items()))
 
 
-def _task_kinds(recipe_name: str | None, records: list[TaskRecord]) -> dict[str, str]:
-    """Each task's kind by its recipe's ``task_kind``; {} when it has none (or the recipe
-    is not registered here: reports never fail for it)."""
+def _recipe_of(ledger: Ledger) -> Recipe | None:
+    """The run's recipe, as its job named it (a ``module:Class`` of the user's own, or a
+    registered name); None when it cannot be loaded here: reports never fail for it."""
     from tilefleet.recipes import get_recipe
 
+    for name in ((ledger.get_meta("job") or {}).get("recipe"), ledger.get_meta("recipe")):
+        try:
+            return get_recipe(name) if name else None
+        except Exception:
+            continue
+    return None
+
+
+def _task_kinds(recipe: Recipe | None, records: list[TaskRecord]) -> dict[str, str]:
+    """Each task's kind by its recipe's ``task_kind``; {} when it has none (or the recipe
+    cannot be loaded here)."""
+    if recipe is None:
+        return {}
     try:
-        kinds = get_recipe(recipe_name).task_kinds(r.task for r in records)
+        kinds = recipe.task_kinds(r.task for r in records)
     except Exception:
         return {}
     if not any(kinds.values()):
@@ -136,7 +151,7 @@ def _task_kinds(recipe_name: str | None, records: list[TaskRecord]) -> dict[str,
 
 def write_reports(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
     """Write every report file into ``run_dir`` and return report.json's content."""
-    records = list(ledger.records())  # read once: a run may hold millions of tasks
+    records = _records_for_reports(ledger)  # read once: a run may hold millions of tasks
     attempts = ledger.attempts()
     results = task_results(attempts)
     report = build_report(ledger, run_dir, records, attempts, results)
@@ -169,6 +184,18 @@ def write_reports(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
     except Exception as exc:  # nor a page
         log.warning("report.html not written: %s", exc)
     return report
+
+
+def _records_for_reports(ledger: Ledger) -> list[TaskRecord] | list[ReportRecord]:
+    """The run's tasks with what the reports read of them (id, source row, the parameters
+    of the map and the breakdown); whole tasks only for a recipe whose tasks have kinds,
+    which its own ``task_kind`` tells from anything in them."""
+    recipe = _recipe_of(ledger)
+    kinds = recipe is not None and type(recipe).task_kind is not Recipe.task_kind
+    with collector_paused():
+        if kinds:
+            return list(ledger.records())
+        return list(ledger.report_records(REPORT_PARAMS))
 
 
 def format_report(report: dict[str, Any], records: list[TaskRecord]) -> str:
@@ -268,6 +295,7 @@ def _write_tasks_csv(
     """One row per task; then the columns of its source row (a TTC tile's product, Year, X,
     Y, Y_tile, X_tile), so that any subset of rows is an input for a retry."""
     extra = [c for c in source_columns if c not in TASK_COLUMNS]
+    safe = spreadsheet_safe
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow([*TASK_COLUMNS, *extra])
@@ -275,9 +303,11 @@ def _write_tasks_csv(
             duration = f"{r.duration_s:.3f}" if r.duration_s is not None else ""
             found = results.get(r.task.id)
             text = json.dumps(found, sort_keys=True, separators=(",", ":")) if found else ""
-            row = [r.task.id, r.status, r.attempts, duration, r.worker or "", r.error or "", text]
-            row += [r.task.source.get(c, "") for c in extra]
-            writer.writerow([spreadsheet_safe(cell) for cell in row])
+            # Status, attempts, duration and results cannot start like a formula.
+            row = [safe(r.task.id), r.status, r.attempts, duration]
+            row += [safe(r.worker or ""), safe(r.error or ""), text]
+            row += [safe(r.task.source.get(c, "")) for c in extra]
+            writer.writerow(row)
 
 
 def _write_source_csv(

@@ -8,12 +8,14 @@ executor and :class:`Outcome` records into the ledger.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing as _closing
-from dataclasses import replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -21,18 +23,21 @@ from tilefleet import secrets as shared_secrets
 from tilefleet.engine.callbacks import Callbacks, RunCallback, RunStart
 from tilefleet.engine.estimate import estimate_run
 from tilefleet.engine.executors import (
+    AttemptExecutor,
     PlanExecutor,
     create_executor,
 )
-from tilefleet.engine.history import record_durations
+from tilefleet.engine.history import KEEP_PER_RECIPE, record_durations
 from tilefleet.engine.job import Job, build_job
-from tilefleet.engine.ledger import LEDGER_NAME, Ledger
+from tilefleet.engine.ledger import LEDGER_NAME, Ledger, decode_task
+from tilefleet.engine.planning import PlanDigest, digest_plan, sizes_and_kinds
 from tilefleet.engine.report import write_reports
 from tilefleet.engine.result import FailedTask, RunResult
 from tilefleet.engine.scheduler import Scheduler
 from tilefleet.engine.secrets import SecretKeeper
 from tilefleet.engine.signals import sigterm_as_interrupt
-from tilefleet.engine.skip import find_done, sweep_partials
+from tilefleet.engine.skip import find_done_markers, sweep_partials
+from tilefleet.engine.spool import PlanSpool, TaskFeed, feed_count
 from tilefleet.engine.task_runner import DETACHED_SESSION, merge_outcomes
 from tilefleet.errors import (
     PERMANENT,
@@ -104,11 +109,13 @@ def _run_job(
     confirm: Callable[[str], bool] | None,
     follow: Callbacks,
 ) -> RunResult:
-    tasks = _one_writer_per_output(_workers_find(recipe, recipe.plan(job.params)))
     try:
         executor = create_executor(job.executor, job.workers, **job.executor_settings)
     except ValueError as exc:
         raise JobError(str(exc)) from None
+    # Limits of every attempt, whoever runs it: a launched plan writes them into its DAG.
+    executor.task_timeout = job.task_timeout or recipe.default_task_timeout_s
+    executor.max_task_memory = job.max_task_memory
     if keeper is not None and isinstance(executor, PlanExecutor):
         names = ", ".join(source.name for source in keeper.sources)
         raise JobError(
@@ -130,38 +137,72 @@ def _run_job(
                     "parameters); choose another --run-dir"
                 )
             known = ledger.statuses()
+    # A dry run keeps no plan on disk, unless an executor that takes the whole plan
+    # writes it out (its DAG) all the same.
+    spool = None if job.dry_run and not isinstance(executor, PlanExecutor) else PlanSpool()
+    try:
+        where = _RunDir(run_dir, run_id, fingerprint, resuming)
+        return _run_planned(job, recipe, executor, keeper, confirm, follow, where, known, spool)
+    finally:
+        if spool is not None:
+            spool.close()
 
-    rejected = [t for t in tasks if t.rejected is not None]
-    candidates = _select(tasks, known, job.only, job.limit)
-    done_outside = set() if job.overwrite else _done_outside(candidates)
-    to_run = [t for t in candidates if t.id not in done_outside]
-    sizes = _task_sizes(recipe, job.params, to_run)
-    kinds = recipe.task_kinds(to_run)
+
+def _run_planned(
+    job: Job,
+    recipe: Recipe,
+    executor: AttemptExecutor | PlanExecutor,
+    keeper: SecretKeeper | None,
+    confirm: Callable[[str], bool] | None,
+    follow: Callbacks,
+    where: _RunDir,
+    known: dict[str, str],
+    spool: PlanSpool | None,
+) -> RunResult:
+    """The run once its plan is known to be of this run dir: plan (one streamed pass),
+    skip, estimate, ask, then the ledger, the session and the reports."""
+    run_dir = where.path
+    digest = digest_plan(
+        recipe, job.params, known=known, only=job.only, spool=spool, keep=spool is None
+    )
+    rejected = digest.rejected
+    done_outside = set() if job.overwrite else _done_outside(digest.candidates)
+    to_run = feed_count((c[0] for c in digest.candidates), done_outside, job.limit)
+    sizes, kinds = sizes_and_kinds(
+        recipe, job.params, _tasks_left(spool, digest, done_outside, to_run)
+    )
+    run_ids = _first_ids(digest.candidates, done_outside, to_run) if sizes or kinds else []
+    known.clear()  # read by the plan's pass only: a resumed run may know millions
     estimate = estimate_run(
         recipe.name,
         recipe.default_task_s,
-        len(to_run),
+        to_run,
         len(done_outside),
         executor.workers,
         executor.billing,
-        [sizes[t.id] for t in to_run] if len(sizes) == len(to_run) else (),
-        [kinds[t.id] for t in to_run] if kinds else (),
+        [sizes[i] for i in run_ids] if sizes and all(i in sizes for i in run_ids) else (),
+        [kinds[i] for i in run_ids] if kinds else (),
         recipe.default_task_s_by_kind,
     )
+    digest.candidates = []  # the skip check had them: memory for the run
     result = RunResult(
         run_dir,
         estimate,
         dry_run=job.dry_run,
         outputs=recipe.outputs_url(job.params),
         recipe=recipe.name,
-        planned=len(tasks),
+        planned=digest.planned,
         rejected=rejected,
     )
+    feed = TaskFeed(spool, to_run, done_outside) if spool is not None else None
+    plan: list[Task] = []
     if isinstance(executor, PlanExecutor):
-        executor.check_plan(to_run)  # before anything is written
+        plan = feed.drain()
+        executor.check_plan(plan)  # before anything is written
     if job.dry_run and not isinstance(executor, PlanExecutor):
-        result.planned_tasks, result.done_ids = tasks, frozenset(done_outside)  # the plan map
-        all_rejected = rejected and len(rejected) == len(tasks)
+        result.planned_tasks = digest.kept or []  # the plan map (a larger plan is planned again)
+        result.done_ids = frozenset(done_outside)
+        all_rejected = rejected and len(rejected) == digest.planned
         result.exit_code = ExitCode.ALL_FAILED if all_rejected else ExitCode.OK
         return result
     if executor.billing and to_run and not job.yes:
@@ -178,20 +219,21 @@ def _run_job(
 
     recipe.prepare(job.params)
     with _closing(Ledger.in_run_dir(run_dir)) as ledger:
-        if not resuming:
+        if not where.resuming:
             ledger.set_meta(
-                run_id=run_id,
+                run_id=where.run_id,
                 recipe=recipe.name,
-                fingerprint=fingerprint,
+                fingerprint=where.fingerprint,
                 job=job.record(),
                 source_columns=list(recipe.source_columns),
                 created=now(),
             )
-        ledger.add_tasks(tasks)
+        ledger.add_spooled_tasks(spool.path)
         ledger.reset_interrupted()
-        for task in rejected:
-            ledger.mark(task.id, FAILED, task.rejected, PERMANENT)
-            log.warning("FAILED %s: %s", task.id, task.rejected)
+        with ledger.transaction():
+            for task in rejected:
+                ledger.mark(task.id, FAILED, task.rejected, PERMANENT)
+                log.warning("FAILED %s: %s", task.id, task.rejected)
         ledger.mark_many(done_outside, SKIPPED)
         log.info("%s", estimate.describe())
         settings = executor.describe()
@@ -204,27 +246,25 @@ def _run_job(
                 run_dir=run_dir,
                 recipe=recipe.name,
                 executor=settings,
-                to_run=len(to_run),
+                to_run=to_run,
                 skipped=len(done_outside),
                 rejected=len(rejected),
                 estimate=estimate,
             )
         )
         if isinstance(executor, PlanExecutor):
-            _launch_plan(executor, to_run, ledger, session, run_dir, job, result)
+            _launch_plan(executor, plan, ledger, session, run_dir, job, result)
             follow.on_run_end(result)
             return result
         interrupted = False
-        durations: list[tuple[str, float]] = []  # (task id, seconds) of the successes
+        durations = RecentDurations(sizes, kinds)  # of the successes, as history keeps them
         lost: dict[str, Task] = {}  # tasks that lost a worker mid-attempt
-        executor.task_timeout = job.task_timeout or recipe.default_task_timeout_s
-        executor.max_task_memory = job.max_task_memory
         try:
             with sigterm_as_interrupt():
                 executor.start(preload=(type(recipe).__module__,))
                 try:
                     Scheduler(
-                        to_run, executor, ledger, session, job, durations, lost, follow, keeper
+                        feed, executor, ledger, session, job, durations, lost, follow, keeper
                     ).run()
                 finally:
                     executor.shutdown(cancel=True)
@@ -240,14 +280,64 @@ def _run_job(
         finally:
             ledger.reset_interrupted()
             ledger.finish_session(session, now(), interrupted)
-            record_durations(recipe.name, [(s, sizes.get(i), kinds.get(i)) for i, s in durations])
-        finished = interrupted or finish_recipe(recipe, job.params, tasks, ledger)
+            record_durations(recipe.name, durations.timings())
+        finished = interrupted or finish_recipe(recipe, job.params, ledger)
         result.report = write_reports(ledger, run_dir)
         result.failed = failed_tasks(ledger)
         counts = ledger.counts()
     result.exit_code = ExitCode.INTERRUPTED if interrupted else exit_code_for(counts, finished)
     follow.on_run_end(result)
     return result
+
+
+class RecentDurations:
+    """The successes' ``(seconds, size, kind)`` for the history, which keeps only the last
+    ``KEEP_PER_RECIPE`` of each kind: so many are kept here, not one per task of a run of
+    millions. The scheduler appends ``(task id, seconds)``."""
+
+    def __init__(self, sizes: dict[str, float], kinds: dict[str, str | None]):
+        self.sizes, self.kinds = sizes, kinds
+        self.by_kind: dict[str | None, deque[tuple[float, float | None, str | None]]] = {}
+
+    def append(self, success: tuple[str, float]) -> None:
+        task_id, seconds = success
+        kind = self.kinds.get(task_id)
+        recent = self.by_kind.get(kind)
+        if recent is None:
+            recent = self.by_kind[kind] = deque(maxlen=KEEP_PER_RECIPE)
+        recent.append((seconds, self.sizes.get(task_id), kind))
+
+    def timings(self) -> list[tuple[float, float | None, str | None]]:
+        return [timing for recent in self.by_kind.values() for timing in recent]
+
+
+@dataclass(frozen=True)
+class _RunDir:
+    path: Path
+    run_id: str
+    fingerprint: str
+    resuming: bool
+
+
+def _tasks_left(
+    spool: PlanSpool | None, digest: PlanDigest, skip: set[str], count: int
+) -> Iterator[Task]:
+    """The first ``count`` tasks this session runs, in plan order: read back from the
+    spool, or from the plan a dry run kept (none when it kept none: too large)."""
+    if spool is not None:
+        pages = spool.selected_pages()
+        tasks = (decode_task(text) for page in pages for i, text in page if i not in skip)
+    elif digest.kept is not None:
+        selected = {candidate[0] for candidate in digest.candidates}
+        tasks = (t for t in digest.kept if t.id in selected and t.id not in skip)
+    else:
+        return iter(())
+    return itertools.islice(tasks, count)
+
+
+def _first_ids(candidates: list[tuple[str, str, str]], skip: set[str], count: int) -> list[str]:
+    """The ids of the first ``count`` candidates not in ``skip``: the tasks to run."""
+    return list(itertools.islice((c[0] for c in candidates if c[0] not in skip), count))
 
 
 def _secret_keeper(recipe: Recipe, job: Job) -> SecretKeeper | None:
@@ -262,46 +352,16 @@ def _secret_keeper(recipe: Recipe, job: Job) -> SecretKeeper | None:
     return keeper
 
 
-def _done_outside(tasks: list[Task]) -> set[str]:
-    """The tasks whose marker exists; a destination that cannot be listed (after the
-    store's own retries) stops the run in one line, before anything is written."""
+def _done_outside(candidates: list[tuple[str, str, str]]) -> set[str]:
+    """The ids of the candidates ``(id, dest, marker)`` whose marker exists; a destination
+    that cannot be listed (after the store's own retries) stops the run in one line,
+    before anything is written."""
     try:
-        return find_done(tasks)
+        return find_done_markers(candidates)
     except JobError:
         raise
     except Exception as exc:
         raise JobError(f"cannot list the destination for done tasks: {one_line(exc)}") from None
-
-
-def _workers_find(recipe: Recipe, tasks: list[Task]) -> list[Task]:
-    """Tasks naming their recipe by its import path, so that any worker finds it without
-    the registry (a user's recipe included, whatever its ``name``); a task whose id no
-    ledger can hold (a NUL in it) is rejected under its escaped id, the others go on."""
-    reference = recipe.reference()
-    return [_fitted(task, reference) for task in tasks]
-
-
-def _one_writer_per_output(tasks: list[Task]) -> list[Task]:
-    """Reject a task whose done marker is another task's: both would write the same outputs
-    (``x.tif`` and ``x.tiff``, ``y.img`` beside ``y.tif``) and one would silently replace
-    the other. The first keeps it; the later ones fail with the reason, the others go on."""
-    writers: dict[tuple[str, str], str] = {}
-    checked = []
-    for task in tasks:
-        if task.rejected is None and task.marker:
-            first = writers.setdefault((task.dest, task.marker), task.id)
-            if first != task.id:
-                reason = f"its outputs ({task.marker}) are also those of {first}"
-                task = replace(task, rejected=reason)
-        checked.append(task)
-    return checked
-
-
-def _fitted(task: Task, reference: str) -> Task:
-    if "\x00" not in task.id:
-        return task if task.recipe == reference else replace(task, recipe=reference)
-    escaped = task.id.encode("unicode_escape").decode("ascii")
-    return replace(task, id=escaped, recipe=reference, rejected=f"task id {escaped} holds a NUL")
 
 
 def failed_tasks(ledger: Ledger) -> list[FailedTask]:
@@ -310,15 +370,6 @@ def failed_tasks(ledger: Ledger) -> list[FailedTask]:
         FailedTask(r.task.id, r.error or "", r.attempts, dict(r.task.source))
         for r in ledger.records(status=FAILED)
     ]
-
-
-def _task_sizes(recipe: Recipe, params: RecipeParams, tasks: list[Task]) -> dict[str, float]:
-    """The recipe's task sizes, for the estimate; a recipe that cannot tell costs nothing."""
-    try:
-        return {k: float(v) for k, v in recipe.task_sizes(params, tasks).items() if v > 0}
-    except Exception as exc:  # an estimate is never worth failing a run for
-        log.debug("task sizes of %s unknown: %s", recipe.name, one_line(exc))
-        return {}
 
 
 def _sweep_after_losses(lost: Iterable[Task]) -> None:
@@ -331,11 +382,13 @@ def _sweep_after_losses(lost: Iterable[Task]) -> None:
         log.info("removed %d half-written file(s) left by lost workers", removed)
 
 
-def finish_recipe(recipe: Recipe, params: RecipeParams, tasks: list[Task], ledger: Ledger) -> bool:
-    """Run the recipe's ``finish`` hook on the done tasks; False (logged) if it failed."""
-    statuses = ledger.statuses()
-    done = [t for t in tasks if statuses.get(t.id) in DONE_STATES]
+def finish_recipe(recipe: Recipe, params: RecipeParams, ledger: Ledger) -> bool:
+    """Run the recipe's ``finish`` hook on the run's done tasks (read from the ledger only
+    for a recipe that has the hook); False (logged) if it failed."""
+    if type(recipe).finish is Recipe.finish:
+        return True
     try:
+        done = [record.task for record in ledger.records(status=DONE_STATES)]
         recipe.finish(params, done)
     except Exception as exc:
         log.error("finishing the run failed: %s", one_line(exc))
@@ -357,8 +410,7 @@ def finish_launched_run(run_dir: Path) -> ExitCode:
     with _closing(_open_run(run_dir)) as ledger:
         merge_outcomes(ledger, run_dir, final=True)
         job = build_job(ledger.get_meta("job"))
-        tasks = [record.task for record in ledger.records()]
-        finished = finish_recipe(get_recipe(job.recipe), job.params, tasks, ledger)
+        finished = finish_recipe(get_recipe(job.recipe), job.params, ledger)
         write_reports(ledger, run_dir)
         counts = ledger.counts()
         code = exit_code_for(counts, finished)
@@ -393,18 +445,3 @@ def _launch_plan(
     result.message = launch.message
     result.launched = launch.submitted
     result.exit_code = ExitCode.OK if launch.submitted or job.dry_run else ExitCode.INVALID
-
-
-def _select(
-    tasks: list[Task], known: dict[str, str], only: list[str] | None, limit: int | None
-) -> list[Task]:
-    """Tasks this session may run: not rejected, not done in this run, within --only/--limit."""
-    if only:
-        ids = {t.id for t in tasks}
-        unknown = [i for i in only if i not in ids]
-        if unknown:
-            raise JobError(f"--only names unknown task id(s): {', '.join(unknown[:5])}")
-        wanted = set(only)
-        tasks = [t for t in tasks if t.id in wanted]
-    selected = [t for t in tasks if t.rejected is None and known.get(t.id) not in DONE_STATES]
-    return selected[:limit] if limit else selected

@@ -13,6 +13,7 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import replace
 
 from tilefleet.engine.callbacks import AttemptEnd, RunCallback
@@ -20,6 +21,7 @@ from tilefleet.engine.executors import AttemptExecutor, Completion
 from tilefleet.engine.job import Job
 from tilefleet.engine.ledger import Ledger
 from tilefleet.engine.secrets import SecretKeeper
+from tilefleet.engine.spool import TaskFeed
 from tilefleet.errors import RETRYABLE, TaskTimeoutError, one_line
 from tilefleet.task import FAILED, PENDING, SUCCEEDED, Outcome, Task, now
 
@@ -41,7 +43,7 @@ class Scheduler:
 
     def __init__(
         self,
-        tasks: list[Task],
+        tasks: Iterable[Task] | TaskFeed,
         executor: AttemptExecutor,
         ledger: Ledger,
         session: int,
@@ -54,9 +56,10 @@ class Scheduler:
         self.executor, self.ledger, self.session, self.job = executor, ledger, session, job
         self.durations, self.lost, self.follow = durations, lost, follow
         self.secrets = secrets
-        self.max_in_flight = job.max_in_flight or executor.default_max_in_flight
-        self.refill_at = max(1, self.max_in_flight // REFILL_FRACTION)
-        self.ready: deque[Task] = deque(tasks)
+        self.fixed_in_flight = job.max_in_flight
+        # A feed takes the run's tasks from the plan spool page by page (driver memory
+        # flat in the plan's size); any other iterable is queued whole.
+        self.ready: deque[Task] | TaskFeed = tasks if isinstance(tasks, TaskFeed) else deque(tasks)
         self.delayed: list[tuple[float, int, Task]] = []  # (due, tie-breaker, task)
         self.tie = itertools.count()
         self.in_flight: dict[str, tuple[Task, float]] = {}
@@ -97,9 +100,18 @@ class Scheduler:
             self.in_flight[task.id] = (task, submitted)
         self.executor.submit_many(list(zip(batch, attempts, strict=True)))
 
+    @property
+    def max_in_flight(self) -> int:
+        """The job's ``max_in_flight``, else the executor's, which may follow the tasks
+        (the local executor holds more of them as they turn out short)."""
+        return self.fixed_in_flight or self.executor.default_max_in_flight
+
     def _batch_due(self) -> bool:
-        free = self.max_in_flight - len(self.in_flight)
-        return bool(self.ready) and free >= min(self.refill_at, len(self.ready))
+        if not self.ready:
+            return False
+        most = self.max_in_flight
+        free = most - len(self.in_flight)
+        return free >= min(max(1, most // REFILL_FRACTION), len(self.ready))
 
     def _record(self, completions: list[Completion]) -> None:
         finished: list[tuple[Outcome, str]] = []
@@ -118,6 +130,7 @@ class Scheduler:
         """The task's status after ``outcome``; schedules its retry when there is one."""
         tries = self.tries[task.id]
         if outcome.ok:
+            del self.tries[task.id]  # settled: a run of millions keeps only the unsettled
             self.durations.append((task.id, outcome.duration))
             return SUCCEEDED
         if outcome.error_kind == RETRYABLE and tries <= self.job.retries:
@@ -126,6 +139,7 @@ class Scheduler:
             log.info("retrying %s in %.1f s (attempt %d of %d): %s", task.id, delay,
                      tries + 1, self.job.retries + 1, outcome.error)  # fmt: skip
             return PENDING
+        del self.tries[task.id]
         log.warning("FAILED %s: %s", task.id, outcome.error)
         return FAILED
 

@@ -65,8 +65,11 @@ class Recipe(ABC):
         return cls.summary or (cls.__doc__ or cls.name).strip().splitlines()[0]
 
     @abstractmethod
-    def plan(self, params: RecipeParams) -> list[Task]:
-        """All tasks of a job, in order; bad rows become tasks with ``rejected`` set."""
+    def plan(self, params: RecipeParams) -> Iterable[Task]:
+        """All tasks of a job, in order; bad rows become tasks with ``rejected`` set.
+
+        The engine reads them once, as they come (a list, or a generator for a plan of
+        millions: it never holds them all), and raises the first error they raise."""
 
     @abstractmethod
     def run(self, task: Task) -> dict[str, Any]:

@@ -49,7 +49,8 @@ class TileIndexRecipe(TiledRecipe):
             "crs": params.crs,
             "collection_id": params.collection_id,
         }
-        return Task(tile.id, self.name, payload, params.dest, key, source={"tile": tile.id})
+        # By its import path already: the engine need not copy a million tasks to say it.
+        return Task(tile.id, self.reference(), payload, params.dest, key, {"tile": tile.id})
 
     def run(self, task: Task) -> dict[str, Any]:
         p = task.params

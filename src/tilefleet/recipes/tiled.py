@@ -6,8 +6,10 @@ the grids (shapely, pyarrow) it never uses.
 
 from __future__ import annotations
 
+import itertools
 from abc import abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, ClassVar, overload
 
 from pydantic import Field
 
@@ -18,7 +20,7 @@ from tilefleet.task import Task
 from tilefleet.tiles.spec import GridSpec
 
 if TYPE_CHECKING:
-    from tilefleet.tiles.tile import Tile
+    from tilefleet.tiles.tile import Tile, TileCollection
 
 
 class TiledParams(RecipeParams):
@@ -36,22 +38,52 @@ class TiledParams(RecipeParams):
     dest: StoreURL = Field(description="Folder or s3:// prefix the outputs go to")
 
 
+class TileTasks(Sequence[Task]):
+    """The tasks of a tile set, one per tile, made on demand: a plan of millions of tiles
+    is streamed, never a list (``len`` and indexing work as on one, for a few tasks)."""
+
+    def __init__(self, tiles: TileCollection, task_for: Callable[[Tile], Task]):
+        self.tiles, self.task_for = tiles, task_for
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def __iter__(self) -> Iterator[Task]:
+        from tilefleet.tiles.tile import TileInputError
+
+        try:  # tiles are made as they are read: a bad one says so as the plan's error
+            yield from map(self.task_for, self.tiles.tiles())
+        except (TileInputError, OSError) as exc:
+            raise JobError(f"tiles: {exc}") from None
+
+    @overload
+    def __getitem__(self, index: int) -> Task: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Task]: ...
+    def __getitem__(self, index: int | slice) -> Task | list[Task]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        position = range(len(self))[index]  # IndexError past the end, negatives counted back
+        return next(itertools.islice(iter(self), position, None))
+
+
 class TiledRecipe(Recipe):
     """A recipe planned from a grid: one task per tile, made by :meth:`task_for`."""
 
     source_columns = ("tile",)
 
-    def plan(self, params: TiledParams) -> list[Task]:
-        from tilefleet.tiles.spec import tiles_from_spec
+    def plan(self, params: TiledParams) -> TileTasks:
+        """One task per tile, made as the engine reads them (the tiles stay columns)."""
+        from tilefleet.tiles.spec import select_tiles
         from tilefleet.tiles.tile import TileInputError
 
         try:
-            tiles = tiles_from_spec(params.tiles)
+            tiles = select_tiles(params.tiles)
         except (TileInputError, OSError) as exc:
             raise JobError(f"tiles: {exc}") from None
-        if not tiles:
+        if not len(tiles):
             raise JobError(f"tiles: the {params.tiles.grid} grid has no tile in that area")
-        return [self.task_for(tile, params) for tile in tiles]
+        return TileTasks(tiles, lambda tile: self.task_for(tile, params))
 
     @abstractmethod
     def task_for(self, tile: Tile, params: TiledParams) -> Task:

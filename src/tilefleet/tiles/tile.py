@@ -71,7 +71,7 @@ class Tile:
             "bounds": list(self.bounds),
             "epsg": self.epsg,
             "outline": self.outline.hex() if self.outline else None,
-            "attrs": {k: v.item() if hasattr(v, "item") else v for k, v in self.attrs.items()},
+            "attrs": {k: _plain(v) for k, v in self.attrs.items()},
         }
 
     @classmethod
@@ -103,6 +103,13 @@ class Tile:
         else:
             bounds = transform_geometry(self.footprint, WGS84_EPSG, target).bounds
         return aligned_geobox(bounds, resolution, target)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as its Python value (JSON-plain); anything else as it is."""
+    if type(value) in (int, float, str):  # most attrs: no look-up needed
+        return value
+    return value.item() if hasattr(value, "item") else value
 
 
 def aligned_geobox(

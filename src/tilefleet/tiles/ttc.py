@@ -47,6 +47,8 @@ DATABASE_COLUMNS = ("X", "Y", "X_tile", "Y_tile")
 _CENTRE_MISMATCH = 1e-3
 # Warnings that list ids show at most this many examples.
 _EXAMPLES = 5
+# Tiles are made from this many rows at a time.
+_TILE_BLOCK = 10_000
 # Area selection: the finest blocks tested as a whole before single tiles are 2**2 tiles wide.
 _FINEST_BLOCK_LEVEL = 2
 
@@ -323,16 +325,25 @@ class TtcTileSet:
         return shapely.box(*self.bounds().T)
 
     def tiles(self) -> Iterator[Tile]:
-        years = self.years.tolist() if self.years is not None else [None] * len(self)
-        products = self.products.tolist() if self.products is not None else [None] * len(self)
+        # A block of rows at a time: the whole database is millions of tiles, and its
+        # columns as Python objects would be gigabytes.
         with_year = self.spans_years()
+        for start in range(0, len(self), _TILE_BLOCK):
+            block = slice(start, start + _TILE_BLOCK)
+            yield from self._block_tiles(block, with_year)
+
+    def _block_tiles(self, block: slice, with_year: bool) -> Iterator[Tile]:
+        part = TtcTileSet(self.x[block], self.y[block], self.x_tile[block], self.y_tile[block])
+        size = len(part)
+        years = self.years[block].tolist() if self.years is not None else [None] * size
+        products = self.products[block].tolist() if self.products is not None else [None] * size
         rows = zip(
-            self.ids(),
-            self.bounds().tolist(),
-            self.x_tile.tolist(),
-            self.y_tile.tolist(),
-            self.x.tolist(),
-            self.y.tolist(),
+            part.ids(),
+            part.bounds().tolist(),
+            part.x_tile.tolist(),
+            part.y_tile.tolist(),
+            part.x.tolist(),
+            part.y.tolist(),
             years,
             products,
             strict=True,

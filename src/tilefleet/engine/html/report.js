@@ -476,6 +476,20 @@
       [false, true, true, true, true, true, true]);
   }
 
+  // Per kind of task (report.json's by_kind, for recipes whose tasks differ: TTC products):
+  // counts, the median time and the cost, estimated before the run and measured.
+  function renderKinds(d) {
+    var kinds = (d.summary || {}).by_kind || {}, names = Object.keys(kinds);
+    $("kinds-section").hidden = !names.length;
+    if (!names.length) return;
+    fillTable($("kinds"), ["kind", "tasks", "succeeded", "skipped", "failed", "median time", "estimated cost", "measured cost"],
+      names.map(function (k) {
+        var p = kinds[k], cost = p.cost_usd || {};
+        return [k, p.tasks, p.succeeded, p.skipped, p.failed, fmtS((p.task_s || {}).median), usd(cost.estimated), usd(cost.measured)];
+      }),
+      [false, true, true, true, true, true, true, true]);
+  }
+
   function render(d, sameGeometry) {
     data = d;
     $("timeline-section").hidden = !!d.plan;  // a plan has run nothing yet
@@ -484,6 +498,7 @@
     renderMap(d, sameGeometry);
     renderCharts(d);
     renderBreakdown(d);
+    renderKinds(d);
     renderFailures(d);
     renderWarnings(d);
     document.body.setAttribute("data-rendered", String(d.generated));
