@@ -10,8 +10,21 @@ overhead). Lithops' localhost backend forks a process per call, so it runs a sma
 batch (``--lithops-tasks``). Prints ``name: tilefleet X s, peer Y s, ratio R``, each side
 the best of ``--repeat`` runs: on a small shared machine single runs vary by 20%.
 
-Then the planning rate: tasks per second planned and written to a ledger for a
-1,000,000-task plan (``Recipe.plan`` + ``Ledger.add_tasks`` alone).
+Each tilefleet line also gives the driver's CPU time per task (``time.process_time`` of
+this process around the whole run: plan, ledger, scheduling, reports) and how busy the
+workers were: the share of the workers' time, from the first attempt's start to the last
+one's end, spent inside attempts (their own start and end times, from the ledger).
+
+Then the same on trivial tasks, where the engine's own cost per task shows most: the
+``tile-index`` of 3,229 UTM tiles of 1 km (under a millisecond each: a STAC item written
+per tile), against the bare pool mapping the recipe's ``run`` over the same tasks (planned
+outside its timing; tilefleet's side plans them too). Then the planning rate: tasks per
+second planned and written to a ledger for a 1,000,000-task plan (``Recipe.plan`` +
+``Ledger.add_tasks`` alone).
+
+Goals (issue: performance and scale): local at most 1.10x the bare pool, at most 0.15 ms
+of driver CPU per task, workers busy at least 90% of the time on trivial tasks; Dask, Ray
+and Lithops at most 1.2x.
 
     .venv/bin/python benchmarks/bench_executors.py [--tasks 2000] [--repeat 2]
 """
@@ -43,6 +56,8 @@ from tilefleet.recipes.base import Recipe, RecipeParams  # noqa: E402
 from tilefleet.task import Task  # noqa: E402
 
 SAMPLES = 60_000
+#: The trivial tasks: a tile-index of 3,229 tiles.
+TRIVIAL_TILES = {"grid": "utm", "size": 1000, "bbox": [6.0, 51.0, 7.0, 51.4]}
 
 
 def small_work(seed: int) -> float:
@@ -50,6 +65,13 @@ def small_work(seed: int) -> float:
     two cores): the median of random samples, by sorting them."""
     values = np.sort(np.random.default_rng(seed).random(SAMPLES))
     return float(values[SAMPLES // 2])
+
+
+def index_tile(task: Task) -> None:
+    """The bare pool's trivial task: what ``tile-index`` does for one tile."""
+    from tilefleet.recipes.tile_index import TileIndexRecipe
+
+    TileIndexRecipe().run(task)
 
 
 class SpinParams(RecipeParams):
@@ -82,9 +104,13 @@ class SpinRecipe(Recipe):
         return {"value": small_work(task.params["seed"])}
 
 
-def tilefleet_run(executor: str, tasks: int, workers: int, **settings: Any) -> Timing:
-    """A whole run (plan, ledger, execute, reports with timeline.png), and the part of it
-    that writing the reports takes (measured again on the finished run's ledger)."""
+def tilefleet_run(
+    executor: str, tasks: int, workers: int, job: dict[str, Any] | None = None, **settings: Any
+) -> Timing:
+    """A whole run (plan, ledger, execute, reports with timeline.png) of ``tasks`` spin
+    tasks (or of ``job``, of as many tasks): its wall time, the part of it that writing the
+    reports takes (measured again on the finished run's ledger), the driver's CPU time and
+    how busy the workers were."""
     from tilefleet.engine.ledger import Ledger
     from tilefleet.engine.report import write_reports
     from tilefleet.engine.run import run_job
@@ -92,32 +118,38 @@ def tilefleet_run(executor: str, tasks: int, workers: int, **settings: Any) -> T
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp, "run")
-        job = build_job(
-            {
-                "recipe": "bench_executors:SpinRecipe",
-                "count": tasks,
-                "executor": executor,
-                "workers": workers,
-                "run_dir": str(run_dir),
-                **settings,
-            }
-        )
-        started = time.perf_counter()
-        result = run_job(job)
-        elapsed = time.perf_counter() - started
+        what = dict(job or {"recipe": "bench_executors:SpinRecipe", "count": tasks})
+        if "dest" in what:  # "{tmp}/…": below this run's folder
+            what["dest"] = what["dest"].format(tmp=tmp)
+        values = {**what, "executor": executor, "workers": workers, "run_dir": str(run_dir)}
+        started, cpu = time.perf_counter(), time.process_time()
+        result = run_job(build_job({**values, **settings}))
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         assert result.report["succeeded"] == tasks, result.report
         ledger = Ledger.in_run_dir(run_dir)
+        busy = busy_share(ledger.attempts(), workers)
         started = time.perf_counter()
         write_reports(ledger, run_dir)
         reports = time.perf_counter() - started
         ledger.close()
-    return Timing(elapsed, reports)
+    return Timing(elapsed, reports, cpu / tasks, busy)
+
+
+def busy_share(attempts: list[dict[str, Any]], workers: int) -> float:
+    """The share of ``workers``' time, from the first attempt's start to the last one's
+    end, that they spent inside attempts."""
+    started = min(a["started"] for a in attempts)
+    finished = max(a["finished"] for a in attempts)
+    inside = sum(a["finished"] - a["started"] for a in attempts)
+    return inside / (workers * (finished - started))
 
 
 @dataclass(frozen=True, order=True)
 class Timing:
     total: float
     reports: float
+    cpu_per_task: float = 0.0
+    busy: float = 0.0
 
 
 def warm_up(executor: str, workers: int, **settings: Any) -> None:
@@ -135,23 +167,40 @@ def report(name: str, ours: Timing, peer: float, note: str = "") -> None:
     print(
         f"{name}: tilefleet {ours.total:.2f} s, peer {peer:.2f} s, ratio {ours.total / peer:.2f}"
         f"  [reports {ours.reports:.2f} s of it; without them ratio "
-        f"{(ours.total - ours.reports) / peer:.2f}]{note}",
+        f"{(ours.total - ours.reports) / peer:.2f}; driver CPU "
+        f"{1000 * ours.cpu_per_task:.3f} ms a task; workers busy {ours.busy:.0%}]{note}",
         flush=True,
     )
 
 
-def bench_local(tasks: int, workers: int, repeat: int) -> None:
-    def peer() -> float:
+def bench_local(tasks: int, workers: int, repeat: int, trivial: bool) -> None:
+    def peer(work, inputs) -> float:
         # A fresh pool of spawned workers, as each tilefleet run starts one: both sides pay
         # for starting their workers.
         started = time.perf_counter()
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            list(pool.map(small_work, range(tasks), chunksize=1))
+            list(pool.map(work, inputs, chunksize=1))
         return time.perf_counter() - started
 
+    def index_peer() -> float:
+        from tilefleet.recipes.tile_index import TileIndexParams, TileIndexRecipe
+
+        with tempfile.TemporaryDirectory() as tmp:
+            params = TileIndexParams(dest=tmp, tiles=TRIVIAL_TILES)
+            return peer(index_tile, list(TileIndexRecipe().plan(params)))
+
     warm_up("local", workers)
-    ours = best_of(repeat, lambda: tilefleet_run("local", tasks, workers))
-    report(f"local ({tasks} tasks, both incl. pool start)", ours, best_of(repeat, peer))
+    index = {"recipe": "tile-index", "dest": "{tmp}/out", "tiles": TRIVIAL_TILES}
+    sides = [(f"{tasks} tasks", tasks, None, lambda: peer(small_work, range(tasks)))]
+    if trivial:
+        sides.append(("3229 trivial tile-index tasks", 3229, index, index_peer))
+    for label, count, job, theirs in sides:
+        # The sides take turns, so that a burst of load elsewhere weighs on both.
+        ours, peers = [], []
+        for _ in range(repeat):
+            ours.append(tilefleet_run("local", count, workers, job))
+            peers.append(theirs())
+        report(f"local ({label}, both incl. pool start)", min(ours), min(peers))
 
 
 def bench_dask(tasks: int, workers: int, repeat: int, wide: int) -> None:
@@ -250,6 +299,7 @@ def bench_planning(count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--no-trivial", action="store_true", help="skip the trivial tasks")
     parser.add_argument("--lithops-tasks", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=2)
@@ -262,7 +312,7 @@ def main() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     only = set(args.only.split(","))
     if "local" in only:
-        bench_local(args.tasks, args.workers, args.repeat)
+        bench_local(args.tasks, args.workers, args.repeat, not args.no_trivial)
     if "dask" in only:
         bench_dask(args.tasks, args.workers, args.repeat, args.wide)
     if "ray" in only:

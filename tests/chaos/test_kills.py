@@ -23,6 +23,7 @@ from rio_cogeo.cogeo import cog_validate
 
 from chaos.conftest import IN, INPUTS, MANIFEST, OUT, secrets
 from chaos.test_cogify_chaos import attempts, outputs_of, run
+from tilefleet.engine.executors.local import WORKER_MARK
 from tilefleet.errors import ExitCode
 from tilefleet.store.gdal_env import clear_network_cache, gdal_config
 
@@ -43,7 +44,7 @@ def cogify_process(run_dir: Path, proxy_url: str) -> subprocess.Popen:
 
 
 def worker_pids(parent: int) -> list[int]:
-    """The pool's worker processes of ``parent`` (not multiprocessing's resource tracker)."""
+    """The local executor's worker processes of ``parent``."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -53,7 +54,7 @@ def worker_pids(parent: int) -> list[int]:
             command = (entry / "cmdline").read_bytes()
         except (OSError, ValueError, IndexError):
             continue
-        if ppid == parent and b"spawn_main" in command and b"resource_tracker" not in command:
+        if ppid == parent and WORKER_MARK.encode() in command:
             pids.append(int(entry.name))
     return pids
 

@@ -67,19 +67,22 @@ class RunProgress(RunCallback):
             self._show(advance=1)
 
     def _show(self, advance: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, advance=advance, detail=self._detail())
+            return
+        if not advance:
+            return
         completed = self.done[SUCCEEDED] + self.done[FAILED]
+        now = time.monotonic()
+        if completed % self._every == 0 or completed == self.total or now - self._last_log > 30:
+            self._last_log = now
+            log.info("%s: %d/%d done (%s)", self.label, completed, self.total, self._detail())
+
+    def _detail(self) -> str:
         detail = f"ok {self.done[SUCCEEDED]}, failed {self.done[FAILED]}"
         if self.done["retried"]:
             detail += f", retries {self.done['retried']}"
-        if self._bar is not None:
-            self._bar.update(self._task, advance=advance, detail=detail)
-            return
-        now = time.monotonic()
-        if advance and (
-            completed % self._every == 0 or completed == self.total or now - self._last_log > 30
-        ):
-            self._last_log = now
-            log.info("%s: %d/%d done (%s)", self.label, completed, self.total, detail)
+        return detail
 
     def on_run_end(self, result: RunResult) -> None:
         if self._bar is not None:
