@@ -140,10 +140,15 @@ def _run_job(
     # A dry run keeps no plan on disk, unless an executor that takes the whole plan
     # writes it out (its DAG) all the same.
     spool = None if job.dry_run and not isinstance(executor, PlanExecutor) else PlanSpool()
+    early = not job.dry_run and getattr(executor, "starts_while_planning", False)
     try:
+        if early:  # its workers import their modules while this process plans
+            executor.start(preload=(type(recipe).__module__,))
         where = _RunDir(run_dir, run_id, fingerprint, resuming)
         return _run_planned(job, recipe, executor, keeper, confirm, follow, where, known, spool)
     finally:
+        if early:  # a run that ends before its scheduler (declined, nothing to do, an error)
+            executor.shutdown(cancel=True)
         if spool is not None:
             spool.close()
 

@@ -111,6 +111,10 @@ class AttemptExecutor(Executor):
     #: The job's ``max_task_memory`` (MB), set by the engine before ``start``: passed to
     #: every attempt, which checks its recipe's estimate against it before it runs.
     max_task_memory: int | None = None
+    #: Whether ``start`` is cheap and idempotent enough to call before planning, so that
+    #: workers import their modules while the driver plans (local processes: yes; a
+    #: cluster or a cloud pool is not started for a run that may be declined).
+    starts_while_planning: bool = False
 
     def start(self, preload: Sequence[str] = ()) -> None:  # noqa: B027 - optional hook
         """Bring the engine up, before the first submit. ``preload`` names modules the

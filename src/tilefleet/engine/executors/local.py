@@ -87,6 +87,7 @@ class _Worker:
 class LocalExecutor(AttemptExecutor):
     name = "local"
     in_flight_help = "2, more for short tasks"
+    starts_while_planning = True  # spawning is non-blocking; ``start`` only tops the pool up
 
     def __init__(self, workers: int | None = None, **settings):
         super().__init__(workers, **settings)
