@@ -51,6 +51,14 @@ def test_ttc_bbox_job_plans_one_task_per_tile(data_dir, tmp_path):
     assert (west + east) / 2 == pytest.approx(-52.5278, abs=1e-4)
     assert east - west == pytest.approx(1 / 18, abs=1e-4)
     assert item["properties"]["tilefleet:year"] == 2023
+    # A tile of a year stands for that year: dated by it, not by when it was written.
+    assert item["properties"]["datetime"] is None
+    assert item["properties"]["start_datetime"] == "2023-01-01T00:00:00Z"
+    assert item["properties"]["end_datetime"] == "2023-12-31T23:59:59Z"
+    collection = json.loads((tmp_path / "out/collection.json").read_text())
+    assert collection["extent"]["temporal"]["interval"] == [
+        ["2023-01-01T00:00:00Z", "2023-12-31T23:59:59Z"]
+    ]
     transform = item["properties"]["proj:transform"]
     # Pixel edges on multiples of the resolution, like gdalwarp -tap.
     assert transform[2] / 0.0001 == pytest.approx(round(transform[2] / 0.0001), abs=1e-6)

@@ -2,7 +2,9 @@
 
 One item per tile at ``{dest}/{tile_id}.json``: the tile's footprint and attributes (TTC
 indices and year, UTM zone, HEALPix order and cell), and, with ``resolution``, the pixel
-grid a recipe would write for it (projection extension: code, shape, transform). It is the
+grid a recipe would write for it (projection extension: code, shape, transform). A tile of
+a year (TTC tiles from a request or a tiles CSV) is dated by that year (``start_datetime``
+to ``end_datetime``, ``datetime`` null); other tiles by when their item was written. It is the
 cheapest way to see, in any STAC browser or GIS, exactly what a tiled job will cover, and to
 check that neighbouring tiles line up. ``finish`` writes ``{dest}/collection.json`` linking
 every item.
@@ -60,9 +62,13 @@ class TileIndexRecipe(TiledRecipe):
             "tilefleet:grid": p["grid"],
             **{f"tilefleet:{k}": v for k, v in tile.attrs.items()},
         }
-        item = pystac.Item(
-            tile.id, mapping(footprint), list(footprint.bounds), datetime.now(UTC), properties
-        )
+        year = tile.attrs.get("year")
+        if year is not None:  # a TTC tile of a year stands for that year, not for today
+            properties["start_datetime"] = f"{year:04d}-01-01T00:00:00Z"
+            properties["end_datetime"] = f"{year:04d}-12-31T23:59:59Z"
+        # A grid has no acquisition time: without a year, the item is dated when written.
+        when = None if year is not None else datetime.now(UTC)
+        item = pystac.Item(tile.id, mapping(footprint), list(footprint.bounds), when, properties)
         if p["resolution"]:
             geobox = tile.geobox(p["resolution"], p["crs"])
             projection = ProjectionExtension.ext(item, add_if_missing=True)
