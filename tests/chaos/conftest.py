@@ -5,6 +5,9 @@ soak: many runs with faults of every kind at once, seeded."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 
 from chaos.proxy import FaultProxy
@@ -89,3 +92,16 @@ def buckets(proxy, s3, data_dir, tmp_path):
 
 def write_manifest(s3, keys: list[str]) -> None:
     s3.put_object(Bucket=IN, Key="manifest.csv", Body=("path\n" + "\n".join(keys)).encode())
+
+
+def attempts(run_dir: Path) -> dict[str, list[int]]:
+    """ok flags of each task's attempts, in order."""
+    db = sqlite3.connect(run_dir / "ledger.sqlite")
+    try:
+        rows = db.execute("SELECT task_id, ok FROM attempts ORDER BY rowid").fetchall()
+    finally:
+        db.close()
+    tried: dict[str, list[int]] = {}
+    for task_id, ok in rows:
+        tried.setdefault(task_id, []).append(ok)
+    return tried

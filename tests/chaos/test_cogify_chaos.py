@@ -10,7 +10,6 @@ status, and no credential in any file of the run directory."""
 from __future__ import annotations
 
 import random
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import rasterio
 from affine import Affine
 from rio_cogeo.cogeo import cog_validate
 
-from chaos.conftest import IN, INPUTS, MANIFEST, OUT, secrets, write_manifest
+from chaos.conftest import IN, INPUTS, MANIFEST, OUT, attempts, secrets, write_manifest
 from chaos.proxy import KINDS, Fault
 from helpers import read_csv, run_cogify
 from tilefleet.errors import JobError
@@ -54,19 +53,6 @@ def with_large_input(s3, tmp_path) -> list[str]:
 def run(run_dir: Path, **options):
     options = {"retries": 3, **options}
     return run_cogify(MANIFEST, f"s3://{IN}/raw", f"s3://{OUT}/cogs", run_dir, **options)
-
-
-def attempts(run_dir: Path) -> dict[str, list[int]]:
-    """ok flags of each task's attempts, in order."""
-    db = sqlite3.connect(run_dir / "ledger.sqlite")
-    try:
-        rows = db.execute("SELECT task_id, ok FROM attempts ORDER BY rowid").fetchall()
-    finally:
-        db.close()
-    tried: dict[str, list[int]] = {}
-    for task_id, ok in rows:
-        tried.setdefault(task_id, []).append(ok)
-    return tried
 
 
 def assert_whole(s3, moto_endpoint: str, run_dir: Path, keys: list[str], failed=()) -> None:

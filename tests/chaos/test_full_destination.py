@@ -16,13 +16,13 @@ import errno
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
 from rio_cogeo.cogeo import cog_validate
 
+from chaos.conftest import attempts
 from conftest import no_partials
 from helpers import read_csv
 from tilefleet.engine.callbacks import RunCallback
@@ -81,18 +81,6 @@ class FillOnFirstSuccess(RunCallback):
     def on_attempt_end(self, attempt) -> None:
         if attempt.status == SUCCEEDED and self.filler is None:
             self.filler = fill(self.folder, LEFT_FREE)
-
-
-def attempts(run_dir: Path) -> dict[str, list[int]]:
-    db = sqlite3.connect(run_dir / "ledger.sqlite")
-    try:
-        rows = db.execute("SELECT task_id, ok FROM attempts ORDER BY rowid").fetchall()
-    finally:
-        db.close()
-    found: dict[str, list[int]] = {}
-    for task_id, ok in rows:
-        found.setdefault(task_id, []).append(ok)
-    return found
 
 
 def outputs(dest: Path, row: str) -> list[Path]:
