@@ -20,8 +20,11 @@ options are made from it. An executor is one module plus one entry point in the
 from __future__ import annotations
 
 import os
+import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -180,3 +183,25 @@ def settings_problems(exc: ValidationError) -> str:
     if foreign:
         problems.insert(0, f"does not take: {', '.join(sorted(foreign))}")
     return "; ".join(problems)
+
+
+#: An attempt says it started only once it has run this long (at most): most attempts
+#: end sooner and cost no message, and a long one is known well before its deadline.
+START_REPORT_AFTER_S = 5.0
+
+
+@contextmanager
+def start_reported_if_long(timeout_s: float, report: Callable[[float], object]) -> Iterator[None]:
+    """In a worker: run the body; if it is still running after
+    ``min(timeout_s / 2, START_REPORT_AFTER_S)``, call ``report(seconds since it started)``
+    once, from a timer thread. An executor that stops overdue attempts learns when the long
+    ones started, without a message per attempt."""
+    started = time.monotonic()
+    delay = min(timeout_s / 2, START_REPORT_AFTER_S)
+    timer = threading.Timer(delay, lambda: report(time.monotonic() - started))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()

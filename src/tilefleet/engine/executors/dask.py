@@ -19,15 +19,17 @@ from a future is infrastructure trouble (the worker function returns failures as
 it becomes a lost attempt, which the engine retries.
 
 Task timeouts: the scheduler knows when an attempt was handed to a worker, not when it
-started (a worker may hold several). So each attempt says it starts, as a Dask worker event
-(``log_event`` on a topic of the run, which the client subscribes to); the driver notes
-when it heard. An attempt past the timeout is cancelled (its key released, so Dask never
-runs it again behind the engine's back) and fails, retryable, "timed out after N s"; then
-the worker running it is restarted through its nanny (``restart_workers``), the only way
-to stop a thread blocked in C. The other attempts go on; those that die with the restarted
-worker (handed to it while it was stuck) are submitted again under the same attempt
-numbers: they lose time, not an attempt. A worker without a nanny cannot be restarted: its
-thread stays blocked (a warning says so) while the attempt is retried elsewhere.
+started (a worker may hold several). So an attempt still running after half the timeout
+(at most 5 s) says how long it has run, as a Dask worker event (``log_event`` on a topic
+of the run, which the client subscribes to; short attempts send nothing); the driver
+counts its start from when it heard, less that. An attempt past the timeout is cancelled
+(its key released, so Dask never runs it again behind the engine's back) and fails,
+retryable, "timed out after N s"; then the worker running it is restarted through its
+nanny (``restart_workers``), the only way to stop a thread blocked in C. The other
+attempts go on; those that die with the restarted worker (handed to it while it was stuck)
+are submitted again under the same attempt numbers: they lose time, not an attempt. A
+worker without a nanny cannot be restarted: its thread stays blocked (a warning says so)
+while the attempt is retried elsewhere.
 """
 
 from __future__ import annotations
@@ -44,7 +46,12 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from tilefleet.engine.executors.base import AttemptExecutor, Completion, ExecutorSettings
+from tilefleet.engine.executors.base import (
+    AttemptExecutor,
+    Completion,
+    ExecutorSettings,
+    start_reported_if_long,
+)
 from tilefleet.engine.executors.scratch import new_scratch
 from tilefleet.engine.executors.worker_env import is_secret_name
 from tilefleet.engine.worker import execute
@@ -175,6 +182,7 @@ class DaskExecutor(AttemptExecutor):
             retries=0,
             max_memory_mb=self.max_task_memory,
             start_topic=self._start_topic,
+            timeout=self.task_timeout,
         )
         for future, (task, attempt) in zip(futures, attempts, strict=True):
             self._futures[future] = (task, attempt)
@@ -227,7 +235,7 @@ class DaskExecutor(AttemptExecutor):
         _when, message = event
         with self._starts_lock:
             key = (message["task_id"], message["attempt"])
-            self._started[key] = (message["worker"], time.monotonic())
+            self._started[key] = (message["worker"], time.monotonic() - message["elapsed"])
 
     def _until_next_deadline(self, timeout: float | None) -> float | None:
         with self._starts_lock:
@@ -332,16 +340,26 @@ class DaskExecutor(AttemptExecutor):
 
 
 def _run_attempt(
-    task: Task, attempt: int, max_memory_mb: int | None, start_topic: str | None
+    task: Task,
+    attempt: int,
+    max_memory_mb: int | None,
+    start_topic: str | None,
+    timeout: float | None = None,
 ) -> Outcome:
-    """In a Dask worker: say (as a worker event) that this attempt starts here, then run it."""
-    if start_topic is not None:
-        from distributed import get_worker
+    """In a Dask worker: run the attempt; one still running after a while says (as a
+    worker event) on which worker it runs and since when."""
+    if start_topic is None or timeout is None:
+        return execute(task, attempt, max_memory_mb)
+    from distributed import get_worker
 
-        worker = get_worker()
+    worker = get_worker()
+
+    def report(elapsed: float) -> None:
         message = {"task_id": task.id, "attempt": attempt, "worker": worker.address}
-        worker.log_event(start_topic, message)
-    return execute(task, attempt, max_memory_mb)
+        worker.log_event(start_topic, {**message, "elapsed": elapsed})
+
+    with start_reported_if_long(timeout, report):
+        return execute(task, attempt, max_memory_mb)
 
 
 def _import_distributed():

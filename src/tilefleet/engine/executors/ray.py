@@ -14,10 +14,11 @@ memory, with ``max_retries=0``: retries are the engine's. A worker that dies
 an object lost with it becomes a lost attempt, which the engine retries.
 
 Task timeouts: Ray knows when an attempt was submitted, not when a worker started it, and
-an attempt may wait in Ray's queue for long. So each attempt first tells a small actor of
-the run (no CPU reserved) that it starts, a call it does not wait for; the executor asks
-the actor at each wait how long ago each attempt started (the actor's clock measures that
-age, so no two machines' clocks are compared). An attempt running past the timeout is
+an attempt may wait in Ray's queue for long. So an attempt still running after half the
+timeout (at most 5 s) tells a small named actor of the run (no CPU reserved) how long it
+has run, a call it does not wait for (short attempts send nothing); the executor asks the
+actor how long ago each of those started (the actor's clock measures that age, so no two
+machines' clocks are compared). An attempt running past the timeout is
 stopped with ``ray.cancel(force=True)``, which kills the worker process running it (the
 only way to stop a read blocked in C), and fails, retryable, "timed out after N s". The
 other attempts go on; Ray starts a new worker for what is queued.
@@ -27,12 +28,18 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import Field
 
-from tilefleet.engine.executors.base import AttemptExecutor, Completion, ExecutorSettings
+from tilefleet.engine.executors.base import (
+    AttemptExecutor,
+    Completion,
+    ExecutorSettings,
+    start_reported_if_long,
+)
 from tilefleet.engine.executors.worker_env import forwarded_environment
 from tilefleet.engine.worker import execute
 from tilefleet.errors import TaskTimeoutError
@@ -61,6 +68,7 @@ class RayExecutor(AttemptExecutor):
         self._remote = None
         self._refs: dict[Any, tuple[str, int]] = {}
         self._board = None  # the actor the attempts tell that they start (with a timeout)
+        self._board_name = ""
         self._started: dict[tuple[str, int], float] = {}  # attempt -> start, monotonic here
         self._first_submitted: dict[Any, float] = {}  # ref -> when submitted, while in flight
         self._asked = 0.0  # when the board was last asked
@@ -91,10 +99,15 @@ class RayExecutor(AttemptExecutor):
             resources["memory"] = self.config.mem * 1024 * 1024
         self._remote = ray.remote(_run_attempt).options(**resources)
         if self.task_timeout is not None:
-            self._board = ray.remote(num_cpus=0)(StartBoard).remote()
+            # Found by name by the attempts that need it: a handle in every attempt's
+            # arguments would cost a serialisation each.
+            self._board_name = f"tilefleet-starts-{uuid.uuid4().hex[:12]}"
+            board = ray.remote(num_cpus=0)(StartBoard).options(name=self._board_name)
+            self._board = board.remote()
 
     def submit(self, task: Task, attempt: int) -> None:
-        ref = self._remote.remote(task, attempt, self.max_task_memory, self._board)
+        board = self._board_name if self._board is not None else None
+        ref = self._remote.remote(task, attempt, self.max_task_memory, board, self.task_timeout)
         self._refs[ref] = (task.id, attempt)
         if self._board is not None:
             self._first_submitted[ref] = time.monotonic()
@@ -230,8 +243,9 @@ class StartBoard:
     def __init__(self):
         self._starts: dict[tuple[str, int], float] = {}
 
-    def started(self, task_id: str, attempt: int) -> None:
-        self._starts[(task_id, attempt)] = time.monotonic()
+    def started(self, task_id: str, attempt: int, elapsed: float = 0.0) -> None:
+        """An attempt that started ``elapsed`` seconds ago (by its worker's clock)."""
+        self._starts[(task_id, attempt)] = time.monotonic() - elapsed
 
     def ages(self) -> list[tuple[str, int, float]]:
         """Seconds since each start reported since the last call (then forgotten here)."""
@@ -241,11 +255,21 @@ class StartBoard:
         return ages
 
 
-def _run_attempt(task: Task, attempt: int, max_memory_mb: int | None, board) -> Outcome:
-    """In a Ray worker: tell the board this attempt starts (without waiting), then run it."""
-    if board is not None:
-        board.started.remote(task.id, attempt)
-    return execute(task, attempt, max_memory_mb)
+def _run_attempt(
+    task: Task, attempt: int, max_memory_mb: int | None, board: str | None, timeout: float | None
+) -> Outcome:
+    """In a Ray worker: run the attempt; one still running after a while tells the run's
+    board (the actor named ``board``) when it started, a call it does not wait for."""
+    if board is None or timeout is None:
+        return execute(task, attempt, max_memory_mb)
+
+    def report(elapsed: float) -> None:
+        import ray
+
+        ray.get_actor(board).started.remote(task.id, attempt, elapsed)
+
+    with start_reported_if_long(timeout, report):
+        return execute(task, attempt, max_memory_mb)
 
 
 def _import_ray():
