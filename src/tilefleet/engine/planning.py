@@ -111,27 +111,25 @@ def collector_paused() -> Iterator[None]:
 
 def sizes_and_kinds(
     recipe: Recipe, params: RecipeParams, tasks: Iterable[Task]
-) -> tuple[dict[str, float], dict[str, str | None]]:
-    """The estimate's task sizes and kinds of ``tasks`` (those left to run, after the
-    skip: sizing a done task may cost a listing of its inputs), a batch at a time; empty
-    for a recipe that has neither (most: then ``tasks`` is not even read)."""
-    has_sizes = type(recipe).task_sizes is not Recipe.task_sizes
-    has_kinds = type(recipe).task_kind is not Recipe.task_kind
+) -> tuple[list[str], dict[str, float], dict[str, str | None]]:
+    """The ids of ``tasks`` (those left to run, after the skip: sizing a done task may cost
+    a listing of its inputs) with the estimate's sizes and kinds of them, a batch at a
+    time; all empty for a recipe that has neither (most: then ``tasks`` is not even read)."""
+    ids: list[str] = []
     sizes: dict[str, float] = {}
     kinds: dict[str, str | None] = {}
+    has_sizes = type(recipe).task_sizes is not Recipe.task_sizes
+    has_kinds = type(recipe).task_kind is not Recipe.task_kind
     if not (has_sizes or has_kinds):
-        return sizes, kinds
-    batch: list[Task] = []
-    for task in itertools.chain(tasks, [None]):
-        if task is not None:
-            batch.append(task)
-        if batch and (task is None or len(batch) >= BATCH):
-            if has_sizes:
-                sizes.update(task_sizes(recipe, params, batch))
-            if has_kinds:
-                kinds.update(recipe.task_kinds(batch))
-            batch = []
-    return sizes, kinds
+        return ids, sizes, kinds
+    tasks = iter(tasks)
+    while batch := list(itertools.islice(tasks, BATCH)):
+        ids.extend(task.id for task in batch)
+        if has_sizes:
+            sizes.update(task_sizes(recipe, params, batch))
+        if has_kinds:
+            kinds.update(recipe.task_kinds(batch))
+    return ids, sizes, kinds
 
 
 def task_sizes(recipe: Recipe, params: RecipeParams, tasks: list[Task]) -> dict[str, float]:

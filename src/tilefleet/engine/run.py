@@ -173,10 +173,9 @@ def _run_planned(
     rejected = digest.rejected
     done_outside = set() if job.overwrite else _done_outside(digest.candidates)
     to_run = feed_count((c[0] for c in digest.candidates), done_outside, job.limit)
-    sizes, kinds = sizes_and_kinds(
+    run_ids, sizes, kinds = sizes_and_kinds(
         recipe, job.params, _tasks_left(spool, digest, done_outside, to_run)
     )
-    run_ids = _first_ids(digest.candidates, done_outside, to_run) if sizes or kinds else []
     known.clear()  # read by the plan's pass only: a resumed run may know millions
     estimate = estimate_run(
         recipe.name,
@@ -338,11 +337,6 @@ def _tasks_left(
     else:
         return iter(())
     return itertools.islice(tasks, count)
-
-
-def _first_ids(candidates: list[tuple[str, str, str]], skip: set[str], count: int) -> list[str]:
-    """The ids of the first ``count`` candidates not in ``skip``: the tasks to run."""
-    return list(itertools.islice((c[0] for c in candidates if c[0] not in skip), count))
 
 
 def _secret_keeper(recipe: Recipe, job: Job) -> SecretKeeper | None:
