@@ -8,6 +8,7 @@ from pathlib import Path
 from tilefleet.engine.html_report import write_plan_map
 from tilefleet.engine.job import Job
 from tilefleet.engine.ledger import LEDGER_NAME, Ledger
+from tilefleet.engine.planning import checked_plan
 from tilefleet.engine.result import RunResult
 from tilefleet.engine.skip import find_done
 from tilefleet.recipes import get_recipe
@@ -26,8 +27,9 @@ def write_plan_map_of(job: Job, result: RunResult, path: Path) -> Path:
             known = ledger.statuses()
     if result.planned_tasks:
         tasks, done = result.planned_tasks, set(result.done_ids)
-    else:
-        tasks = list(get_recipe(job.recipe).plan(job.params))  # a plan may be a generator
+    else:  # planned again as the run plans: the same tasks rejected, for the same reasons
+        recipe = get_recipe(job.recipe)
+        tasks = list(checked_plan(recipe, recipe.plan(job.params)))
         candidates = [t for t in tasks if t.rejected is None and known.get(t.id) not in DONE_STATES]
         done = set() if job.overwrite else find_done(candidates)
     return write_plan_map(
