@@ -304,16 +304,23 @@ def grid_bounds(size: int) -> tuple[float, float, float, float]:
 
 
 def side_tilefleet(args: argparse.Namespace, out: Path) -> dict:
+    import shapely
+
     inputs = args.work / "inputs"
-    # A bbox 500 m inside the scene: its lon/lat bounds stay within the scene's tiles.
-    bbox = ",".join(f"{v:.6f}" for v in scene_lonlat(args.size, inset_m=500.0).bounds)
+    # The area is the scene's own square (1 m inside it, so no neighbouring tile of the
+    # lattice is touched): tilefleet cuts its tiles to the area, and their pixel grids,
+    # snapped outwards, then cover the same grid the Dask side loads.
+    aoi = out / "area.geojson"
+    aoi.parent.mkdir(parents=True, exist_ok=True)
+    area = shapely.geometry.mapping(scene_lonlat(args.size, inset_m=1.0))
+    aoi.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": area}))
     last_day = scene_days(args.dates)[-1]
     started = time.perf_counter()
     run_tilefleet_quietly(
         {
             "recipe": "mosaic",
             "catalog": str(inputs / "items.json"),
-            "bbox": bbox,
+            "aoi": str(aoi),
             "start_date": f"{YEAR}-{MONTH:02d}-01",
             "end_date": f"{YEAR}-{MONTH:02d}-{last_day:02d}",
             "bands": ",".join(BANDS),
