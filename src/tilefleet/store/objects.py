@@ -39,6 +39,8 @@ T = TypeVar("T")
 log = logging.getLogger("tilefleet")
 
 PARTIAL_MARK = ".tilefleet-partial-"
+#: Keys in one page of a listing (an S3 LIST request answers at most 1,000).
+LIST_PAGE_KEYS = 1000
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,10 @@ def is_stale_partial(key: str) -> bool:
 
 class Store(ABC):
     """Objects below one :class:`Location`; keys are relative, ``/``-separated."""
+
+    #: Whether a listing is a billed request of at most :data:`LIST_PAGE_KEYS` keys (object
+    #: stores), rather than a local read.
+    listing_is_request = True
 
     def __init__(self, location: Location):
         self.location = location
@@ -153,6 +159,8 @@ class LocalStore(Store):
     every symbolic link is resolved: a link (to a file, or a linked folder on the way) that
     leads outside fails that key with :class:`PermanentError`, so a manifest row can never
     read, and a destination never write, outside the roots the job named."""
+
+    listing_is_request = False
 
     def __init__(self, location: Location):
         super().__init__(location)
@@ -291,7 +299,7 @@ class ObjectStore(Store):
         import obstore
 
         full = self._key(prefix).rstrip("/")
-        pages = obstore.list(self._store, f"{full}/" if full else None, chunk_size=1000)
+        pages = obstore.list(self._store, f"{full}/" if full else None, chunk_size=LIST_PAGE_KEYS)
         first = _read_again_if_cut(lambda: next(pages, []))  # later pages: the caller's
         for batch in itertools.chain([first], pages):
             for meta in batch:
