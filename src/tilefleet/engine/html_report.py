@@ -9,8 +9,11 @@ failures (filterable), the warnings and a breakdown by a task parameter (``produ
 
 The template is ``html/report.html`` with ``report.css`` and ``report.js`` inlined at write
 time, and the run's data as one JSON block. Large arrays (outlines, attempts, durations)
-travel as base64 typed arrays and are drawn on canvases, so a run of 300k tiles and 100k
-attempts stays a page of a few MB that draws in well under a second.
+travel as base64 typed arrays and are drawn on canvases. The report of a large run is
+bounded (:func:`write_ledger_html_report`): its map, timeline and histogram draw a sample
+spread over the run (more of the failed tasks on the map), its failures table keeps the
+first rows with the count of all, and each sampled part says so on the page; so a run of
+a million tasks is still a page of a few MB that draws in well under a second.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from tilefleet.engine.footprints import Footprints, footprints
-from tilefleet.engine.ledger import TaskRecord
+from tilefleet.engine.ledger import Ledger, TaskRecord
 from tilefleet.engine.timeline import attempt_outcome, packed_lanes
 from tilefleet.task import FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED, Task
 
@@ -67,6 +70,101 @@ def write_html_report(
     path = run_dir / REPORT_HTML
     path.write_text(render_page(data))
     return path
+
+
+#: The map draws every task of a run up to this many; a larger run's map is a sample.
+MAX_MAP_TASKS = 20_000
+#: A sampled map draws about this many failed tasks besides (spread over the plan).
+MAX_MAP_FAILED = 5_000
+#: A sampled page lists the first this many failures (failed.csv has them all).
+MAX_FAILURE_ROWS = 1_000
+#: The duration histogram of a large run is drawn from at most about this many tasks.
+MAX_DURATIONS = 100_000
+
+
+def write_ledger_html_report(
+    run_dir: Path,
+    report: dict[str, Any],
+    ledger: Ledger,
+    attempts: list[dict[str, Any]],
+    every: int = 1,
+) -> Path:
+    """Write ``run_dir/report.html`` from the ledger, bounded in size whatever the run's:
+    ``attempts`` are those the timeline draws (1 in ``every`` of the run's); the map, the
+    failures and the histogram read a sample of a run of more than ``MAX_MAP_TASKS``
+    tasks, and the page says what it shows. A smaller run's page is :func:`page_data`'s."""
+    data = ledger_page_data(report, ledger, attempts, every)
+    path = run_dir / REPORT_HTML
+    path.write_text(render_page(data))
+    return path
+
+
+def ledger_page_data(
+    report: dict[str, Any], ledger: Ledger, attempts: list[dict[str, Any]], every: int = 1
+) -> dict[str, Any]:
+    """The page's data from the ledger (see :func:`write_ledger_html_report`)."""
+    total = report["tasks"]
+    sample = -(-total // MAX_MAP_TASKS) if total > MAX_MAP_TASKS else 1
+    failed_share = -(-report["failed"] // MAX_MAP_FAILED)
+    records = list(ledger.report_records(REPORT_PARAMS, every=sample, failed=failed_share))
+    data = page_data(report, records, attempts, ledger.sessions())
+    notes: dict[str, str] = {}
+    if every > 1:
+        data["timeline"]["weight"] = every  # throughput counts each drawn attempt so often
+        notes["timeline"] = (
+            f"A sample: 1 in {every} of the run's {report['attempts']:,} attempts is drawn "
+            "(throughput is scaled back up)."
+        )
+    if sample > 1:
+        drawn_failed = sum(1 for r in records if r.status == FAILED)
+        notes["map"] = (
+            f"A sample: {len(records):,} of the run's {total:,} tasks are drawn, about 1 in "
+            f"{sample} spread over the plan"
+            + (
+                f", with {drawn_failed:,} of its {report['failed']:,} failed"
+                if drawn_failed
+                else ""
+            )
+            + ". tasks.csv lists them all."
+        )
+        step = max(1, -(-report["succeeded"] // MAX_DURATIONS))
+        durations = ledger.sampled_durations(step)
+        data["durations"] = _b64(np.array(durations, dtype="<f4"))
+        if step > 1:
+            notes["durations"] = f"A sample: 1 in {step} succeeded tasks, in plan order."
+        data["failures"] = [
+            [task_id, attempts_made, error or ""]
+            for task_id, attempts_made, error in ledger.first_failures(MAX_FAILURE_ROWS)
+        ]
+        data["failures_total"] = report["failed"]
+        data["breakdown"] = ledger_breakdown(ledger)
+    data["notes"] = notes
+    return data
+
+
+def ledger_breakdown(ledger: Ledger) -> dict[str, Any] | None:
+    """:func:`breakdown` of every task of the run, counted and timed in SQL."""
+    for name in BREAKDOWN_PARAMS:
+        rows: dict[Any, dict[str, Any]] = {}
+        for value, kind, status, count in ledger.grouped_counts(name):
+            if kind in ("object", "array") or len(rows) > MAX_BREAKDOWN_VALUES:
+                rows = {}
+                break
+            row = rows.setdefault(
+                value,
+                {"value": value, "tasks": 0, SUCCEEDED: 0, SKIPPED: 0, FAILED: 0, PENDING: 0},
+            )
+            row["tasks"] += count
+            status = status if status != RUNNING else PENDING
+            row[status] = row.get(status, 0) + count
+        if not 2 <= len(rows) <= MAX_BREAKDOWN_VALUES:
+            continue
+        medians = {value: median for value, _, median, _ in ledger.grouped_durations(name)}
+        for value, row in rows.items():
+            median = medians.get(value)
+            row["median_s"] = round(median, 3) if median is not None else None
+        return {"param": name, "rows": sorted(rows.values(), key=lambda r: str(r["value"]))}
+    return None
 
 
 def write_plan_map(

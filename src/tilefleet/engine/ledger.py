@@ -190,20 +190,33 @@ class Ledger:
         for task, state, attempts, duration, worker, error in self.db.execute(query, args):
             yield TaskRecord(decode_task(task), state, attempts, duration, worker, error)
 
-    def report_records(self, params: Collection[str]) -> Iterator[ReportRecord]:
+    def report_records(
+        self, params: Collection[str], *, every: int = 1, failed: int = 1
+    ) -> Iterator[ReportRecord]:
         """The tasks in plan order for the reports, each with only its id, its source row
         and those of ``params`` it has (a :class:`ReportRecord`, read like a
         :class:`TaskRecord`): a run of millions of tasks is reported without making every
-        task whole again."""
+        task whole again. ``every`` > 1 reads a sample spread over the plan: about 1 in
+        ``every`` tasks, and about 1 in ``failed`` of the failed ones besides (picked by a
+        hash of their place in the plan, so that a map of them shows no stripes)."""
+        where, args = "", ()
+        if every > 1:
+            # Multiplicative hashes, their high bits: a spread without lattice patterns.
+            spread = "((((seq + 1) * {}) % 4294967296) >> 12) % ? = 0"
+            where = (
+                f"WHERE {spread.format(2654435761)} "
+                f"OR (status = ? AND {spread.format(2246822519)}) "
+            )
+            args = (every, FAILED, max(1, failed))  # in the order of the placeholders
         query = (
             # json_extract, not ``->``: SQLite before 3.38 (older distributions) has only it
             "SELECT id, json_extract(task, '$.source'), json_extract(task, '$.params'), "
             "status, attempts, duration_s, "
-            "worker, error FROM tasks ORDER BY seq"
+            f"worker, error FROM tasks {where}ORDER BY seq"
         )
         shared: dict[str, dict[str, Any]] = {"{}": _NO_PARAMS}  # empty ones: one dict
         for task_id, source, values, state, attempts, duration, worker, error in self.db.execute(
-            query
+            query, args
         ):
             row = shared[source] if source in shared else json.loads(source)
             kept = _NO_PARAMS
@@ -328,6 +341,172 @@ class Ledger:
             for task_id, attempt, session, worker, started, finished, ok, error, metrics in rows
         ]
 
+    # -- streamed reads: the reports of a run of millions, never read whole -------------
+    def task_count(self, *, retried: bool = False) -> int:
+        """How many tasks the run has (``retried``: of those, how many had more than one
+        attempt)."""
+        where = " WHERE attempts > 1" if retried else ""
+        return self.db.execute(f"SELECT COUNT(*) FROM tasks{where}").fetchone()[0]
+
+    def attempt_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
+
+    def task_report_rows(self) -> Iterator[tuple[Any, ...]]:
+        """Per task in plan order: id, status, attempts, duration, worker, error, its source
+        row (JSON) and the metrics (JSON, or None) of its latest successful attempt."""
+        return self.db.execute(
+            "SELECT t.id, t.status, t.attempts, t.duration_s, t.worker, t.error, "
+            "json_extract(t.task, '$.source'), "
+            "(SELECT a.metrics FROM attempts a WHERE a.task_id = t.id AND a.ok "
+            "AND a.metrics IS NOT NULL ORDER BY a.started DESC, a.attempt DESC LIMIT 1) "
+            "FROM tasks t ORDER BY t.seq"
+        )
+
+    def source_rows(self, states: Sequence[str]) -> Iterator[tuple[str, str | None, str]]:
+        """(source row as JSON, error, status) of the tasks in ``states``, in plan order."""
+        marks = ", ".join("?" * len(states))
+        return self.db.execute(
+            f"SELECT json_extract(task, '$.source'), error, status FROM tasks "
+            f"WHERE status IN ({marks}) ORDER BY seq",
+            tuple(states),
+        )
+
+    def source_keys(self, states: Sequence[str]) -> list[str]:
+        """The columns of the source rows of the tasks in ``states``, sorted."""
+        marks = ", ".join("?" * len(states))
+        rows = self.db.execute(
+            f"SELECT DISTINCT j.key FROM tasks, json_each(tasks.task, '$.source') AS j "
+            f"WHERE tasks.status IN ({marks})",
+            tuple(states),
+        )
+        return sorted(key for (key,) in rows)
+
+    def first_failures(self, limit: int) -> list[tuple[str, int, str | None]]:
+        """(id, attempts, error) of the first ``limit`` failed tasks, in plan order."""
+        return self.db.execute(
+            "SELECT id, attempts, error FROM tasks WHERE status = ? ORDER BY seq LIMIT ?",
+            (FAILED, limit),
+        ).fetchall()
+
+    def attempt_spans(self) -> Iterator[tuple[str, int, float]]:
+        """(task id, session, seconds) of every finished attempt, in order of start."""
+        return self.db.execute(
+            "SELECT task_id, session, finished - started FROM attempts "
+            "WHERE finished IS NOT NULL ORDER BY started"
+        )
+
+    def warning_metrics(self) -> Iterator[tuple[str, str]]:
+        """(task id, metrics JSON) of the successful attempts whose metrics may hold a
+        warning, in order of start."""
+        return self.db.execute(
+            "SELECT task_id, metrics FROM attempts WHERE ok AND metrics LIKE '%\"warning\"%' "
+            "ORDER BY started"
+        )
+
+    def result_metrics(self) -> Iterator[tuple[str]]:
+        """The metrics (JSON) of each task's latest successful attempt that has some."""
+        return self.db.execute(
+            "SELECT metrics, MAX(started) FROM attempts WHERE ok AND metrics IS NOT NULL "
+            "GROUP BY task_id"
+        )
+
+    def duration_summary(self) -> tuple[int, float | None, float | None, float | None]:
+        """(count, min, median, max) of the durations of the succeeded tasks (those that
+        took any time), the median taken by SQLite's sort, not from a list of them."""
+        where = "status = 'succeeded' AND duration_s IS NOT NULL AND duration_s != 0"
+        count, low, high = self.db.execute(
+            f"SELECT COUNT(*), MIN(duration_s), MAX(duration_s) FROM tasks WHERE {where}"
+        ).fetchone()
+        if not count:
+            return 0, None, None, None
+        middle = [
+            value
+            for (value,) in self.db.execute(
+                f"SELECT duration_s FROM tasks WHERE {where} ORDER BY duration_s LIMIT ? OFFSET ?",
+                (2 - count % 2, (count - 1) // 2),
+            )
+        ]
+        return count, low, sum(middle) / len(middle), high
+
+    def load_kinds(self, kinds: Iterable[tuple[str, str]]) -> None:
+        """Each task's kind ``(id, kind)`` into a temporary table (this connection's own,
+        never in the ledger file), for :meth:`grouped_counts` and friends by ``KIND``."""
+        self.db.execute("DROP TABLE IF EXISTS temp.report_kinds")
+        self.db.execute("CREATE TEMP TABLE report_kinds (id TEXT PRIMARY KEY, kind TEXT)")
+        self.db.executemany("INSERT OR REPLACE INTO temp.report_kinds VALUES (?, ?)", kinds)
+
+    def grouped_counts(self, group: str) -> Iterator[tuple[Any, str | None, str, int]]:
+        """(value, JSON type, status, tasks) per value of ``group`` (``KIND``, or a task
+        parameter's name) and status; tasks without a value are left out."""
+        source, value, kind, args = _group_of(group)
+        return self.db.execute(
+            f"SELECT {value} AS v, {kind}, status, COUNT(*) FROM {source} "
+            "WHERE v IS NOT NULL GROUP BY 1, 2, 3",
+            args + args,
+        )
+
+    def grouped_durations(self, group: str) -> Iterator[tuple[Any, float, float, float]]:
+        """(value, min, median, max) of the durations of the succeeded tasks (that took
+        any time) per value of ``group``, the medians picked by SQLite's window functions
+        (the middle one or two of each value's sorted durations)."""
+        source, value, _, args = _group_of(group)
+        return self.db.execute(
+            "SELECT v, MIN(lo), AVG(d), MIN(hi) FROM ("
+            "SELECT v, d, ROW_NUMBER() OVER (PARTITION BY v ORDER BY d) AS i, "
+            "COUNT(*) OVER (PARTITION BY v) AS n, MIN(d) OVER (PARTITION BY v) AS lo, "
+            "MAX(d) OVER (PARTITION BY v) AS hi FROM ("
+            f"SELECT {value} AS v, duration_s AS d FROM {source} WHERE status = 'succeeded' "
+            "AND duration_s IS NOT NULL AND duration_s != 0)"
+            " WHERE v IS NOT NULL) WHERE i IN ((n + 1) / 2, (n + 2) / 2) GROUP BY v",
+            args,
+        )
+
+    def sampled_durations(self, every: int) -> list[float]:
+        """The durations of every ``every``-th succeeded task (in plan order)."""
+        rows = self.db.execute(
+            "SELECT duration_s FROM tasks WHERE status = 'succeeded' AND duration_s IS NOT "
+            "NULL AND duration_s != 0 AND seq % ? = 0",
+            (every,),
+        )
+        return [duration for (duration,) in rows]
+
+    def kind_spans(self) -> Iterator[tuple[str, int, float]]:
+        """(kind, session, seconds) of every finished attempt of a task with a kind (see
+        :meth:`load_kinds`), in order of start."""
+        return self.db.execute(
+            "SELECT k.kind, a.session, a.finished - a.started FROM attempts a "
+            "JOIN temp.report_kinds k ON k.id = a.task_id WHERE a.finished IS NOT NULL "
+            "ORDER BY a.started"
+        )
+
+    def sampled_attempts(self, every: int) -> list[dict[str, Any]]:
+        """Every ``every``-th attempt (as :meth:`attempts` has them, without metrics),
+        each with ``final``: the last finished attempt number of its task."""
+        rows = self.db.execute(
+            "SELECT a.task_id, a.attempt, a.session, a.worker, a.started, a.finished, a.ok, "
+            "a.error, (SELECT MAX(b.attempt) FROM attempts b WHERE b.task_id = a.task_id "
+            "AND b.finished IS NOT NULL) FROM attempts a WHERE a.rowid % ? = 0 "
+            "ORDER BY a.started",
+            (every,),
+        )
+        workers: dict[str, str] = {}
+        keys = ("task_id", "attempt", "session", "worker", "started", "finished", "ok", "error")
+        sample = []
+        for *values, final in rows:
+            attempt = dict(zip(keys, values, strict=True))
+            if attempt["worker"] is not None:
+                attempt["worker"] = workers.setdefault(attempt["worker"], attempt["worker"])
+            attempt["metrics"], attempt["final"] = {}, final
+            sample.append(attempt)
+        return sample
+
+    def workers(self) -> list[str]:
+        """The distinct workers of the finished attempts (``lost`` for none), sorted."""
+        rows = self.db.execute(
+            "SELECT DISTINCT COALESCE(worker, 'lost') FROM attempts WHERE finished IS NOT NULL"
+        )
+        return sorted(worker for (worker,) in rows)
+
     # -- sessions -----------------------------------------------------------------------
     def start_session(self, started: float, executor: str, settings: dict, estimate: dict) -> int:
         cursor = self.db.execute(
@@ -359,6 +538,19 @@ class Ledger:
             }
             for sid, started, finished, executor, settings, estimate, interrupted in rows
         ]
+
+
+#: :meth:`Ledger.grouped_counts` by the tasks' kinds (see :meth:`Ledger.load_kinds`).
+KIND = "\x00kind"
+
+
+def _group_of(group: str) -> tuple[str, str, str, tuple[Any, ...]]:
+    """The rows, value and JSON type expressions (and their arguments) of a grouping: the
+    kinds table, or a task parameter picked out of the stored JSON."""
+    if group == KIND:
+        return "tasks JOIN temp.report_kinds k ON k.id = tasks.id", "k.kind", "NULL", ()
+    path = f"$.params.{json.dumps(group)}"
+    return "tasks", "json_extract(tasks.task, ?)", "json_type(tasks.task, ?)", (path,)
 
 
 #: The parameters of a report's task that has none of those asked for (never changed).

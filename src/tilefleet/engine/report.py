@@ -15,11 +15,12 @@ import json
 import logging
 import statistics
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from tilefleet.engine.html_report import REPORT_PARAMS, write_html_report
-from tilefleet.engine.ledger import Ledger, ReportRecord, TaskRecord
+from tilefleet.engine.html_report import write_ledger_html_report
+from tilefleet.engine.ledger import KIND, Ledger, TaskRecord
 from tilefleet.engine.planning import collector_paused
 from tilefleet.engine.timeline import plot_timeline
 from tilefleet.recipes.base import Recipe
@@ -28,17 +29,26 @@ from tilefleet.tiles.manifest import spreadsheet_safe
 
 log = logging.getLogger("tilefleet")
 FIRST_FAILURES = 20
+#: report.json lists at most this many warnings (``warnings_left_off`` counts the rest).
+MAX_WARNINGS = 10_000
+#: The timelines draw every attempt up to this many, else an even sample of them.
+MAX_TIMELINE_ATTEMPTS = 20_000
 
 
 def build_report(
     ledger: Ledger,
     run_dir: Path,
-    records: list[TaskRecord],
-    attempts: list[dict[str, Any]],
+    records: list[TaskRecord] | None = None,
+    attempts: list[dict[str, Any]] | None = None,
     results: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The content of report.json, from the ledger's tasks and attempts (and the tasks'
-    results, :func:`task_results` of them, when the caller has them already)."""
+    results, :func:`task_results` of them, when the caller has them already). Without
+    ``records`` and ``attempts`` it is computed from the ledger in SQL and streamed
+    passes, never holding a row per task (:func:`streamed_report`); with them (the live
+    monitor, which adds outcomes not merged yet) from those lists: the same content."""
+    if records is None or attempts is None:
+        return streamed_report(ledger, run_dir)
     counts = Counter(r.status for r in records)
     sessions = ledger.sessions()
     durations = [r.duration_s for r in records if r.status == SUCCEEDED and r.duration_s]
@@ -150,55 +160,156 @@ def _task_kinds(recipe: Recipe | None, records: list[TaskRecord]) -> dict[str, s
 
 
 def write_reports(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
-    """Write every report file into ``run_dir`` and return report.json's content."""
-    records = _records_for_reports(ledger)  # read once: a run may hold millions of tasks
-    attempts = ledger.attempts()
-    results = task_results(attempts)
-    report = build_report(ledger, run_dir, records, attempts, results)
-    columns = tuple(ledger.get_meta("source_columns") or ())
-    (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    _write_tasks_csv(run_dir / "tasks.csv", records, results, columns)
-    _write_source_csv(
-        run_dir / "failed.csv",
-        columns,
-        ("reason",),
-        [{**r.task.source, "reason": r.error or ""} for r in records if r.status == FAILED],
-    )
-    _write_source_csv(
-        run_dir / "succeeded.csv",
-        columns,
-        ("status",),
-        [{**r.task.source, "status": r.status} for r in records if r.status in DONE_STATES],
-    )
-    (run_dir / "report.txt").write_text(format_report(report, records))
+    """Write every report file into ``run_dir`` and return report.json's content.
+
+    Everything is streamed from the ledger: the CSVs row by row from SQL cursors, the
+    totals in SQL or one pass, the first failures with a ``LIMIT``; the timeline and the
+    page read a bounded sample of a large run (and say so). The driver's memory for the
+    reports does not grow with the run's size."""
+    with collector_paused():
+        report = build_report(ledger, run_dir)
+        columns = tuple(ledger.get_meta("source_columns") or ())
+        (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        _write_tasks_csv(run_dir / "tasks.csv", ledger.task_report_rows(), columns)
+        _write_source_csv(ledger, run_dir / "failed.csv", columns, (FAILED,), "reason")
+        _write_source_csv(ledger, run_dir / "succeeded.csv", columns, DONE_STATES, "status")
+        failures = [(task_id, error) for task_id, _, error in ledger.first_failures(FIRST_FAILURES)]
+        (run_dir / "report.txt").write_text(format_report(report, failures))
+        attempts, every = timeline_attempts(ledger, report["attempts"])
     try:
         plot_timeline(
             attempts,
             run_dir / "timeline.png",
             f"{report['recipe']} run {report['run_id']}",
+            every=every,
+            total=report["attempts"],
         )
     except Exception as exc:  # a plot must never cost the record
         log.warning("timeline.png not written: %s", exc)
     try:
-        write_html_report(run_dir, report, records, attempts, ledger.sessions())
+        write_ledger_html_report(run_dir, report, ledger, attempts, every)
     except Exception as exc:  # nor a page
         log.warning("report.html not written: %s", exc)
     return report
 
 
-def _records_for_reports(ledger: Ledger) -> list[TaskRecord] | list[ReportRecord]:
-    """The run's tasks with what the reports read of them (id, source row, the parameters
-    of the map and the breakdown); whole tasks only for a recipe whose tasks have kinds,
-    which its own ``task_kind`` tells from anything in them."""
-    recipe = _recipe_of(ledger)
-    kinds = recipe is not None and type(recipe).task_kind is not Recipe.task_kind
-    with collector_paused():
-        if kinds:
-            return list(ledger.records())
-        return list(ledger.report_records(REPORT_PARAMS))
+def timeline_attempts(ledger: Ledger, count: int) -> tuple[list[dict[str, Any]], int]:
+    """The attempts the timelines draw, and 1 in how many of them that is: all of them up
+    to ``MAX_TIMELINE_ATTEMPTS``, else every n-th (in the order they were recorded)."""
+    if count <= MAX_TIMELINE_ATTEMPTS:
+        return ledger.attempts(), 1
+    every = -(-count // MAX_TIMELINE_ATTEMPTS)
+    return ledger.sampled_attempts(every), every
 
 
-def format_report(report: dict[str, Any], records: list[TaskRecord]) -> str:
+def streamed_report(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
+    """report.json's content from SQL aggregates and streamed passes over the ledger."""
+    counts = ledger.counts()
+    sessions = ledger.sessions()
+    last = sessions[-1] if sessions else None
+    billed = {s["id"]: s["settings"].get("billing") for s in sessions}
+    any_billed = any(billed.values())
+    measured_cost = 0.0
+    if any_billed:
+        for _, session, seconds in ledger.attempt_spans():
+            if b := billed.get(session):
+                measured_cost += seconds * b["memory_gb"] * b["usd_per_gb_s"]
+    warnings, left_off = [], 0
+    for task_id, metrics in ledger.warning_metrics():
+        warning = json.loads(metrics).get("warning")
+        if warning and len(warnings) < MAX_WARNINGS:
+            warnings.append({"task": task_id, "warning": warning})
+        elif warning:
+            left_off += 1
+    estimate = last["estimate"] if last else None
+    count, low, median, high = ledger.duration_summary()
+    report = {
+        "run_id": ledger.get_meta("run_id"),
+        "recipe": ledger.get_meta("recipe"),
+        "executor": last["settings"] if last else None,
+        "run_dir": str(run_dir),
+        "tasks": sum(counts.values()),
+        "succeeded": counts[SUCCEEDED],
+        "skipped": counts[SKIPPED],
+        "failed": counts[FAILED],
+        "pending": counts[PENDING] + counts[RUNNING],
+        "retried": ledger.task_count(retried=True),
+        "attempts": ledger.attempt_count(),
+        "sessions": len(sessions),
+        "interrupted": bool(last and last["interrupted"]),
+        "wall_s": round(sum((s["finished"] or s["started"]) - s["started"] for s in sessions), 3),
+        "task_s": _rounded(low, median, high) if count else None,
+        "estimate": estimate,
+        "cost_usd": {
+            "estimated": (estimate or {}).get("cost_usd") if last else None,
+            "measured": round(measured_cost, 10) if any_billed else None,
+        },
+        "warnings": warnings,
+        "results": result_totals(_streamed_results(ledger)),
+        "by_kind": _streamed_by_kind(ledger, _recipe_of(ledger), billed, estimate),
+        "job": ledger.get_meta("job"),
+    }
+    if left_off:  # only past MAX_WARNINGS: report.txt and failed.csv still name every task
+        report["warnings_left_off"] = left_off
+    return report
+
+
+def _streamed_results(ledger: Ledger) -> Iterator[dict[str, Any]]:
+    for metrics, _ in ledger.result_metrics():
+        yield {k: v for k, v in json.loads(metrics).items() if k != "warning"}
+
+
+def _streamed_by_kind(
+    ledger: Ledger, recipe: Recipe | None, billed: dict[int, dict | None], estimate: dict | None
+) -> dict[str, dict[str, Any]]:
+    """:func:`_by_kind` from the ledger: each task's kind into a temporary table (one
+    task decoded at a time), then counts, medians and costs per kind in SQL."""
+    if recipe is None or type(recipe).task_kind is Recipe.task_kind:
+        return {}
+    named = False
+
+    def kinds() -> Iterator[tuple[str, str]]:
+        nonlocal named
+        for record in ledger.records():
+            kind = recipe.task_kind(record.task)
+            named = named or bool(kind)
+            yield record.task.id, kind or "other"
+
+    try:
+        ledger.load_kinds(kinds())
+    except Exception:  # as _task_kinds: a recipe that cannot tell its kinds here has none
+        return {}
+    if not named:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for kind, _, status, tasks in ledger.grouped_counts(KIND):
+        part = out.setdefault(kind, {"tasks": 0, SUCCEEDED: 0, SKIPPED: 0, FAILED: 0})
+        part["tasks"] += tasks
+        if status in part:
+            part[status] += tasks
+    summaries = {kind: _rounded(*values) for kind, *values in ledger.grouped_durations(KIND)}
+    costs: dict[str, float] = {}
+    for kind, session, seconds in ledger.kind_spans():
+        if b := billed.get(session):
+            costs[kind] = costs.get(kind, 0.0) + seconds * b["memory_gb"] * b["usd_per_gb_s"]
+    estimated = (estimate or {}).get("by_kind") or {}
+    any_billed = any(billed.values())
+    for kind, part in out.items():
+        part["task_s"] = summaries.get(kind)
+        part["cost_usd"] = {
+            "estimated": (estimated.get(kind) or {}).get("cost_usd"),
+            "measured": round(costs.get(kind, 0.0), 10) if any_billed else None,
+        }
+    return dict(sorted(out.items()))
+
+
+def _rounded(low: float, median: float, high: float) -> dict[str, float]:
+    return {"min": round(low, 3), "median": round(median, 3), "max": round(high, 3)}
+
+
+def format_report(report: dict[str, Any], failures: Sequence[tuple[str, str | None]] = ()) -> str:
+    """report.txt: the totals, then the first warnings and the first ``failures`` (id and
+    reason of the first failed tasks in plan order, of the ``report['failed']`` in all)."""
     total = report["tasks"] or 1
     executor = report["executor"] or {}
     lines = [
@@ -239,13 +350,14 @@ def format_report(report: dict[str, Any], records: list[TaskRecord]) -> str:
     warnings = report["warnings"]
     if warnings:
         lines.append("")
-        lines.append(f"warnings ({min(len(warnings), FIRST_FAILURES)} of {len(warnings)}):")
+        listed = len(warnings) + report.get("warnings_left_off", 0)
+        lines.append(f"warnings ({min(len(warnings), FIRST_FAILURES)} of {listed}):")
         lines += [f"  {w['task']}: {w['warning']}" for w in warnings[:FIRST_FAILURES]]
-    failures = [r for r in records if r.status == FAILED]
-    if failures:
+    if failures and report["failed"]:
+        shown = failures[:FIRST_FAILURES]
         lines.append("")
-        lines.append(f"first failures ({min(len(failures), FIRST_FAILURES)} of {len(failures)}):")
-        lines += [f"  {r.task.id}: {r.error}" for r in failures[:FIRST_FAILURES]]
+        lines.append(f"first failures ({len(shown)} of {report['failed']}):")
+        lines += [f"  {task_id}: {error}" for task_id, error in shown]
     return "\n".join(lines) + "\n"
 
 
@@ -263,10 +375,13 @@ def task_results(attempts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     }
 
 
-def result_totals(results: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """Each numeric result added up over the tasks (``points``: all points read)."""
+def result_totals(
+    results: dict[str, dict[str, Any]] | Iterable[dict[str, Any]],
+) -> dict[str, float]:
+    """Each numeric result added up over the tasks (``points``: all points read): of the
+    results by task id, or of a stream of each task's results."""
     totals: dict[str, float] = {}
-    for metrics in results.values():
+    for metrics in results.values() if isinstance(results, dict) else results:
         for key, value in metrics.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 totals[key] = totals.get(key, 0) + value
@@ -287,36 +402,54 @@ TASK_COLUMNS = ("id", "status", "attempts", "duration_s", "worker", "error", "re
 
 
 def _write_tasks_csv(
-    path: Path,
-    records: list[TaskRecord],
-    results: dict[str, dict[str, Any]],
-    source_columns: tuple[str, ...] = (),
+    path: Path, rows: Iterable[tuple[Any, ...]], source_columns: tuple[str, ...] = ()
 ) -> None:
-    """One row per task; then the columns of its source row (a TTC tile's product, Year, X,
-    Y, Y_tile, X_tile), so that any subset of rows is an input for a retry."""
+    """One row per task (``Ledger.task_report_rows``, streamed); then the columns of its
+    source row (a TTC tile's product, Year, X, Y, Y_tile, X_tile), so that any subset of
+    rows is an input for a retry."""
     extra = [c for c in source_columns if c not in TASK_COLUMNS]
     safe = spreadsheet_safe
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow([*TASK_COLUMNS, *extra])
-        for r in records:
-            duration = f"{r.duration_s:.3f}" if r.duration_s is not None else ""
-            found = results.get(r.task.id)
+        for task_id, status, attempts, duration_s, worker, error, source, metrics in rows:
+            duration = f"{duration_s:.3f}" if duration_s is not None else ""
+            found = _without_warning(metrics)
             text = json.dumps(found, sort_keys=True, separators=(",", ":")) if found else ""
             # Status, attempts, duration and results cannot start like a formula.
-            row = [safe(r.task.id), r.status, r.attempts, duration]
-            row += [safe(r.worker or ""), safe(r.error or ""), text]
-            row += [safe(r.task.source.get(c, "")) for c in extra]
+            row = [safe(task_id), status, attempts, duration]
+            row += [safe(worker or ""), safe(error or ""), text]
+            if extra:
+                values = json.loads(source) if source else {}
+                row += [safe(values.get(c, "")) for c in extra]
             writer.writerow(row)
 
 
+def _without_warning(metrics: str | None) -> dict[str, Any] | None:
+    if not metrics:
+        return None
+    return {k: v for k, v in json.loads(metrics).items() if k != "warning"}
+
+
 def _write_source_csv(
-    path: Path, columns: tuple[str, ...], extra: tuple[str, ...], rows: list[dict[str, str]]
+    ledger: Ledger,
+    path: Path,
+    columns: tuple[str, ...],
+    states: tuple[str, ...] | frozenset[str],
+    extra: str,
 ) -> None:
-    fields = list(columns) if columns else sorted({k for row in rows for k in row} - set(extra))
+    """The source rows of the tasks in ``states`` in plan order, streamed, with ``extra``
+    (``reason``: the error; ``status``) after them; the run's source columns, or those
+    the rows have (sorted) for a recipe that declares none."""
+    states = tuple(sorted(states))
+    fields = list(columns) if columns else [k for k in ledger.source_keys(states) if k != extra]
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(
-            fh, fieldnames=[*fields, *extra], lineterminator="\n", extrasaction="ignore"
+            fh, fieldnames=[*fields, extra], lineterminator="\n", extrasaction="ignore"
         )
         writer.writeheader()
-        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
+        for source, error, status in ledger.source_rows(states):
+            row = {**(json.loads(source) if source else {}), extra: status}
+            if extra == "reason":
+                row[extra] = error or ""
+            writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})

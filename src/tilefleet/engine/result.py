@@ -50,7 +50,8 @@ class RunResult:
     planned: int = 0
     #: Tasks the plan already knew to be bad (failed without running).
     rejected: list[Task] = field(default_factory=list)
-    #: Tasks that ended failed, with the reason of their last attempt.
+    #: Tasks that ended failed, with the reason of their last attempt: the first 10,000
+    #: in plan order (``report["failed"]`` counts them all, failed.csv lists them all).
     failed: list[FailedTask] = field(default_factory=list)
     #: Something to say instead of the report (a launched DAG: how to follow it).
     message: str = ""

@@ -363,11 +363,16 @@ def _done_outside(candidates: list[tuple[str, str, str]]) -> set[str]:
         raise JobError(f"cannot list the destination for done tasks: {one_line(exc)}") from None
 
 
-def failed_tasks(ledger: Ledger) -> list[FailedTask]:
-    """The tasks of a run that ended failed, with the reason of their last attempt."""
+#: ``RunResult.failed`` lists at most this many tasks (failed.csv has them all).
+MAX_FAILED_LISTED = 10_000
+
+
+def failed_tasks(ledger: Ledger, limit: int = MAX_FAILED_LISTED) -> list[FailedTask]:
+    """The first ``limit`` tasks of a run that ended failed (in plan order), with the
+    reason of their last attempt."""
     return [
         FailedTask(r.task.id, r.error or "", r.attempts, dict(r.task.source))
-        for r in ledger.records(status=FAILED)
+        for r in itertools.islice(ledger.records(status=FAILED), limit)
     ]
 
 

@@ -4,7 +4,8 @@ Beyond ``MAX_WORKER_LANES`` workers (serverless runs, where every invocation is 
 process) a lane per worker is unreadable and slow to draw, so attempts are packed into
 lanes instead: each goes to the first lane free when it starts, and the lanes show how
 many attempts ran at once; past ``MAX_LANES`` packed lanes, neighbouring lanes are drawn
-as one. Bars have a thin edge, so that back-to-back attempts stay apart, and the legend
+as one. A run of many attempts is drawn from an even sample of them (the title says
+which share). Bars have a thin edge, so that back-to-back attempts stay apart, and the legend
 sits outside the plot, never over the data.
 """
 
@@ -25,12 +26,17 @@ def attempt_outcome(attempt: dict[str, Any], final_attempts: dict[str, int]) -> 
         return "succeeded"
     if attempt["worker"] in (None, "lost"):
         return "lost"
-    is_last = final_attempts.get(attempt["task_id"]) == attempt["attempt"]
+    # A sampled attempt (``Ledger.sampled_attempts``) carries its task's last attempt.
+    final = attempt.get("final") or final_attempts.get(attempt["task_id"])
+    is_last = final == attempt["attempt"]
     return "failed" if is_last else "retried"
 
 
-def plot_timeline(attempts: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Draw the attempts (as recorded in the ledger) to a PNG file."""
+def plot_timeline(
+    attempts: list[dict[str, Any]], path: Path, title: str, *, every: int = 1, total: int = 0
+) -> None:
+    """Draw the attempts (as recorded in the ledger) to a PNG file; ``every`` > 1: they are
+    a sample, 1 in ``every`` of ``total``, and the title says so."""
     # The Agg canvas and a bare Figure: no pyplot, which is slow to import and keeps
     # global state.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -78,6 +84,8 @@ def plot_timeline(attempts: list[dict[str, Any]], path: Path, title: str) -> Non
         ax.set_yticks(range(len(labels)), labels=labels)
     ax.set_xlabel("seconds since the first attempt started")
     ax.set_ylabel(ylabel)
+    if every > 1:
+        title += f" (a sample: 1 in {every} of {total:,} attempts)"
     ax.set_title(title, y=1.0)  # a set place: matplotlib would measure every tick label
     ax.legend(
         handles=[Patch(facecolor=c, edgecolor="#202020", label=k) for k, c in COLOURS.items()],

@@ -352,7 +352,7 @@
   // -- timeline, throughput, histogram ---------------------------------------------------
   function prepareTimeline(t) {
     return { start: decode(t.start, Float32Array), end: decode(t.end, Float32Array), lane: decode(t.lane, Int32Array),
-      outcome: t.outcome, lanes: t.lanes, labels: t.labels, label: t.lane_label, tasks: t.tasks };
+      outcome: t.outcome, lanes: t.lanes, labels: t.labels, label: t.lane_label, tasks: t.tasks, weight: t.weight || 1 };
   }
   function axisTicks(lo, hi, n) {
     var span = hi - lo || 1, step = Math.pow(10, Math.floor(Math.log10(span / n))), ticks = [];
@@ -442,7 +442,8 @@
     var maxEnd = maxOf(ends, 1);
     var nbins = Math.max(5, Math.min(40, Math.ceil(ends.length / 4)));
     var hist = histogram(ends, nbins, 0, maxEnd), bin = maxEnd / nbins;
-    hist.counts = hist.counts.map(function (c) { return bin > 0 ? c / bin : c; }).map(function (v) { return Math.round(v * 100) / 100; });
+    var weight = t.weight || 1;  // a sampled timeline: each drawn attempt stands for so many
+    hist.counts = hist.counts.map(function (c) { return bin > 0 ? c * weight / bin : c * weight; }).map(function (v) { return Math.round(v * 100) / 100; });
     bars($("throughput"), hist, "#3b7dd8", "seconds since the first attempt started", "attempts/s", fmtS);
     var durations = decode(d.durations, Float32Array);
     var dmin = minOf(durations, 0), dmax = maxOf(durations, 1);
@@ -454,12 +455,14 @@
   function renderFailures(d) {
     var rows = d.failures || [], query = $("failure-filter").value.toLowerCase();
     var matching = rows.filter(function (r) { return !query || (r[0] + " " + r[2]).toLowerCase().indexOf(query) >= 0; });
-    $("failure-count").textContent = "(" + rows.length + (query ? ", " + matching.length + " matching" : "") + ")";
+    var total = d.failures_total || rows.length, unlisted = total - rows.length;
+    $("failure-count").textContent = "(" + total + (query ? ", " + matching.length + " matching" + (unlisted > 0 ? " of the first " + rows.length : "") : "") + ")";
     fillTable($("failures"), ["task", "attempts", "reason"], matching.slice(0, MAX_ROWS), [false, true, false]);
     Array.prototype.forEach.call($("failures").querySelectorAll("tr"), function (tr, i) {
       if (i > 0) tr.setAttribute("data-id", matching[i - 1][0]);
     });
-    if (matching.length > MAX_ROWS) $("failures").appendChild(el("tr", {}, "… " + (matching.length - MAX_ROWS) + " more in failed.csv"));
+    var more = Math.max(0, matching.length - MAX_ROWS) + (query ? 0 : Math.max(0, unlisted));
+    if (more > 0) $("failures").appendChild(el("tr", {}, "… " + more + " more in failed.csv"));
   }
   function renderWarnings(d) {
     var rows = d.warnings || [];
@@ -490,8 +493,18 @@
       [false, true, true, true, true, true, true, true]);
   }
 
+  // What a large run's page draws of it (a sample), said next to each part.
+  function renderNotes(d) {
+    var notes = d.notes || {};
+    [["map", "map-note"], ["timeline", "timeline-note"], ["durations", "durations-note"]].forEach(function (p) {
+      $(p[1]).hidden = !notes[p[0]];
+      $(p[1]).textContent = notes[p[0]] || "";
+    });
+  }
+
   function render(d, sameGeometry) {
     data = d;
+    renderNotes(d);
     $("timeline-section").hidden = !!d.plan;  // a plan has run nothing yet
     $("sessions").hidden = $("sessions").previousElementSibling.hidden = !!d.plan;
     renderSummary(d);
