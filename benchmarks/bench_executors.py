@@ -5,7 +5,8 @@ tilefleet (plan, SQLite ledger with one commit per batch of attempts, the backpr
 submit/wait loop, reports) and through the engine directly (``ProcessPoolExecutor.map``,
 ``client.map`` + ``gather``, ``ray.get([...])``, ``fexec.map`` + ``get_result``). Both
 sides use the same running cluster where there is one, so start-up is outside both
-timings, and both are warmed up first (one-off imports in this process are no per-task
+timings (the Dask cluster runs in a process of its own, and each side connects to it with
+its own client), and both are warmed up first (one-off imports in this process are no per-task
 overhead). Lithops' localhost backend forks a process per call, so it runs a smaller
 batch (``--lithops-tasks``). Prints ``name: tilefleet X s, peer Y s, ratio R``, each side
 the best of ``--repeat`` runs: on a small shared machine single runs vary by 20%.
@@ -35,10 +36,13 @@ import argparse
 import logging
 import multiprocessing
 import os
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,8 +163,15 @@ def warm_up(executor: str, workers: int, **settings: Any) -> None:
     tilefleet_run(executor, 4 * workers, workers, **settings)
 
 
-def best_of(repeat: int, run):
-    return min(run() for _ in range(repeat))
+def in_turns(repeat: int, peer, *ours):
+    """The best of ``repeat`` runs of ``peer`` and of each of ``ours``, the sides taking
+    turns, so that a burst of load elsewhere on the machine weighs on both."""
+    peers, runs = [], [[] for _ in ours]
+    for _ in range(repeat):
+        peers.append(peer())
+        for run, times in zip(ours, runs, strict=True):
+            times.append(run())
+    return min(peers), [min(times) for times in runs]
 
 
 def report(name: str, ours: Timing, peer: float, note: str = "") -> None:
@@ -203,13 +214,37 @@ def bench_local(tasks: int, workers: int, repeat: int, trivial: bool) -> None:
         report(f"local ({label}, both incl. pool start)", min(ours), min(peers))
 
 
+@contextmanager
+def running_dask_cluster(workers: int) -> Iterator[str]:
+    """A LocalCluster in a process of its own, as a running cluster is: both sides connect
+    to its scheduler with a client of their own (a client made from the cluster object
+    would share the scheduler's event loop in this process, which tilefleet's cannot), and
+    the scheduler's work is in neither side's driver CPU. Yields the scheduler's address."""
+    code = (
+        "import logging, sys, distributed\n"
+        f"cluster = distributed.LocalCluster(n_workers={workers}, threads_per_worker=1, "
+        "dashboard_address=None, silence_logs=logging.ERROR)\n"
+        "print(cluster.scheduler_address, flush=True)\n"
+        "sys.stdin.read()\n"  # until this process closes the pipe
+        "cluster.close()\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        yield process.stdout.readline().strip()
+    finally:
+        process.stdin.close()
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def bench_dask(tasks: int, workers: int, repeat: int, wide: int) -> None:
     import distributed
 
-    cluster = distributed.LocalCluster(
-        n_workers=workers, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR
-    )
-    with cluster, distributed.Client(cluster) as client:
+    with running_dask_cluster(workers) as address, distributed.Client(address) as client:
 
         def peer() -> float:
             started = time.perf_counter()
@@ -217,17 +252,16 @@ def bench_dask(tasks: int, workers: int, repeat: int, wide: int) -> None:
             return time.perf_counter() - started
 
         peer()  # warm the workers
-        address = cluster.scheduler_address
         warm_up("dask", workers, scheduler=address)
-        peer_s = best_of(repeat, peer)
-        for in_flight in (None, wide):
-            extra = {"max_in_flight": in_flight} if in_flight else {}
-            label = f"max_in_flight {in_flight}" if in_flight else "default max_in_flight"
-            ours = best_of(
-                repeat,
-                lambda e=extra: tilefleet_run("dask", tasks, workers, scheduler=address, **e),
-            )
-            report(f"dask ({tasks} tasks, same LocalCluster, {label})", ours, peer_s)
+        settings = ({}, {"max_in_flight": wide})
+        runs = [
+            lambda e=extra: tilefleet_run("dask", tasks, workers, scheduler=address, **e)
+            for extra in settings
+        ]
+        peer_s, ours = in_turns(repeat, peer, *runs)
+        for extra, timing in zip(settings, ours, strict=True):
+            label = f"max_in_flight {wide}" if extra else "default max_in_flight"
+            report(f"dask ({tasks} tasks, same LocalCluster, {label})", timing, peer_s)
 
 
 def bench_ray(tasks: int, workers: int, repeat: int) -> None:
@@ -249,8 +283,8 @@ def bench_ray(tasks: int, workers: int, repeat: int) -> None:
 
         peer()
         warm_up("ray", workers)
-        ours = best_of(repeat, lambda: tilefleet_run("ray", tasks, workers))
-        report(f"ray ({tasks} tasks, same local Ray)", ours, best_of(repeat, peer))
+        peer_s, (ours,) = in_turns(repeat, peer, lambda: tilefleet_run("ray", tasks, workers))
+        report(f"ray ({tasks} tasks, same local Ray)", ours, peer_s)
     finally:
         ray.shutdown()
 
@@ -268,13 +302,14 @@ def bench_lithops(tasks: int, workers: int, repeat: int) -> None:
         fexec.clean(force=True, on_exit=True)
         return elapsed
 
-    peer_s = best_of(repeat, peer)
+    peer()  # warm: the first job of this process imports and checks the runtime
     warm_up("lithops", workers)
-    for in_flight in (None, tasks):
-        extra = {"max_in_flight": in_flight} if in_flight else {}
-        label = f"max_in_flight {in_flight}" if in_flight else "default max_in_flight"
-        ours = best_of(repeat, lambda e=extra: tilefleet_run("lithops", tasks, workers, **e))
-        report(f"lithops localhost ({tasks} tasks, {label})", ours, peer_s)
+    settings = ({}, {"max_in_flight": tasks})
+    runs = [lambda e=extra: tilefleet_run("lithops", tasks, workers, **e) for extra in settings]
+    peer_s, ours = in_turns(repeat, peer, *runs)
+    for extra, timing in zip(settings, ours, strict=True):
+        label = f"max_in_flight {tasks}" if extra else "default max_in_flight"
+        report(f"lithops localhost ({tasks} tasks, {label})", timing, peer_s)
 
 
 def bench_planning(count: int) -> None:
@@ -304,7 +339,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--plan", type=int, default=1_000_000)
-    parser.add_argument("--wide", type=int, default=64, help="a larger max_in_flight to try")
+    parser.add_argument(
+        "--wide", type=int, default=256, help="a larger max_in_flight to try on Dask"
+    )
     parser.add_argument("--only", default="local,dask,ray,lithops,planning")
     args = parser.parse_args()
     logging.getLogger("tilefleet").setLevel(logging.WARNING)

@@ -5,6 +5,7 @@ their output and marker at once."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from engine_recipes import FlakyParams, FlakyRecipe
@@ -35,3 +36,25 @@ class HangingRecipe(FlakyRecipe):
         store.put_bytes(f"{task.id} done".encode(), f"out/{task.id}.txt")
         store.put_bytes(b"{}", task.marker)
         return {}
+
+
+class RayBoardsRecipe(HangingRecipe):
+    """Hanging tasks that also say, as their metric ``boards``, which start boards of
+    tilefleet runs (named Ray actors) are up while they run."""
+
+    name = "ray-boards"
+
+    def plan(self, params: HangingParams) -> list[Task]:
+        recipe = "executors.hanging_recipe:RayBoardsRecipe"
+        return [replace(task, recipe=recipe) for task in super().plan(params)]
+
+    def run(self, task: Task) -> dict[str, Any]:
+        import ray
+
+        return {**super().run(task), "boards": start_boards(ray)}
+
+
+def start_boards(ray) -> list[str]:
+    """The names of the start boards of tilefleet runs up in this Ray."""
+    actors = ray.util.list_named_actors(all_namespaces=True)
+    return sorted(a["name"] for a in actors if a["name"].startswith("tilefleet-starts-"))

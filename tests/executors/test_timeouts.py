@@ -5,16 +5,20 @@ real engines (a Dask LocalCluster, a local Ray), and on HTCondor nodes run here.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
-from executors.hanging_recipe import HangingParams, HangingRecipe
+from executors.hanging_recipe import HangingParams, HangingRecipe, start_boards
 from executors.test_htcondor import node_command, parse_dag, parse_submit
 from helpers import flaky_job, read_csv
+from tilefleet.engine.executors.base import start_reported_if_long
 from tilefleet.engine.executors.htcondor import HTCondorExecutor
 from tilefleet.engine.run import run_job
 from tilefleet.engine.task_runner import load_task, write_task_file
@@ -39,7 +43,7 @@ def attempts_by_task(run_dir) -> dict[str, list[tuple[int, str | None]]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("executor", ["dask", "ray"])
 def test_a_hanging_attempt_is_stopped_retried_then_failed_and_the_others_go_on(
-    executor, tmp_path, request
+    executor, tmp_path, request, caplog
 ):
     if executor == "ray":
         request.getfixturevalue("ray_session")
@@ -52,10 +56,13 @@ def test_a_hanging_attempt_is_stopped_retried_then_failed_and_the_others_go_on(
         task_timeout=1.5,
         retries=1,
     )
+    caplog.set_level(logging.DEBUG, logger="tilefleet")
     result = run_job(job)
 
     assert result.exit_code == 1
     assert (result.report["succeeded"], result.report["failed"]) == (4, 1)
+    if executor == "ray":  # started once the stuck attempt had been in flight a while
+        assert [r for r in caplog.records if "starting tilefleet-starts-" in r.getMessage()]
     attempts = attempts_by_task(tmp_path / "run")
     assert attempts[STUCK] == [(0, "timed out after 1.5 s")] * 2  # stopped, retried, stopped
     (failed,) = read_csv(tmp_path / "run/failed.csv")
@@ -143,3 +150,58 @@ def hanging_params(tmp_path):
     return HangingParams(
         dest=str(tmp_path / "dest"), state_dir=str(tmp_path / "st"), count=2, fail_ids=[STUCK]
     )
+
+
+def test_only_attempts_that_run_long_report_their_start_and_all_share_one_thread():
+    reports: list[tuple[str, float]] = []
+    for _ in range(200):  # short attempts: none reports, and none starts a thread
+        with start_reported_if_long(0.4, lambda elapsed: reports.append(("short", elapsed))):
+            pass
+    threads = threading.active_count()
+    with (
+        start_reported_if_long(0.4, lambda elapsed: reports.append(("long", elapsed))),
+        start_reported_if_long(0.4, lambda elapsed: reports.append(("nested", elapsed))),
+    ):
+        running = threading.active_count()
+        time.sleep(0.8)
+
+    assert sorted(name for name, _ in reports) == ["long", "nested"]  # once each
+    assert all(0.2 <= elapsed < 0.8 for _, elapsed in reports)  # after half the timeout
+    assert running == threads  # no thread of their own
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_worker_reports_its_long_attempts_from_its_own_thread():
+    with start_reported_if_long(60, lambda elapsed: None):  # the parent's thread is up
+        pass
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child process
+        with start_reported_if_long(0.2, lambda elapsed: os.write(write, b"reported")):
+            time.sleep(0.3)
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(child, 0)
+    assert os.read(read, 100) == b"reported" and os.waitstatus_to_exitcode(status) == 0
+    os.close(read)
+
+
+@pytest.mark.slow
+def test_a_ray_run_of_short_attempts_with_a_timeout_starts_no_start_board(tmp_path, ray_session):
+    """The board is a process of its own: started only once some attempt has been in
+    flight for a while (the hanging test above shows it started and used then)."""
+    recipe = "executors.hanging_recipe:RayBoardsRecipe"
+    job = flaky_job(tmp_path, recipe=recipe, executor="ray", count=8, task_timeout=30)
+    warm = ray_session.remote(lambda: None)  # workers up (those stopped above restart)
+    ray_session.get([warm.remote() for _ in range(4)])
+    earlier = start_boards(ray_session)  # of runs before (a killed actor goes in a while)
+    result = run_job(job)
+
+    assert result.report["succeeded"] == 8
+    db = sqlite3.connect(tmp_path / "run/ledger.sqlite")
+    try:
+        metrics = [json.loads(m) for (m,) in db.execute("SELECT metrics FROM attempts")]
+    finally:
+        db.close()
+    assert len(metrics) == 8
+    assert all(set(m["boards"]) <= set(earlier) for m in metrics)  # none of this run

@@ -19,6 +19,9 @@ options are made from it. An executor is one module plus one entry point in the
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import logging
 import os
 import threading
 import time
@@ -32,6 +35,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tilefleet.task import Outcome, Task
+
+log = logging.getLogger("tilefleet")
 
 
 @dataclass(frozen=True)
@@ -194,14 +199,71 @@ START_REPORT_AFTER_S = 5.0
 def start_reported_if_long(timeout_s: float, report: Callable[[float], object]) -> Iterator[None]:
     """In a worker: run the body; if it is still running after
     ``min(timeout_s / 2, START_REPORT_AFTER_S)``, call ``report(seconds since it started)``
-    once, from a timer thread. An executor that stops overdue attempts learns when the long
-    ones started, without a message per attempt."""
+    once, from a thread of this process that watches every attempt. An executor that
+    stops overdue attempts learns when the long ones started, without a message per
+    attempt, and an attempt costs no thread of its own (starting one takes about a
+    millisecond on a busy machine: a third of a short task)."""
     started = time.monotonic()
-    delay = min(timeout_s / 2, START_REPORT_AFTER_S)
-    timer = threading.Timer(delay, lambda: report(time.monotonic() - started))
-    timer.daemon = True
-    timer.start()
+    due = started + min(timeout_s / 2, START_REPORT_AFTER_S)
+    token = _LONG_ATTEMPTS.watch(due, started, report)
     try:
         yield
     finally:
-        timer.cancel()
+        _LONG_ATTEMPTS.forget(token)
+
+
+class _LongAttempts:
+    """The attempts of this process that report their start once they have run a while:
+    one thread calls each report when it falls due, unless its attempt ended before."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._due: list[tuple[float, int]] = []  # (when due, token), a heap
+        self._reports: dict[int, tuple[float, Callable[[float], object]]] = {}  # live ones
+        self._tokens = itertools.count()
+        self._running = False  # the thread, started with the first attempt
+        # A forked child has no thread, and maybe a lock held by a thread of its parent.
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self._lock = threading.Condition()
+        self._due, self._reports, self._running = [], {}, False
+
+    def watch(self, due: float, started: float, report: Callable[[float], object]) -> int:
+        with self._lock:
+            if not self._running:
+                self._running = True
+                name = "tilefleet-long-attempts"
+                threading.Thread(target=self._run, name=name, daemon=True).start()
+            token = next(self._tokens)
+            earliest = not self._due or due < self._due[0][0]
+            heapq.heappush(self._due, (due, token))
+            self._reports[token] = (started, report)
+            if earliest:  # all attempts wait alike: the thread is rarely woken for a new one
+                self._lock.notify()
+            return token
+
+    def forget(self, token: int) -> None:
+        with self._lock:
+            self._reports.pop(token, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while True:
+                    while self._due and self._due[0][1] not in self._reports:
+                        heapq.heappop(self._due)  # its attempt ended
+                    if not self._due:
+                        self._lock.wait()
+                    elif (left := self._due[0][0] - time.monotonic()) > 0:
+                        self._lock.wait(left)
+                    else:
+                        started, report = self._reports.pop(heapq.heappop(self._due)[1])
+                        break
+            try:
+                report(time.monotonic() - started)
+            except Exception as exc:  # the attempt runs on; only its deadline is unknown
+                log.warning("could not report the start of a long attempt: %s", exc)
+
+
+_LONG_ATTEMPTS = _LongAttempts()

@@ -40,6 +40,7 @@ import secrets
 import shutil
 import threading
 import time
+from asyncio import CancelledError
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
@@ -104,7 +105,6 @@ class DaskExecutor(AttemptExecutor):
         self._joined = None  # a Gateway cluster someone else started (GATEWAY_CLUSTER_VARIABLE)
         self._scratch: str | None = None
         self._futures: dict[Any, tuple[Task, int]] = {}
-        self._completed = None  # distributed.as_completed of the attempts submitted
         self._run_token = secrets.token_hex(4)
         self._start_topic: str | None = None  # the workers' start events (with a timeout)
         self._started: dict[tuple[str, int], tuple[str, float]] = {}  # -> (worker, when)
@@ -186,31 +186,24 @@ class DaskExecutor(AttemptExecutor):
         )
         for future, (task, attempt) in zip(futures, attempts, strict=True):
             self._futures[future] = (task, attempt)
-        if self._completed is None:  # results are fetched in the client's loop as they finish
-            self._completed = self._distributed.as_completed(
-                loop=self._client.loop, with_results=True, raise_errors=False
-            )
-        self._completed.update(futures)
 
     def wait(self, timeout: float | None) -> list[Completion]:
         if not self._futures:
             return []
-        # as_completed fetches each result in the client's background loop as soon as it is
-        # ready, so collecting a batch costs no round trip per attempt. Waiting for a quarter
-        # of what is in flight (the engine refills about then), or whatever has finished by
-        # the timeout, keeps the driver's wake-ups and ledger commits few.
+        # Waiting for a quarter of what is in flight (the engine refills about then), or
+        # whatever has finished by the timeout, keeps the driver's wake-ups, gathers and
+        # ledger commits few.
         batch = max(1, len(self._futures) // 4)
         if self._start_topic is not None:
             timeout = self._until_next_deadline(timeout)
-        completed = self._completed
-        with completed.thread_condition:
-            completed.thread_condition.wait_for(lambda: completed.queue.qsize() >= batch, timeout)
+        done = self._settled(batch, timeout)
         completions = self._stop_overdue() if self._start_topic is not None else []
+        done = [future for future in done if future in self._futures]  # not stopped just now
         again = []
-        for future, result in self._completed.next_batch(block=False):
-            held = self._futures.get(future)
-            if held is None:  # stopped past the timeout (cancelled)
-                continue
+        results = self._results(done)
+        self._client.loop.add_callback(_release, done)  # one wake-up of the loop, not one each
+        for future, result in results:
+            held = self._futures[future]
             completion = self._completion(future, result)
             if self._died_in_our_restart(completion):
                 again.append(held)
@@ -224,6 +217,21 @@ class DaskExecutor(AttemptExecutor):
             log.info("dask: %d attempt(s) lost with a restarted worker run again", len(again))
             self._submit(again, again=f"-again{self._reruns}")
         return completions
+
+    def _settled(self, batch: int, timeout: float | None) -> list:
+        """The attempts' futures that are done (finished, failed or cancelled), once
+        ``batch`` of them are or ``timeout`` has passed. Their states are polled, at
+        growing intervals: reading a status costs nothing, where ``as_completed`` costs a
+        coroutine in the client's loop and a wake-up of this thread per attempt."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = _POLL_FIRST_S
+        while True:
+            done = [future for future in self._futures if future.status in _DONE]
+            left = None if deadline is None else deadline - time.monotonic()
+            if len(done) >= batch or (left is not None and left <= 0):
+                return done
+            time.sleep(pause if left is None else min(pause, left))
+            pause = min(2 * pause, _POLL_MOST_S)
 
     def _died_in_our_restart(self, completion: Completion) -> bool:
         worker = getattr(getattr(completion.lost, "last_worker", None), "address", None)
@@ -296,17 +304,28 @@ class DaskExecutor(AttemptExecutor):
                     state,
                 )
 
+    def _results(self, done: list) -> list[tuple[Any, Any]]:
+        """``(future, outcome or exception)`` of finished futures: the outcomes of those
+        that succeeded in one gather, as a bare ``client.gather`` would fetch them."""
+        finished = [future for future in done if future.status == "finished"]
+        try:
+            gathered = self._client.gather(finished) if finished else []
+            outcomes = dict(zip(finished, gathered, strict=True))
+        except Exception:  # a result lost with its worker meanwhile: one by one, to tell
+            outcomes = {future: _result_or_error(future) for future in finished}
+        return [
+            (future, outcomes[future] if future in outcomes else _failure(future))
+            for future in done
+        ]
+
     def _completion(self, future, result: Any) -> Completion:
         task, attempt = self._futures.pop(future)
         task_id = task.id
-        status = future.status
-        future.release()
-        if status == "finished":
+        if isinstance(result, Outcome):
             return Completion(task_id, attempt, outcome=result)
-        if status == "error":  # (type, exception, traceback): KilledWorker, CommError, …
-            error = result[1] if isinstance(result, tuple) else result
-            return Completion(task_id, attempt, lost=error)
-        lost = WorkerLostError(f"the attempt was {status} by the cluster ({result!r})")
+        if isinstance(result, BaseException):  # KilledWorker, CommError, a lost result…
+            return Completion(task_id, attempt, lost=result)
+        lost = WorkerLostError(f"the attempt was {future.status} by the cluster ({result!r})")
         return Completion(task_id, attempt, lost=lost)
 
     def shutdown(self, cancel: bool = False) -> None:
@@ -317,7 +336,6 @@ class DaskExecutor(AttemptExecutor):
                 except Exception as exc:
                     log.debug("dask: cancelling attempts failed: %s", exc)
             self._futures.clear()
-            self._completed = None
             if self._restarts is not None:  # a restart under way ends before the client
                 self._restarts.shutdown(wait=True)
                 self._restarts = None
@@ -337,6 +355,38 @@ class DaskExecutor(AttemptExecutor):
         if self._scratch is not None:  # the workers' spill folder of a cluster started here
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
+
+
+def _result_or_error(future) -> Any:
+    """A finished future's result, fetched on its own, or the exception fetching it raised."""
+    try:
+        return future.result(timeout=_RESULT_TIMEOUT_S)
+    except (Exception, CancelledError) as exc:
+        return exc
+
+
+def _failure(future) -> BaseException | None:
+    """What a future that did not finish stands for: its exception if it failed
+    (``KilledWorker``, ``CommError``…), None if the cluster cancelled it."""
+    if future.status != "error":
+        return None
+    try:
+        return future.exception(timeout=_RESULT_TIMEOUT_S)
+    except (Exception, CancelledError) as exc:
+        return exc
+
+
+#: Longest the driver waits to fetch the result of one finished attempt on its own.
+_RESULT_TIMEOUT_S = 60
+#: Future states of a done attempt, and the first and longest pause between two looks.
+_DONE = frozenset({"finished", "error", "cancelled"})
+_POLL_FIRST_S, _POLL_MOST_S = 0.001, 0.1
+
+
+def _release(futures: list) -> None:
+    """In the client's loop: let the cluster forget the results of ``futures``."""
+    for future in futures:
+        future.release()
 
 
 def _run_attempt(

@@ -18,7 +18,9 @@ an attempt may wait in Ray's queue for long. So an attempt still running after h
 timeout (at most 5 s) tells a small named actor of the run (no CPU reserved) how long it
 has run, a call it does not wait for (short attempts send nothing); the executor asks the
 actor how long ago each of those started (the actor's clock measures that age, so no two
-machines' clocks are compared). An attempt running past the timeout is
+machines' clocks are compared), without waiting for the answer. The actor is a process
+of its own, so it is started only once some attempt has been in flight for half that
+while: a run of short attempts never starts it. An attempt running past the timeout is
 stopped with ``ray.cancel(force=True)``, which kills the worker process running it (the
 only way to stop a read blocked in C), and fails, retryable, "timed out after N s". The
 other attempts go on; Ray starts a new worker for what is queued.
@@ -35,6 +37,7 @@ from typing import Any
 from pydantic import Field
 
 from tilefleet.engine.executors.base import (
+    START_REPORT_AFTER_S,
     AttemptExecutor,
     Completion,
     ExecutorSettings,
@@ -68,10 +71,12 @@ class RayExecutor(AttemptExecutor):
         self._remote = None
         self._refs: dict[Any, tuple[str, int]] = {}
         self._board = None  # the actor the attempts tell that they start (with a timeout)
-        self._board_name = ""
+        self._board_name = ""  # its name, set (and given to the attempts) with a timeout
         self._started: dict[tuple[str, int], float] = {}  # attempt -> start, monotonic here
         self._first_submitted: dict[Any, float] = {}  # ref -> when submitted, while in flight
         self._asked = 0.0  # when the board was last asked
+        self._asking = None  # the ref of the board's answer, while it is awaited
+        self._asking_since = 0.0
         self._cancelled: set[Any] = set()  # refs of attempts stopped past the timeout
 
     def start(self, preload: Sequence[str] = ()) -> None:
@@ -102,21 +107,19 @@ class RayExecutor(AttemptExecutor):
             # Found by name by the attempts that need it: a handle in every attempt's
             # arguments would cost a serialisation each.
             self._board_name = f"tilefleet-starts-{uuid.uuid4().hex[:12]}"
-            board = ray.remote(num_cpus=0)(StartBoard).options(name=self._board_name)
-            self._board = board.remote()
 
     def submit(self, task: Task, attempt: int) -> None:
-        board = self._board_name if self._board is not None else None
+        board = self._board_name or None
         ref = self._remote.remote(task, attempt, self.max_task_memory, board, self.task_timeout)
         self._refs[ref] = (task.id, attempt)
-        if self._board is not None:
+        if board is not None:
             self._first_submitted[ref] = time.monotonic()
 
     def wait(self, timeout: float | None) -> list[Completion]:
         if not self._refs:
             return []
-        if self._board is not None and self._board_due():
-            self._note_starts()
+        if self._board_name:
+            timeout = self._keep_board(timeout)
         if self._board is not None:
             timeout = self._until_next_deadline(timeout)
         refs = list(self._refs)
@@ -156,6 +159,31 @@ class RayExecutor(AttemptExecutor):
                 lost = TaskTimeoutError(f"timed out after {self.task_timeout:g} s")
             return Completion(task_id, attempt, lost=lost)
 
+    def _keep_board(self, timeout: float | None) -> float | None:
+        """Start the board when an attempt could soon report to it, ask it when due, take
+        its answer once there; return ``timeout``, shortened to when to look again."""
+        here = time.monotonic()
+        oldest = min(self._first_submitted.values(), default=here)
+        if self._board is None:
+            # An attempt reports no sooner than ``report_after`` from its submission: the
+            # board is up by then, with half of that to spare.
+            needed = oldest + self._report_after() / 2
+            if here < needed:
+                return _shorter(timeout, needed - here)
+            log.debug("ray: attempts in flight for a while: starting %s", self._board_name)
+            board = self._ray.remote(num_cpus=0)(StartBoard).options(name=self._board_name)
+            self._board = board.remote()
+            self._asked = here
+        if self._asking is not None:
+            self._take_answer()
+        elif self._board_due():
+            self._asking = self._board.ages.remote()
+            self._asking_since = here
+        return _shorter(timeout, _ANSWER_POLL_S) if self._asking is not None else timeout
+
+    def _report_after(self) -> float:
+        return min(self.task_timeout / 2, START_REPORT_AFTER_S)
+
     def _board_due(self) -> bool:
         """Whether to ask the board now: an attempt cannot be overdue before it has been in
         flight for the timeout, so a run of short attempts asks only every
@@ -164,14 +192,22 @@ class RayExecutor(AttemptExecutor):
         oldest = min(self._first_submitted.values(), default=here)
         return here - oldest >= self.task_timeout or here - self._asked >= _BOARD_EVERY_S
 
-    def _note_starts(self) -> None:
-        """Learn from the board which attempts started since the last wait, and when."""
+    def _take_answer(self) -> None:
+        """Learn from the board's answer, once it has come, which attempts started since
+        it was last asked, and when."""
+        ready, _ = self._ray.wait([self._asking], timeout=0)
+        waited = time.monotonic() - self._asking_since
+        if not ready and waited < _BOARD_TIMEOUT_S:
+            return
         try:
-            ages = self._ray.get(self._board.ages.remote(), timeout=_BOARD_TIMEOUT_S)
+            if not ready:
+                raise TimeoutError(f"the start board did not answer in {waited:.0f} s")
+            ages = self._ray.get(ready[0])
         except Exception as exc:  # the attempts run on, without a deadline from now on
             log.warning("ray: task timeouts are off for the rest of this run: %s", exc)
-            self._board = None
+            self._board_name, self._board, self._asking = "", None, None
             return
+        self._asking = None
         here = self._asked = time.monotonic()
         in_flight = set(self._refs.values())
         for task_id, attempt, age in ages:
@@ -218,6 +254,7 @@ class RayExecutor(AttemptExecutor):
         self._first_submitted.clear()
         self._started.clear()
         self._cancelled.clear()
+        self._asking = None
         if self._board is not None:
             try:
                 self._ray.kill(self._board)
@@ -229,9 +266,14 @@ class RayExecutor(AttemptExecutor):
             self._started_here = False
 
 
-#: Longest a wait asks the board, and waits for the attempts it just cancelled to end.
+#: Longest the board may take to answer, and a wait waits for the attempts it just
+#: cancelled to end.
 _BOARD_TIMEOUT_S = 10.0
 _CANCEL_WAIT_S = 10.0
+#: How often a wait looks for the board's answer while it is awaited.
+_ANSWER_POLL_S = 0.05
+#: How long an attempt keeps trying to find the board (started by the driver meanwhile).
+_FIND_BOARD_S = 5.0
 #: How often the board is asked while no attempt can be overdue yet.
 _BOARD_EVERY_S = 10.0
 
@@ -266,10 +308,23 @@ def _run_attempt(
     def report(elapsed: float) -> None:
         import ray
 
-        ray.get_actor(board).started.remote(task.id, attempt, elapsed)
+        since = time.monotonic()
+        while True:
+            try:
+                found = ray.get_actor(board)
+                break
+            except ValueError:  # not started yet: the driver starts it as attempts grow old
+                if time.monotonic() - since > _FIND_BOARD_S:
+                    raise
+                time.sleep(0.1)
+        found.started.remote(task.id, attempt, elapsed + time.monotonic() - since)
 
     with start_reported_if_long(timeout, report):
         return execute(task, attempt, max_memory_mb)
+
+
+def _shorter(timeout: float | None, most: float) -> float:
+    return most if timeout is None else min(timeout, most)
 
 
 def _import_ray():
