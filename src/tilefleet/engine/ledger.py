@@ -1,10 +1,12 @@
 """The SQLite ledger in a run directory: the exact record of one run.
 
 It holds the job, every planned task with its status, every attempt (worker, start, end,
-outcome) and one row per session (an invocation that worked on the run). Outcomes are
-committed as they arrive, each batch in one transaction (WAL journal), so a run killed at
-any moment, even by SIGKILL, leaves a ledger from which a rerun continues and reports are
-rebuilt.
+outcome) and one row per session (an invocation that worked on the run). The scheduler
+writes attempts and outcomes as they come and commits them at most a tenth of a second
+later (``COMMIT_EVERY_S`` in :mod:`tilefleet.engine.scheduler`; WAL journal), so a run
+killed at any moment, even by SIGKILL, leaves a consistent ledger from which a rerun
+continues and reports are rebuilt. Such a kill loses at most that last tenth of a second
+of records: those tasks run again, or are found done by their markers and skipped.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -133,6 +135,36 @@ class Ledger:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    def begin(self) -> None:
+        """Open a transaction (unless one is open) that the writes join until
+        :meth:`commit`: the scheduler commits a run's records at most every
+        ``COMMIT_EVERY_S``, not once per batch of outcomes."""
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        """Make the writes of the open transaction, if any, durable."""
+        if self.db.in_transaction:
+            self.db.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Undo the writes of the open transaction, if any."""
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        """Writes inside the open transaction that stand or fall together: cut short (an
+        error, Ctrl-C), they are undone and the transaction's earlier writes kept."""
+        self.db.execute("SAVEPOINT step")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK TO step")
+            self.db.execute("RELEASE step")
+            raise
+        self.db.execute("RELEASE step")
 
     # -- run metadata -------------------------------------------------------------------
     def get_meta(self, key: str) -> Any:
@@ -263,28 +295,32 @@ class Ledger:
     def start_attempts(self, task_ids: Sequence[str], session: int, started: float) -> list[int]:
         """Count a new attempt of each task (distinct ids), in one transaction; their
         numbers, in the order given."""
+        # The ids as one JSON array, and each statement for the whole batch: no variable
+        # per id (batches may exceed SQLite's limit on them), no Python per row but the
+        # numbers read back (the driver's work per attempt is what bounds its rate).
+        ids = json.dumps(list(task_ids))
         with self.transaction():
-            self.db.executemany(
-                "UPDATE tasks SET attempts = attempts + 1, status = 'running' WHERE id = ?",
-                ((task_id,) for task_id in task_ids),
+            self.db.execute(
+                "UPDATE tasks SET attempts = attempts + 1, status = 'running' "
+                "WHERE id IN (SELECT value FROM json_each(?))",
+                (ids,),
             )
-            # One JSON array rather than one variable per id: batches may exceed SQLite's
-            # limit on bound variables.
-            numbers = dict(
-                self.db.execute(
-                    "SELECT id, attempts FROM tasks WHERE id IN (SELECT value FROM json_each(?))",
-                    (json.dumps(list(task_ids)),),
-                )
-            )
-            attempts = [numbers[task_id] for task_id in task_ids]
-            self.db.executemany(
+            self.db.execute(
                 "INSERT OR REPLACE INTO attempts (task_id, attempt, session, started) "
-                "VALUES (?, ?, ?, ?)",
-                (
-                    (task_id, attempt, session, started)
-                    for task_id, attempt in zip(task_ids, attempts, strict=True)
-                ),
+                "SELECT t.id, t.attempts, ?, ? FROM json_each(?) AS j "
+                "JOIN tasks AS t ON t.id = j.value",
+                (session, started, ids),
             )
+            attempts = [
+                number
+                for (number,) in self.db.execute(
+                    "SELECT t.attempts FROM json_each(?) AS j JOIN tasks AS t ON t.id = j.value "
+                    "ORDER BY j.key",
+                    (ids,),
+                )
+            ]
+        if len(attempts) != len(task_ids):  # an id the ledger does not know: a bug, said so
+            raise KeyError(f"{len(task_ids) - len(attempts)} of the attempts' tasks are unknown")
         return attempts
 
     def finish_attempt(self, outcome: Outcome, status: str) -> None:
@@ -293,31 +329,26 @@ class Ledger:
 
     def finish_attempts(self, finished: Sequence[tuple[Outcome, str]]) -> None:
         """Record attempts' outcomes and the task statuses they lead to, in one transaction."""
+        dumps = json.dumps
+        attempts = [
+            (o.worker, o.started, o.finished, o.ok, o.error,
+             dumps(o.metrics) if o.metrics else None, o.task_id, o.attempt)
+            for o, _ in finished
+        ]  # fmt: skip
+        tasks = [
+            (status, o.finished - o.started, o.worker, o.error, o.error_kind, o.task_id)
+            for o, status in finished
+        ]
         with self.transaction():
             self.db.executemany(
                 "UPDATE attempts SET worker = ?, started = ?, finished = ?, ok = ?, error = ?, "
                 "metrics = ? WHERE task_id = ? AND attempt = ?",
-                (
-                    (
-                        o.worker,
-                        o.started,
-                        o.finished,
-                        int(o.ok),
-                        o.error,
-                        json.dumps(o.metrics) if o.metrics else None,
-                        o.task_id,
-                        o.attempt,
-                    )
-                    for o, _ in finished
-                ),
+                attempts,
             )
             self.db.executemany(
                 "UPDATE tasks SET status = ?, duration_s = ?, worker = ?, error = ?, "
                 "error_kind = ? WHERE id = ?",
-                (
-                    (status, o.duration, o.worker, o.error, o.error_kind, o.task_id)
-                    for o, status in finished
-                ),
+                tasks,
             )
 
     def attempts(self) -> list[dict[str, Any]]:
@@ -573,7 +604,17 @@ def encode_task(task: Task) -> str:
 
 
 def decode_task(text: str) -> Task:
-    return Task(**json.loads(text))
+    values = json.loads(text)
+    if values.keys() == _ENCODED_FIELDS:  # as encode_task wrote it: no __init__ to run
+        task = object.__new__(Task)
+        values["secrets"] = None
+        task.__dict__.update(values)  # frozen: set once, here, as dataclasses do
+        return task
+    return Task(**values)
+
+
+#: The fields :func:`encode_task` writes (all of :class:`Task`'s but ``secrets``).
+_ENCODED_FIELDS = {field.name for field in fields(Task)} - {"secrets"}
 
 
 @contextmanager

@@ -14,7 +14,7 @@ the tasks: one at a time while they take long (so that no
 attempt waits behind a long one while another worker idles), more as they get short,
 enough for about ``AHEAD_S`` of work, so that a worker never waits on the driver. The
 executor feeds its workers from what it was handed while the engine records outcomes, and
-returns outcomes in batches of up to ``LINGER_S``: one ledger commit per batch, not per
+returns outcomes in batches of up to ``LINGER_S``: the engine's work is per batch, not per
 attempt.
 
 A worker that dies (killed, out of memory, segfault in a C library) loses the attempt it
@@ -46,6 +46,7 @@ from tilefleet.engine.worker_process import (
     BOOTSTRAP,
     MessageReader,
     encode,
+    outcome_from,
     worker_settings,
 )
 from tilefleet.errors import TaskTimeoutError, WorkerLostError
@@ -278,8 +279,8 @@ class LocalExecutor(AttemptExecutor):
     def _read(self, worker: _Worker) -> None:
         for message in worker.reader.read(block=False):
             if isinstance(message, list):  # outcomes, in the order they ended
-                for outcome in message:
-                    self._finished(worker, outcome)
+                for fields in message:
+                    self._finished(worker, outcome_from(fields))
             else:  # ("ready", pid, time): its imports are done
                 worker.ready = True
                 if worker.held:
@@ -323,8 +324,8 @@ class LocalExecutor(AttemptExecutor):
             if not messages:
                 break
             for message in messages:
-                for outcome in message if isinstance(message, list) else ():
-                    self._finished(worker, outcome)
+                for fields in message if isinstance(message, list) else ():
+                    self._finished(worker, outcome_from(fields))
         _reap(worker, 0.0)
         held = list(worker.held)
         if held:
