@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
-import pystac
 import rasterio
 from pydantic import Field, field_validator
 from rasterio.errors import RasterioIOError
@@ -340,7 +339,7 @@ def _item(
         properties["end_datetime"] = stac_datetime(datetime.now(UTC))
     preview = {
         "href": f"./{posixpath.basename(p['preview'])}",
-        "type": str(pystac.MediaType.JPEG),
+        "type": "image/jpeg",
         "roles": ["overview"],
         "proj:shape": list(preview_shape),
     }

@@ -18,14 +18,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import pystac
 import rasterio
 from rasterio.io import DatasetReaderBase
-from rio_stac.stac import get_dataset_geom, get_raster_info
 
 from tilefleet.ops.band_statistics import band_statistics, valid_fraction
 
-COG_MEDIA_TYPE = str(pystac.MediaType.COG)
+# pystac's values (tests check that they agree), written out so that a worker writing an
+# item imports neither pystac nor rio-stac (about 0.1 s of CPU per worker): rio-stac is
+# imported only where GDAL's masks give the statistics (:func:`raster_bands`).
+COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+STAC_VERSION = "1.1.0"
 EXTENSIONS = {
     "proj:": "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
     "raster:": "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
@@ -97,6 +99,8 @@ def raster_bands(ds: rasterio.DatasetReader, max_size: int = STATS_SIZE) -> list
     pixels a side: the size of an overview reads it as it is, any other is resampled from
     one), with ``valid_percent`` counted from GDAL's masks (rio-stac counts one valid pixel
     where a raster has no nodata)."""
+    from rio_stac.stac import get_raster_info
+
     bands = get_raster_info(ds, max_size=max_size)
     shape = stats_shape(ds.height, ds.width, max_size)
     for index, band in enumerate(bands, start=1):
@@ -163,8 +167,7 @@ def raster_item(
     with contextlib.nullcontext(grid_path) if opened else rasterio.open(grid_path) as ds:
         georeferenced = ds.crs is not None
         if georeferenced:
-            geom = get_dataset_geom(ds, densify_pts=0, precision=-1)
-            geometry, bbox = geom["footprint"], geom["bbox"]
+            geometry, bbox = footprint(ds)
             grid = projection_fields(ds)
         else:
             geometry, bbox, grid = None, None, {}
@@ -178,7 +181,7 @@ def raster_item(
         raise ValueError(f"item {item_id}: no datetime and no start/end datetime")
     item: dict[str, Any] = {
         "type": "Feature",
-        "stac_version": pystac.get_stac_version(),
+        "stac_version": STAC_VERSION,
         "stac_extensions": [],
         "id": item_id,
         "geometry": geometry,
@@ -192,6 +195,18 @@ def raster_item(
         item["collection"] = collection
     item["stac_extensions"] = declared_extensions(item)
     return item
+
+
+def footprint(ds: DatasetReaderBase) -> tuple[dict[str, Any], list[float]]:
+    """(GeoJSON polygon, bbox) in WGS84 of a raster with a CRS: its bounds reprojected,
+    as rio-stac's ``get_dataset_geom(ds, densify_pts=0, precision=-1)`` gives them."""
+    from rasterio.features import bounds as feature_bounds
+    from rasterio.warp import transform_geom
+
+    left, bottom, right, top = ds.bounds
+    ring = [[left, bottom], [right, bottom], [right, top], [left, top], [left, bottom]]
+    geometry = transform_geom(ds.crs, "EPSG:4326", {"type": "Polygon", "coordinates": [ring]})
+    return geometry, list(feature_bounds(geometry))
 
 
 def projection_fields(ds: rasterio.DatasetReader) -> dict[str, Any]:
@@ -270,7 +285,7 @@ def collection_dict(
     ]
     collection: dict[str, Any] = {
         "type": "Collection",
-        "stac_version": pystac.get_stac_version(),
+        "stac_version": STAC_VERSION,
         "stac_extensions": [],
         "id": collection_id,
         "description": description,
