@@ -80,3 +80,19 @@ def local_ray() -> Iterator:
     finally:
         ray.shutdown()
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def kinded_billed_run(tmp_path: Path, monkeypatch) -> RunResult:
+    """A run of the test recipe with kinds of tasks (``scale_recipes:KindedRecipe``: even
+    and odd, every fifth failing for good), one task done before, on a local executor
+    billed as a cloud one would be."""
+    from tilefleet.engine.executors.base import Billing
+    from tilefleet.engine.executors.local import LocalExecutor
+
+    monkeypatch.setattr(LocalExecutor, "billing", Billing(memory_gb=1.0, usd_per_gb_s=1e-5))
+    done = tmp_path / "dest/000/t000000.json"
+    done.parent.mkdir(parents=True)
+    done.write_bytes(b"{}")
+    values = {"recipe": "scale_recipes:KindedRecipe", "count": 10, "folders": 1, "yes": True}
+    values |= {"dest": str(tmp_path / "dest"), "run_dir": str(tmp_path / "run"), "workers": 2}
+    return run_job(build_job(values))

@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from browser import browser  # noqa: F401 (fixture)
-from helpers import flaky_job, read_csv
+from helpers import flaky_job, kinded_billed_run, read_csv
 from tilefleet.cli import app
 from tilefleet.engine.footprints import footprints, task_footprint
 from tilefleet.engine.html_report import STATUS_CODES, breakdown, map_geometry, map_status
@@ -378,16 +378,7 @@ def test_the_per_kind_breakdown_of_report_json_is_shown(tmp_path, browser, monke
     done before), run on a billed executor: the page's table per kind is report.json's."""
     from selenium.webdriver.common.by import By
 
-    from tilefleet.engine.executors.base import Billing
-    from tilefleet.engine.executors.local import LocalExecutor
-
-    monkeypatch.setattr(LocalExecutor, "billing", Billing(memory_gb=1.0, usd_per_gb_s=1e-5))
-    done = tmp_path / "dest/000/t000000.json"
-    done.parent.mkdir(parents=True)
-    done.write_bytes(b"{}")
-    values = {"recipe": "scale_recipes:KindedRecipe", "count": 10, "folders": 1, "yes": True}
-    values |= {"dest": str(tmp_path / "dest"), "run_dir": str(tmp_path / "run"), "workers": 2}
-    result = run_job(build_job(values))
+    result = kinded_billed_run(tmp_path, monkeypatch)
     by_kind = result.report["by_kind"]
     assert [by_kind[k]["succeeded"] for k in ("even", "odd")] == [3, 4]
     assert [by_kind[k]["skipped"] for k in ("even", "odd")] == [1, 0]

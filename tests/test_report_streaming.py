@@ -15,13 +15,10 @@ from contextlib import closing
 import pytest
 
 from browser import browser  # noqa: F401 (fixture)
-from helpers import flaky_job, read_csv
+from helpers import flaky_job, kinded_billed_run, read_csv
 from tilefleet.engine import html_report, report
-from tilefleet.engine.executors.base import Billing
-from tilefleet.engine.executors.local import LocalExecutor
 from tilefleet.engine.ledger import Ledger
 from tilefleet.engine.run import run_job
-from tilefleet.jobs import build_job
 from tilefleet.task import DONE_STATES, FAILED, SUCCEEDED, Outcome, Task
 
 PRODUCTS = ("dem", "s1", "s2")
@@ -96,13 +93,7 @@ def test_streamed_kinds_and_costs_are_those_of_the_whole_lists(tmp_path, monkeyp
     """A recipe with kinds on a billed executor, one task done before: by_kind (counts,
     medians, measured cost per kind) from SQL equals the lists', report.txt names the
     first failures."""
-    monkeypatch.setattr(LocalExecutor, "billing", Billing(memory_gb=1.0, usd_per_gb_s=1e-5))
-    done = tmp_path / "dest/000/t000000.json"
-    done.parent.mkdir(parents=True)
-    done.write_bytes(b"{}")
-    values = {"recipe": "scale_recipes:KindedRecipe", "count": 10, "folders": 1, "yes": True}
-    values |= {"dest": str(tmp_path / "dest"), "run_dir": str(tmp_path / "run"), "workers": 2}
-    result = run_job(build_job(values))
+    result = kinded_billed_run(tmp_path, monkeypatch)
     run_dir = tmp_path / "run"
     with closing(Ledger.in_run_dir(run_dir)) as ledger:
         streamed = report.build_report(ledger, run_dir)
