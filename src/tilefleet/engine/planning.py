@@ -28,6 +28,21 @@ log = logging.getLogger("tilefleet")
 KEPT_FOR_MAP = 100_000
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while millions of small records pile up (tasks, ids,
+    report rows): none of them holds a cycle, yet every collection of the oldest generation
+    would walk them all again, about a tenth of a million-task plan's time."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 @dataclass
 class PlanDigest:
     """What one pass over a plan leaves."""
@@ -41,6 +56,7 @@ class PlanDigest:
     kept: list[Task] | None = None
 
 
+@collector_paused()
 def digest_plan(
     recipe: Recipe,
     params: RecipeParams,
@@ -54,18 +70,6 @@ def digest_plan(
     session may run (not rejected, not done in this run per ``known``, within ``only``),
     and append every task to ``spool`` with its selection. Raises :class:`JobError` when
     ``only`` names a task the plan lacks."""
-    with collector_paused():
-        return _digest(recipe, params, known, only, spool, keep)
-
-
-def _digest(
-    recipe: Recipe,
-    params: RecipeParams,
-    known: dict[str, str],
-    only: list[str] | None,
-    spool: PlanSpool | None,
-    keep: bool,
-) -> PlanDigest:
     digest = PlanDigest(kept=[] if keep else None)
     wanted = set(only) if only else None
     found_wanted: set[str] = set()
@@ -92,21 +96,6 @@ def _digest(
         if unknown:
             raise JobError(f"--only names unknown task id(s): {', '.join(unknown[:5])}")
     return digest
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cycle collector off while millions of small records pile up (tasks, ids,
-    report rows): none of them holds a cycle, yet every collection of the oldest generation
-    would walk them all again, about a tenth of a million-task plan's time."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def sizes_and_kinds(
