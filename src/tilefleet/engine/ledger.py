@@ -444,7 +444,7 @@ class Ledger:
     def duration_summary(self) -> tuple[int, float | None, float | None, float | None]:
         """(count, min, median, max) of the durations of the succeeded tasks (those that
         took any time), the median taken by SQLite's sort, not from a list of them."""
-        where = "status = 'succeeded' AND duration_s IS NOT NULL AND duration_s != 0"
+        where = _TIMED_SUCCESS
         count, low, high = self.db.execute(
             f"SELECT COUNT(*), MIN(duration_s), MAX(duration_s) FROM tasks WHERE {where}"
         ).fetchone()
@@ -486,8 +486,7 @@ class Ledger:
             "SELECT v, d, ROW_NUMBER() OVER (PARTITION BY v ORDER BY d) AS i, "
             "COUNT(*) OVER (PARTITION BY v) AS n, MIN(d) OVER (PARTITION BY v) AS lo, "
             "MAX(d) OVER (PARTITION BY v) AS hi FROM ("
-            f"SELECT {value} AS v, duration_s AS d FROM {source} WHERE status = 'succeeded' "
-            "AND duration_s IS NOT NULL AND duration_s != 0)"
+            f"SELECT {value} AS v, duration_s AS d FROM {source} WHERE {_TIMED_SUCCESS})"
             " WHERE v IS NOT NULL) WHERE i IN ((n + 1) / 2, (n + 2) / 2) GROUP BY v",
             args,
         )
@@ -495,8 +494,7 @@ class Ledger:
     def sampled_durations(self, every: int) -> list[float]:
         """The durations of every ``every``-th succeeded task (in plan order)."""
         rows = self.db.execute(
-            "SELECT duration_s FROM tasks WHERE status = 'succeeded' AND duration_s IS NOT "
-            "NULL AND duration_s != 0 AND seq % ? = 0",
+            f"SELECT duration_s FROM tasks WHERE {_TIMED_SUCCESS} AND seq % ? = 0",
             (every,),
         )
         return [duration for (duration,) in rows]
@@ -570,6 +568,9 @@ class Ledger:
             for sid, started, finished, executor, settings, estimate, interrupted in rows
         ]
 
+
+#: The tasks whose durations the reports summarise: succeeded, having taken any time.
+_TIMED_SUCCESS = "status = 'succeeded' AND duration_s IS NOT NULL AND duration_s != 0"
 
 #: :meth:`Ledger.grouped_counts` by the tasks' kinds (see :meth:`Ledger.load_kinds`).
 KIND = "\x00kind"
