@@ -133,8 +133,7 @@ class Scheduler:
                     [t.id for t in batch], self.session, submitted
                 )
         except BaseException:
-            if self.unwritten is not written:  # written, then undone: written at the commit
-                self.unwritten = written + self.unwritten
+            self.unwritten = written  # undone with the step, if written: at the commit again
             raise
         if self.secrets is not None:  # in memory with each attempt, never in the ledger
             shared = self.secrets.current()
