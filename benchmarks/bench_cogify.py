@@ -463,8 +463,8 @@ def comparison(
 def worker_start_cpu(repeat: int = 3) -> float:
     """CPU seconds of a fresh Python that imports what a local worker imports before its
     first cogify task (best of ``repeat``): what a tilefleet worker costs to start."""
-    code = (
-        "from tilefleet.engine.worker_process import worker_main; "
+    code = (  # as worker_main does: boto3 deferred, then the task modules
+        "from tilefleet.engine.worker_process import defer_imports; defer_imports(); "
         "import tilefleet.engine.worker, tilefleet.recipes.cogify"
     )
     costs = []

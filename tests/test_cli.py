@@ -261,7 +261,7 @@ def test_every_cli_option_is_a_job_file_key_and_the_reverse():
 
     from tilefleet.jobs import job_model
 
-    command = typer.main.get_command(app).commands["cogify"]
+    command = typer.main.get_command(app).get_command(None, "cogify")
     # CLI-only: how this invocation logs and whether it serves the live monitor page.
     cli_only = {"verbose", "monitor", "monitor_port", "monitor_host"}
     cli_names = {param.name for param in command.params} - cli_only

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import yaml
 from pydantic import BeforeValidator
 from pydantic.fields import FieldInfo
+
+# yaml is imported where text is read: a worker imports its recipe's models (and so this
+# module) but validates nothing.
+if TYPE_CHECKING:
+    import yaml
 
 T = TypeVar("T")
 
@@ -61,6 +65,8 @@ def _parts(item: Any) -> list[Any]:
 
 def _key_values(value: Any) -> Any:
     """``["K=V", …]`` (a repeated option) is ``{K: V, …}``, each V read as YAML."""
+    import yaml
+
     if isinstance(value, str):
         value = [value]
     if isinstance(value, list | tuple):
@@ -71,6 +77,8 @@ def _key_values(value: Any) -> Any:
 
 def _yaml_mapping(value: Any) -> Any:
     """A YAML or JSON mapping given as text on the command line."""
+    import yaml
+
     return yaml.safe_load(value) if isinstance(value, str) else value
 
 
@@ -99,6 +107,8 @@ def _safe_yaml(text: str) -> Any:
     """``yaml.safe_load``, refusing (ValueError) a document whose aliases expand to more
     than :data:`MAX_YAML_VALUES` values; measured on the composed nodes, before anything
     is built from them."""
+    import yaml
+
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -113,6 +123,8 @@ def _safe_yaml(text: str) -> Any:
 
 def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
     """Values ``node`` stands for with every alias expanded (each shared node measured once)."""
+    import yaml
+
     if id(node) in sizes:
         return sizes[id(node)]
     sizes[id(node)] = 1  # a node that contains itself counts once
@@ -131,6 +143,8 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
 def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
     """A YAML file of keys and values (a job file, an engine's config); ValueError with one
     clear line otherwise."""
+    import yaml
+
     try:
         raw = _safe_yaml(Path(path).read_text())
     except ValueError as exc:

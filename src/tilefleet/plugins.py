@@ -20,10 +20,12 @@ from __future__ import annotations
 import functools
 import inspect
 from importlib import import_module
-from importlib.metadata import EntryPoint, entry_points
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from tilefleet.errors import JobError
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 RECIPES = "tilefleet.recipes"
 EXECUTORS = "tilefleet.executors"
@@ -42,6 +44,10 @@ class UnknownPluginError(JobError, ValueError):
 @functools.cache
 def registered(group: str) -> dict[str, EntryPoint]:
     """The entry points of ``group`` by name (read from the installed packages once)."""
+    # Imported here: a worker names its recipes by import path and never reads package
+    # metadata, so it does not pay for importlib.metadata (tens of milliseconds).
+    from importlib.metadata import entry_points
+
     return {point.name: point for point in entry_points(group=group)}
 
 

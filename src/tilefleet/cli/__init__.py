@@ -3,36 +3,43 @@
 Each recipe's command, ``run``/``plan`` and the executors' options are made from the
 models that declare them (see :mod:`tilefleet.cli.generate`). A bad option or a bad value
 is a usage error: exit status 3, like any other invalid job.
+
+The commands that import much (one per recipe, ``watch``, which knows every watchable
+recipe, and the groups ``tiles``, ``cells``, ``task``) are made when they are named, so
+``tilefleet cogify …`` imports cogify's modules and no other recipe's. ``tilefleet --help``
+lists every command with its help, so it makes them all.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from importlib import import_module
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import typer.main
 from typer.core import TyperGroup
 
 from tilefleet import __version__
-from tilefleet.cli.cells import app as cells_app
 from tilefleet.cli.generate import command, extra_argument, extra_option
 from tilefleet.cli.monitor import MONITOR_HELP, monitor
 from tilefleet.cli.output import fail, set_quiet, setup_logging
 from tilefleet.cli.recipes import (
     Verbose,
-    add_recipe_commands,
+    add_recipe_command,
     monitor_options,
     plan_values,
     run_and_executor_options,
     run_values,
 )
-from tilefleet.cli.task import app as task_app
-from tilefleet.cli.tiles import app as tiles_app
-from tilefleet.cli.watch import add_watch_command
 from tilefleet.errors import ExitCode, JobError
+from tilefleet.recipes import recipe_names
+
+log = logging.getLogger("tilefleet")
 
 #: The base of every command-line usage error (typer vendors its own click; BadParameter
 #: is the public name of one of them).
@@ -48,10 +55,73 @@ def _usage_errors_are_invalid_jobs() -> Iterator[None]:
         raise
 
 
+def _made_on(add: Callable[[typer.Typer], None]) -> Any:
+    """The click command that ``add`` puts on a Typer of its own."""
+    own = typer.Typer(add_completion=False)
+    add(own)
+    return typer.main.get_command(own)
+
+
+def _group(module: str, name: str) -> Any:
+    """The click group of the Typer ``app`` of ``module``, named ``name``."""
+    group = typer.main.get_command(import_module(module).app)
+    group.name = name
+    return group
+
+
+def _watch_command() -> Any:
+    from tilefleet.cli.watch import add_watch_command
+
+    return _made_on(add_watch_command)
+
+
+#: The commands made when named, after the recipes' and the others in the listing.
+_MADE_WHEN_NAMED: dict[str, Callable[[], Any]] = {
+    "watch": _watch_command,
+    "tiles": lambda: _group("tilefleet.cli.tiles", "tiles"),
+    "cells": lambda: _group("tilefleet.cli.cells", "cells"),
+    "task": lambda: _group("tilefleet.cli.task", "task"),
+}
+
+
 class _Tilefleet(TyperGroup):
     """The root group: usage errors (an unknown option, a bad value, a missing argument)
     exit 3 like any invalid job, not click's 2, which tilefleet keeps for "every task
-    failed"."""
+    failed". Its commands that import much are made when named (see the module's doc)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.eager = tuple(self.commands)  # those registered on ``app`` below
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*self._recipe_commands(), *self.eager, *_MADE_WHEN_NAMED]
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        if name not in self.commands:
+            made = self._make(name)
+            if made is None:
+                return None
+            self.commands[name] = made
+        return super().get_command(ctx, name)
+
+    def _recipe_commands(self) -> list[str]:
+        """A command per registered recipe whose name is not a command already."""
+        return [
+            name
+            for name in recipe_names()
+            if name not in self.eager and name not in _MADE_WHEN_NAMED
+        ]
+
+    def _make(self, name: str) -> Any:
+        if name in _MADE_WHEN_NAMED:
+            return _MADE_WHEN_NAMED[name]()
+        if name not in self._recipe_commands():
+            return None
+        try:
+            return _made_on(lambda own: add_recipe_command(own, name, name))
+        except JobError as exc:  # a recipe that cannot be loaded (a missing extra)
+            log.debug("no command for recipe %s: %s", name, exc)
+            return None
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
         with _usage_errors_are_invalid_jobs():
@@ -97,16 +167,6 @@ def _root(
     if version:
         typer.echo(f"tilefleet {__version__}")
         raise typer.Exit()
-
-
-app.add_typer(
-    tiles_app,
-    name="tiles",
-    help="Cut an area, a request or a list into tiles of a grid and write them out.",
-)
-app.add_typer(cells_app, name="cells")
-app.add_typer(task_app, name="task")
-add_recipe_commands(app, taken={"cells"})
 
 
 def _run_file(values: dict[str, Any]) -> None:
@@ -215,8 +275,9 @@ def demo(
     run_values(values)
 
 
-add_watch_command(app)
-
-
 def main() -> None:
+    # Unlike a worker (engine.worker_process.defer_imports), the command imports boto3 as
+    # usual: it pays the import once per run, not once per worker, and its threads (the
+    # executors', Lithops') may first use boto3 at once, which a module executed on first
+    # use does not survive on Pythons without the fix of CPython gh-114763 (3.11).
     app()

@@ -1,9 +1,9 @@
 """One command per registered recipe (``tilefleet cogify``, ``tilefleet mosaic``, …),
-made from the recipe's ``Params``, the run options and the executors' settings."""
+made from the recipe's ``Params``, the run options and the executors' settings when the
+root group is asked for it (see :mod:`tilefleet.cli`)."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -20,9 +20,7 @@ from tilefleet.cli.output import (
 )
 from tilefleet.engine.job import RunOptions, executor_settings_model, run_options_model
 from tilefleet.errors import JobError
-from tilefleet.recipes import get_recipe, recipe_names
-
-log = logging.getLogger("tilefleet")
+from tilefleet.recipes import get_recipe
 
 RECIPE_PANEL, RUN_PANEL, EXECUTOR_PANEL = "Recipe", "Run", "Executor settings"
 
@@ -61,18 +59,6 @@ def add_recipe_command(app: typer.Typer, recipe_name: str, command_name: str) ->
         *monitor_options(),
     ]
     command(app, command_name, parameters, handle, recipe.describe())
-
-
-def add_recipe_commands(app: typer.Typer, taken: set[str]) -> None:
-    """A command for every registered recipe whose name is not a command already; a
-    recipe that cannot be loaded (a missing extra) is left out with a debug line."""
-    for name in recipe_names():
-        if name in taken:
-            continue
-        try:
-            add_recipe_command(app, name, name)
-        except JobError as exc:
-            log.debug("no command for recipe %s: %s", name, exc)
 
 
 def run_values(values: dict[str, Any], file: Path | None = None) -> NoReturn:

@@ -29,7 +29,7 @@ from tilefleet.tiles.aoi import is_bbox_text
 from tilefleet.tiles.grid import registered_grids
 
 app = typer.Typer(
-    help="Tile lists from the registered grids (.csv, .geojson or .parquet).",
+    help="Cut an area, a request or a list into tiles of a grid and write them out.",
     no_args_is_help=True,
     add_completion=False,
 )
