@@ -184,7 +184,7 @@ def test_the_reports_memory_does_not_grow_with_the_run(tmp_path, monkeypatch):
     monkeypatch.setattr(html_report, "MAX_MAP_FAILED", 100)
     monkeypatch.setattr(html_report, "MAX_DURATIONS", 1000)
     monkeypatch.setattr(report, "MAX_TIMELINE_ATTEMPTS", 1000)
-    _report_peak_mb(tmp_path, 100)  # imports (matplotlib) and caches: not the reports'
+    _report_peak_mb(tmp_path, 100)  # imports and caches (fonts): not the reports'
     small = _report_peak_mb(tmp_path, 3000)
     large = _report_peak_mb(tmp_path, 30000)
     assert large < 1.3 * small + 1, (small, large)
