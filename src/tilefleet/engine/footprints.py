@@ -137,11 +137,16 @@ def _add_outlines(parts: list[list[np.ndarray]], outlines: list[tuple[int, bytes
     bounds = shapely.bounds(geometries)
     extent = np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1])
     geometries = shapely.simplify(geometries, extent * _SIMPLIFY_FRACTION)
-    for (shape, _), geometry in zip(outlines, geometries, strict=True):
-        for polygon in getattr(geometry, "geoms", [geometry]):
-            ring = np.asarray(polygon.exterior.coords)[:-1] if not polygon.is_empty else None
-            if ring is not None and len(ring) >= 3:
-                parts[shape].append(ring)
+    # Every polygon's exterior ring (not closed) at once: no shapely object per ring.
+    polygons, owner = shapely.get_parts(geometries, return_index=True)
+    coords, ring_of = shapely.get_coordinates(
+        shapely.get_exterior_ring(polygons), return_index=True
+    )
+    sizes = np.bincount(ring_of, minlength=len(polygons))
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    for polygon, index in enumerate(owner.tolist()):
+        if sizes[polygon] >= 4:  # three corners and the closing point, at least
+            parts[outlines[index][0]].append(coords[starts[polygon] : starts[polygon + 1] - 1])
 
 
 def _add_projected(

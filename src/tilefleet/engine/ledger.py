@@ -20,7 +20,16 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from tilefleet.errors import RunDirError
-from tilefleet.task import FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED, Outcome, Task
+from tilefleet.task import (
+    DONE_STATES,
+    FAILED,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    SUCCEEDED,
+    Outcome,
+    Task,
+)
 
 LEDGER_NAME = "ledger.sqlite"
 
@@ -222,6 +231,20 @@ class Ledger:
         for task, state, attempts, duration, worker, error in self.db.execute(query, args):
             yield TaskRecord(decode_task(task), state, attempts, duration, worker, error)
 
+    def done_tasks(self, metric: str) -> Iterator[tuple[Task, Any]]:
+        """The done tasks in plan order, each with the ``metric`` (decoded; None when it has
+        none) of its latest successful attempt, for a task that succeeded in this ledger:
+        one found done by its marker has none, whatever an earlier attempt returned."""
+        rows = self.db.execute(
+            "SELECT t.task, CASE WHEN t.status = ? THEN (SELECT json_quote(json_extract("
+            "a.metrics, ?)) FROM attempts a WHERE a.task_id = t.id AND a.ok AND a.metrics "
+            "IS NOT NULL ORDER BY a.started DESC, a.attempt DESC LIMIT 1) END FROM tasks t "
+            f"WHERE t.status IN ({', '.join('?' * len(DONE_STATES))}) ORDER BY t.seq",
+            (SUCCEEDED, f"$.{json.dumps(metric)}", *DONE_STATES),
+        )
+        for task, value in rows:
+            yield decode_task(task), json.loads(value) if value is not None else None
+
     def report_records(
         self, params: Collection[str], *, every: int = 1, failed: int = 1
     ) -> Iterator[ReportRecord]:
@@ -351,10 +374,13 @@ class Ledger:
                 tasks,
             )
 
-    def attempts(self) -> list[dict[str, Any]]:
+    def attempts(self, *, metrics: bool = True) -> list[dict[str, Any]]:
+        """Every attempt in order of start; without ``metrics``, each with empty ones (as
+        :meth:`sampled_attempts`), none decoded: what the timelines draw."""
+        column = "metrics" if metrics else "NULL"
         rows = self.db.execute(
-            "SELECT task_id, attempt, session, worker, started, finished, ok, error, metrics "
-            "FROM attempts ORDER BY started"
+            "SELECT task_id, attempt, session, worker, started, finished, ok, error, "
+            f"{column} FROM attempts ORDER BY started"
         )
         workers: dict[str, str] = {}  # a run has few workers: one string each, not one per row
         return [

@@ -23,7 +23,7 @@ from tilefleet.engine.html_report import write_ledger_html_report
 from tilefleet.engine.ledger import KIND, Ledger, TaskRecord
 from tilefleet.engine.planning import collector_paused
 from tilefleet.engine.timeline import plot_timeline
-from tilefleet.recipes.base import Recipe
+from tilefleet.recipes.base import FINISH_METRIC, Recipe
 from tilefleet.task import DONE_STATES, FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED
 from tilefleet.tiles.manifest import spreadsheet_safe
 
@@ -196,8 +196,8 @@ def write_reports(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
 def timeline_attempts(ledger: Ledger, count: int) -> tuple[list[dict[str, Any]], int]:
     """The attempts the timelines draw, and 1 in how many of them that is: all of them up
     to ``MAX_TIMELINE_ATTEMPTS``, else every n-th (in the order they were recorded)."""
-    if count <= MAX_TIMELINE_ATTEMPTS:
-        return ledger.attempts(), 1
+    if count <= MAX_TIMELINE_ATTEMPTS:  # without their metrics, which no timeline draws
+        return ledger.attempts(metrics=False), 1
     every = -(-count // MAX_TIMELINE_ATTEMPTS)
     return ledger.sampled_attempts(every), every
 
@@ -256,7 +256,7 @@ def streamed_report(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
 
 def _streamed_results(ledger: Ledger) -> Iterator[dict[str, Any]]:
     for metrics, _ in ledger.result_metrics():
-        yield {k: v for k, v in json.loads(metrics).items() if k != "warning"}
+        yield _results(json.loads(metrics))
 
 
 def _streamed_by_kind(
@@ -367,12 +367,16 @@ def _number(value: float) -> str:
 
 def task_results(attempts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """What each task's successful attempt reported (points read, cells written, bytes…),
-    without its warning (listed on its own)."""
-    return {
-        a["task_id"]: {k: v for k, v in a["metrics"].items() if k != "warning"}
-        for a in attempts
-        if a["ok"] and a["metrics"]
-    }
+    without its warning (listed on its own) and what it left for the recipe's ``finish``."""
+    return {a["task_id"]: _results(a["metrics"]) for a in attempts if a["ok"] and a["metrics"]}
+
+
+#: Metrics that are no result: the warning (listed on its own), the finish hook's.
+_NOT_RESULTS = frozenset({"warning", FINISH_METRIC})
+
+
+def _results(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if k not in _NOT_RESULTS}
 
 
 def result_totals(
@@ -414,7 +418,7 @@ def _write_tasks_csv(
         writer.writerow([*TASK_COLUMNS, *extra])
         for task_id, status, attempts, duration_s, worker, error, source, metrics in rows:
             duration = f"{duration_s:.3f}" if duration_s is not None else ""
-            found = _without_warning(metrics)
+            found = _decoded_results(metrics)
             text = json.dumps(found, sort_keys=True, separators=(",", ":")) if found else ""
             # Status, attempts, duration and results cannot start like a formula.
             row = [safe(task_id), status, attempts, duration]
@@ -425,10 +429,10 @@ def _write_tasks_csv(
             writer.writerow(row)
 
 
-def _without_warning(metrics: str | None) -> dict[str, Any] | None:
+def _decoded_results(metrics: str | None) -> dict[str, Any] | None:
     if not metrics:
         return None
-    return {k: v for k, v in json.loads(metrics).items() if k != "warning"}
+    return _results(json.loads(metrics))
 
 
 def _write_source_csv(

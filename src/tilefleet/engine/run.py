@@ -46,9 +46,8 @@ from tilefleet.errors import (
     one_line,
 )
 from tilefleet.recipes import get_recipe
-from tilefleet.recipes.base import Recipe, RecipeParams
+from tilefleet.recipes.base import FINISH_METRIC, Recipe, RecipeParams
 from tilefleet.task import (
-    DONE_STATES,
     FAILED,
     PENDING,
     SKIPPED,
@@ -387,13 +386,18 @@ def _sweep_after_losses(lost: Iterable[Task]) -> None:
 
 
 def finish_recipe(recipe: Recipe, params: RecipeParams, ledger: Ledger) -> bool:
-    """Run the recipe's ``finish`` hook on the run's done tasks (read from the ledger only
-    for a recipe that has the hook); False (logged) if it failed."""
+    """Run the recipe's ``finish`` hook on the run's done tasks and what their runs left
+    for it (read from the ledger only for a recipe that has the hook); False (logged) if
+    it failed."""
     if type(recipe).finish is Recipe.finish:
         return True
     try:
-        done = [record.task for record in ledger.records(status=DONE_STATES)]
-        recipe.finish(params, done)
+        done, notes = [], {}
+        for task, note in ledger.done_tasks(FINISH_METRIC):
+            done.append(task)
+            if note is not None:
+                notes[task.id] = note
+        recipe.finish(params, done, notes)
     except Exception as exc:
         log.error("finishing the run failed: %s", one_line(exc))
         return False

@@ -9,7 +9,7 @@ for bad input it detects, so that only transient trouble is retried.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -19,6 +19,12 @@ from tilefleet.task import Task
 
 if TYPE_CHECKING:
     from tilefleet.secrets import SecretSource
+
+
+#: The metric a task's ``run`` returns for its recipe's :meth:`Recipe.finish` only (what it
+#: wrote that the hook would otherwise read back: a STAC item's extent). The ledger keeps
+#: it with the attempt; the reports leave it out.
+FINISH_METRIC = "finish"
 
 
 class RecipeParams(BaseModel):
@@ -76,17 +82,23 @@ class Recipe(ABC):
         """Do one task; return small metrics (bytes written, …). Raise on failure.
 
         A ``warning`` metric (one line) is listed in the run's reports: for a task that
-        succeeded with a caveat the user should see (inputs used without a cloud mask)."""
+        succeeded with a caveat the user should see (inputs used without a cloud mask).
+        A :data:`FINISH_METRIC` is kept for :meth:`finish` alone, out of the reports."""
 
     def prepare(self, params: RecipeParams) -> None:  # noqa: B027 - optional hook
         """Create what all tasks write into (a Zarr template, a collection), once, after
         ``plan`` and before any task runs; never called for a dry run. Must be idempotent."""
 
-    def finish(self, params: RecipeParams, done: list[Task]) -> None:  # noqa: B027
+    def finish(  # noqa: B027 - optional hook
+        self, params: RecipeParams, done: list[Task], notes: Mapping[str, Any]
+    ) -> None:
         """Publish what spans all tasks (a STAC collection linking the items written), once
-        the run has settled, given the tasks that are done (this run or before). Called
-        after every run that was not interrupted, also when some tasks failed, and by the
-        final node of a detached run. Must be idempotent."""
+        the run has settled, given the tasks that are done (this run or before) and, by
+        task id, the :data:`FINISH_METRIC` their ``run`` returned (an item's extent), so
+        that the outputs need not be read back; a done task has none where it was done
+        outside this run dir's record (found done by its marker, or run by an earlier
+        version). Called after every run that was not interrupted, also when some tasks
+        failed, and by the final node of a detached run. Must be idempotent."""
 
     def task_sizes(self, params: RecipeParams, tasks: list[Task]) -> dict[str, float]:
         """The size of each task in this recipe's unit of work (input bytes, pixels read), by

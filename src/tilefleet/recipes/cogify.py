@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import posixpath
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -24,7 +24,7 @@ from rasterio.io import DatasetReader
 
 from tilefleet.errors import JobError, PermanentError, one_line
 from tilefleet.fields import Cli, CommaList
-from tilefleet.recipes.base import Recipe, RecipeParams
+from tilefleet.recipes.base import FINISH_METRIC, Recipe, RecipeParams
 from tilefleet.store.cog import (
     COG_PROFILES,
     DEFAULT_PROFILE,
@@ -51,6 +51,7 @@ from tilefleet.store.stac_item import (
     STATS_SIZE,
     collection_links,
     item_bytes,
+    item_extent,
     publish_collection,
     raster_asset,
     raster_bands_from,
@@ -212,13 +213,17 @@ class CogifyRecipe(Recipe):
             return preview + staged
         return preview + p["blocksize"] * width * count * size
 
-    def finish(self, params: CogifyParams, done: list[Task]) -> None:
-        """Write ``{dest}/collection.json`` linking the item of every image done."""
+    def finish(self, params: CogifyParams, done: list[Task], notes: Mapping[str, Any]) -> None:
+        """Write ``{dest}/collection.json`` linking the item of every image done (its
+        extents from what the tasks returned; the items of images found done by their
+        markers are read)."""
+        written = [task for task in done if task.marker]
         publish_collection(
             open_store(params.dest),
             params.collection_id,
             "Cloud-Optimized GeoTIFFs with JPEG previews, written by tilefleet cogify.",
-            [task.marker for task in done if task.marker],
+            [task.marker for task in written],
+            extents={task.marker: notes[task.id] for task in written if task.id in notes},
             title="COGs",
         )
 
@@ -268,7 +273,8 @@ class CogifyRecipe(Recipe):
             dest.put_file(cog_path, p["cog"], move=True)
             dest.put_file(preview_path, p["preview"], move=True)
             dest.put_bytes(item_bytes(item), task.marker)  # last: marks the task done
-            return {"bytes_out": cog_bytes, "bands": count, "dtype": dtype}
+            extent = item_extent(item)
+            return {"bytes_out": cog_bytes, "bands": count, "dtype": dtype, FINISH_METRIC: extent}
 
 
 def _convert_in_memory(

@@ -13,6 +13,7 @@ every item.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,9 +22,10 @@ from pydantic import Field
 from pystac.extensions.projection import ProjectionExtension
 from shapely.geometry import mapping
 
+from tilefleet.recipes.base import FINISH_METRIC
 from tilefleet.recipes.tiled import TiledParams, TiledRecipe
 from tilefleet.store.objects import open_store
-from tilefleet.store.stac_item import collection_links, publish_collection
+from tilefleet.store.stac_item import collection_links, item_extent, publish_collection
 from tilefleet.task import Task
 from tilefleet.tiles.tile import Tile
 
@@ -80,14 +82,16 @@ class TileIndexRecipe(TiledRecipe):
         payload["links"] = collection_links(task.marker)
         body = json.dumps(payload, indent=1).encode()
         open_store(task.dest).put_bytes(body, task.marker)
-        return {"bytes_out": len(body)}
+        return {"bytes_out": len(body), FINISH_METRIC: item_extent(payload)}
 
-    def finish(self, params: TileIndexParams, done: list[Task]) -> None:
-        """Write ``{dest}/collection.json`` linking every tile's item."""
+    def finish(self, params: TileIndexParams, done: list[Task], notes: Mapping[str, Any]) -> None:
+        """Write ``{dest}/collection.json`` linking every tile's item (its extents from
+        what the tasks returned; the items of tiles found done by their markers are read)."""
         publish_collection(
             open_store(params.dest),
             params.collection_id,
             f"The tiles of the {params.tiles.grid} grid over an area, written by tilefleet.",
             [task.marker for task in done],
+            extents={task.marker: notes[task.id] for task in done if task.id in notes},
             title="Tile index",
         )

@@ -254,6 +254,18 @@ def source_datetime(ds: rasterio.DatasetReader) -> datetime | None:
     return None
 
 
+def item_extent(item: Mapping[str, Any]) -> dict[str, Any]:
+    """What a collection takes of an item (a dict): its ``bbox``, and its ``start`` and
+    ``end`` (``start_datetime``/``end_datetime``, else ``datetime``), as the item has them;
+    JSON, so that a task can return it for its recipe's ``finish`` hook."""
+    props = item["properties"]
+    return {
+        "bbox": item.get("bbox"),
+        "start": props.get("start_datetime") or props.get("datetime"),
+        "end": props.get("end_datetime") or props.get("datetime"),
+    }
+
+
 def collection_dict(
     collection_id: str,
     description: str,
@@ -265,20 +277,32 @@ def collection_dict(
 ) -> dict[str, Any]:
     """A STAC collection of ``items`` (dicts, linked at ``item_hrefs`` relative to the
     collection): its extents are those of the items, its extensions theirs."""
-    items = list(items)
-    boxes = [item["bbox"] for item in items if item.get("bbox")]
+    extents = [item_extent(item) for item in items]
+    return extents_collection(
+        collection_id, description, extents, item_hrefs, title=title, license=license
+    )
+
+
+def extents_collection(
+    collection_id: str,
+    description: str,
+    extents: Iterable[Mapping[str, Any]],
+    item_hrefs: Iterable[str],
+    *,
+    title: str | None = None,
+    license: str = "other",
+) -> dict[str, Any]:
+    """:func:`collection_dict` from the items' :func:`item_extent`, not the items."""
+    extents = list(extents)
+    boxes = [extent["bbox"] for extent in extents if extent["bbox"]]
     bbox = (
         [min(b[0] for b in boxes), min(b[1] for b in boxes)]
         + [max(b[2] for b in boxes), max(b[3] for b in boxes)]
         if boxes
         else [-180.0, -90.0, 180.0, 90.0]
     )
-    starts, ends = [], []
-    for item in items:
-        props = item["properties"]
-        starts.append(props.get("start_datetime") or props.get("datetime"))
-        ends.append(props.get("end_datetime") or props.get("datetime"))
-    starts, ends = [s for s in starts if s], [e for e in ends if e]
+    starts = [extent["start"] for extent in extents if extent["start"]]
+    ends = [extent["end"] for extent in extents if extent["end"]]
     interval = [
         min(starts, key=_instant) if starts else None,
         max(ends, key=_instant) if ends else None,
@@ -327,19 +351,25 @@ def publish_collection(
     description: str,
     item_keys: Iterable[str],
     *,
+    extents: Mapping[str, Mapping[str, Any]] | None = None,
     title: str | None = None,
     key: str = "collection.json",
 ) -> dict[str, Any]:
     """Write at ``key`` in ``store`` (a :mod:`tilefleet.store.objects` store) the collection
-    of the items at ``item_keys``, read back for their extents; return it.
+    of the items at ``item_keys``; return it.
 
-    Every item is read, those of earlier sessions too (a resumed run lists them all), by
+    Its extents are the items' own: from ``extents`` (each item's :func:`item_extent`, by
+    key: what the tasks that wrote them returned), and for the other items (written by
+    earlier sessions, by another run, by an earlier version) read back, by
     :data:`ITEM_READERS` concurrent GETs: an object store's latency is paid about once per
     that many items, not once per item."""
     keys = sorted(item_keys)
-    items = [json.loads(body) for body in read_concurrently(store, keys)]
-    collection = collection_dict(
-        collection_id, description, items, [f"./{k}" for k in keys], title=title
+    collection = extents_collection(
+        collection_id,
+        description,
+        item_extents(store, keys, extents or {}),
+        [f"./{k}" for k in keys],
+        title=title,
     )
     collection["stac_extensions"] = declared_extensions(collection)
     body = json.dumps(collection, indent=1).encode()
@@ -350,6 +380,16 @@ def publish_collection(
     if not unchanged:  # a rerun that changed nothing rewrites nothing
         store.put_bytes(body, key)
     return collection
+
+
+def item_extents(
+    store: Any, keys: list[str], known: Mapping[str, Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """The :func:`item_extent` of each item at ``keys`` of ``store``, in their order: from
+    ``known`` (by key) where it has them, else from the item, read back concurrently."""
+    missing = [k for k in keys if k not in known]
+    read = dict(zip(missing, read_concurrently(store, missing), strict=True))
+    return [known[k] if k in known else item_extent(json.loads(read[k])) for k in keys]
 
 
 def read_concurrently(store: Any, keys: list[str], workers: int | None = None) -> list[bytes]:

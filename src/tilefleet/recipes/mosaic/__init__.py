@@ -18,6 +18,7 @@ loads only what running a task takes, and a client what planning takes.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from tilefleet.ops.clear_sky import DEFAULT_SCL_MASK
@@ -58,30 +59,34 @@ class MosaicRecipe(Recipe):
 
         return run_mosaic_task(task)
 
-    def finish(self, params: MosaicParams, done: list[Task]) -> None:
+    def finish(self, params: MosaicParams, done: list[Task], notes: Mapping[str, Any]) -> None:
         """Write ``{dest}/collection.json`` linking the item of every tile-month done, its
-        extents those of the items (read back: they hold the footprints and months), and
+        extents those of the items (their footprints and months: what the tasks returned,
+        else read back) and its ``item_assets`` those of the first item, and
         ``{dest}/catalog.json``, the root catalog linking it."""
         from tilefleet.store.objects import open_store
-        from tilefleet.store.stac_item import collection_dict, declared_extensions
+        from tilefleet.store.stac_item import (
+            declared_extensions,
+            extents_collection,
+            item_extents,
+        )
 
         store = open_store(params.dest)
-        written = sorted(
-            (task.marker for task in done if task.params.get("scenes")),  # else no item
-        )
-        items = [json.loads(store.get_bytes(key)) for key in written]
-        collection = collection_dict(
+        with_item = [task for task in done if task.params.get("scenes")]  # else none written
+        written = sorted(task.marker for task in with_item)
+        known = {task.marker: notes[task.id] for task in with_item if task.id in notes}
+        collection = extents_collection(
             params.collection_id,
             f"Monthly per-pixel median mosaics of {', '.join(params.bands)} from "
             f"{params.start_date} to {params.end_date}, clouds masked with the Scene "
             "Classification Layer where scenes have one; one COG per band, written by "
             "tilefleet.",
-            items,
+            item_extents(store, written, known),
             [f"./{key}" for key in written],
             title="Monthly mosaics",
         )
-        if items:
-            collection["item_assets"] = _item_assets(items[0])
+        if written:
+            collection["item_assets"] = _item_assets(json.loads(store.get_bytes(written[0])))
         else:  # nothing written: the extents of what was asked
             from tilefleet.recipes.mosaic.planning import search_area
 

@@ -31,6 +31,7 @@ from tilefleet.ops.clear_sky import clear_sky
 from tilefleet.ops.day_merge import merge_first_valid
 from tilefleet.ops.median import masked_median
 from tilefleet.ops.true_color import true_color
+from tilefleet.recipes.base import FINISH_METRIC
 from tilefleet.recipes.mosaic.layout import (
     CATALOG_HREF_FROM_ITEM,
     COLLECTION_HREF_FROM_ITEM,
@@ -48,6 +49,7 @@ from tilefleet.store.objects import open_store
 from tilefleet.store.stac_item import (
     eo_band,
     item_bytes,
+    item_extent,
     raster_asset,
     raster_item,
     stac_datetime,
@@ -303,6 +305,7 @@ def _publish(task: Task, composite: _Composite, valid: int, unmasked: list[str])
         "scenes": len(scenes),
         "days": len(composite.days),
         "valid_fraction": round(valid / (shape.x * shape.y), 4),
+        FINISH_METRIC: item_extent(item),  # the collection's extents, without a read back
     }
     if unmasked:
         metrics["warning"] = f"{len(unmasked)} scene(s) without a mask band used unmasked"
