@@ -8,8 +8,10 @@ sides use the same running cluster where there is one, so start-up is outside bo
 timings (the Dask cluster runs in a process of its own, and each side connects to it with
 its own client), and both are warmed up first (one-off imports in this process are no per-task
 overhead). Lithops' localhost backend forks a process per call, so it runs a smaller
-batch (``--lithops-tasks``). Prints ``name: tilefleet X s, peer Y s, ratio R``, each side
-the best of ``--repeat`` runs: on a small shared machine single runs vary by 20%.
+batch (``--lithops-tasks``); there is no cluster, so each side's time there includes
+starting its ``FunctionExecutor`` (same config) and cleaning up after it. Prints
+``name: tilefleet X s, peer Y s, ratio R``, each side the best of ``--repeat`` runs: on a
+small shared machine single runs vary by 20%.
 
 Each tilefleet line also gives the driver's CPU time per task (``time.process_time`` of
 this process around the whole run: plan, ledger, scheduling, reports) and how busy the
@@ -295,12 +297,13 @@ def bench_lithops(tasks: int, workers: int, repeat: int) -> None:
     from tilefleet.engine.executors.lithops import lithops_config
 
     def peer() -> float:
-        fexec = lithops.FunctionExecutor(config=lithops_config(None, workers))
+        # The executor's whole life, as tilefleet's side times its executor's start and
+        # shutdown; on the same localhost settings (runner, runtime, processes, monitor).
         started = time.perf_counter()
+        fexec = lithops.FunctionExecutor(config=lithops_config(None, workers))
         fexec.get_result(fexec.map(small_work, range(tasks)), show_progressbar=False)
-        elapsed = time.perf_counter() - started
         fexec.clean(force=True, on_exit=True)
-        return elapsed
+        return time.perf_counter() - started
 
     peer()  # warm: the first job of this process imports and checks the runtime
     warm_up("lithops", workers)
