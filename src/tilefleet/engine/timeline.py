@@ -149,7 +149,8 @@ class _Layout:
         self.legend_w = round(max(self.small.getlength(k) for k in COLOURS)) + 40 if legend else 0
         self.left = 12 + _text_height(self.medium) + 10 + round(label_w) + 10
         self.right = 20 + self.legend_w + 12
-        self.top = 12 + len(self.title) * round(1.3 * _text_height(self.large)) + 10
+        self.title_line = round(1.3 * _text_height(self.large))
+        self.top = 12 + len(self.title) * self.title_line + 10
         self.bottom = 8 + self.line + 10 + _text_height(self.medium) + 14
         self.rows = rows
         self.plot_w = WIDTH - self.left - self.right
@@ -173,8 +174,9 @@ def _bar_raster(x0, x1, lanes, codes, layout: _Layout, *, grid: list[int], edges
     width, rows = layout.plot_w, layout.rows
     left = np.clip(np.floor(x0).astype(np.intp), 0, width - 1)
     right = np.clip(np.maximum(np.round(x1).astype(np.intp), left + 1), 1, width)
+    grid = [g for g in grid if 0 < g < width]
     lane_codes = np.zeros((rows, width), np.uint8)
-    lane_codes[:, [g for g in grid if 0 < g < width]] = _GRID
+    lane_codes[:, grid] = _GRID
     for name in _PRECEDENCE:
         code = _CODES[name]
         pick = codes == code
@@ -190,7 +192,7 @@ def _bar_raster(x0, x1, lanes, codes, layout: _Layout, *, grid: list[int], edges
             edge_codes[lanes[edged], ends] = _EDGE
     # Each pixel row of the plot shows a lane's row of codes, its edge row, or nothing.
     background = np.zeros((1, width), np.uint8)
-    background[0, [g for g in grid if 0 < g < width]] = _GRID
+    background[0, grid] = _GRID
     table = np.concatenate([lane_codes, edge_codes, background])
     pick_row = np.full(layout.plot_h, 2 * rows, np.intp)
     for row in range(rows):
@@ -226,18 +228,15 @@ def _draw_axes(ink, draw, layout: _Layout, x_ticks, tick_px, labels, factor: int
             y = top + (band_top + band_bottom) / 2
             draw.line((left - 5, y, left - 1, y), fill=INK)
             _text(draw, (left - 8, y), label, layout.small, "rm")
-    elif (
-        labels is None
-    ):  # (an empty run has no lanes) packed lanes: ticks count the attempts running at once
+    elif labels is None:  # packed lanes (an empty run has none): ticks count attempts at once
         for value in nice_ticks(layout.rows * factor, max(layout.plot_h // 40, 2)):
             y = bottom - round(value / factor * layout.plot_h / layout.rows)
             if y >= top:
                 draw.line((left - 5, y, left - 1, y), fill=INK)
                 _text(draw, (left - 8, y), f"{value:,.0f}", layout.small, "rm")
     _vertical_text(ink, (12, top + layout.plot_h / 2), layout.ylabel, layout.medium)
-    title_h = round(1.3 * _text_height(layout.large))
     for i, line in enumerate(layout.title):
-        _text(draw, (WIDTH / 2, 12 + i * title_h), line, layout.large, "mt")
+        _text(draw, (WIDTH / 2, 12 + i * layout.title_line), line, layout.large, "mt")
 
 
 def _draw_legend(codes: np.ndarray, draw, layout: _Layout) -> None:
