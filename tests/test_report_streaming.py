@@ -89,6 +89,63 @@ def test_streamed_reports_are_those_of_the_whole_lists_after_retries_and_failure
         assert rows_of(run_dir / name) == rows, name
 
 
+def test_reports_and_the_finish_read_hold_on_awkward_values(tmp_path):
+    """Results and source columns of awkward values (a NaN, an integer past 64 bits,
+    reals, booleans, objects, keys of mixed types): every CSV row is still the oracle's,
+    report.json's results are those of the lists, and the finish hooks' read of the
+    ledger (SQL's JSON functions, which a NaN would fail) goes on past the NaN."""
+    sources = [
+        {"n": "plain", "x": 7},
+        {"n": 0.30000000000000004, "x": True},
+        {"n": {"nested": [1, 2]}, "x": None},
+        {"n": 12345678901234567890, "x": "=cmd"},
+        {"n": 'é"quoted"', "x": -3},
+    ]
+    metrics = [
+        {"b": 1, "a": 0.1, "warning": "look", "finish": [1.5, 2.5]},
+        {"value": float("nan"), "count": 2},
+        {"big": 12345678901234567890, "small": 1},
+        {"b": 1, 2: 3},
+        {},
+    ]
+    run_dir = tmp_path / "run"
+    with closing(Ledger.in_run_dir(run_dir)) as ledger:
+        ledger.set_meta(run_id="awkward", recipe="many", source_columns=["n", "x"], job={})
+        tasks = [
+            Task(f"t{i}", "scale_recipes:ManyRecipe", {}, "/nowhere", f"t{i}.json", source=row)
+            for i, row in enumerate(sources)
+        ]
+        ledger.add_tasks(tasks)
+        session = ledger.start_session(1000.0, "local", {"name": "local", "workers": 1}, {})
+        ledger.start_attempts([t.id for t in tasks], session, 1000.0)
+        ledger.finish_attempts(
+            [
+                (Outcome(t.id, 1, True, "w", 1000.0 + i, 1001.0 + i, metrics=m), SUCCEEDED)
+                for i, (t, m) in enumerate(zip(tasks, metrics, strict=True))
+            ]
+        )
+        ledger.finish_session(session, 1010.0, False)
+        # The finish hooks' read: a NaN in one task's metrics costs that task its value only.
+        done = {task.id: value for task, value in ledger.done_tasks("finish")}
+        assert done == {"t0": [1.5, 2.5], "t1": None, "t2": None, "t3": None, "t4": None}
+        written = report.write_reports(ledger, run_dir)
+        listed = report.build_report(ledger, run_dir, list(ledger.records()), ledger.attempts())
+        expected = expected_files(ledger)
+    assert json.dumps(written["results"]) == json.dumps(listed["results"])  # NaN != NaN
+    assert written["results"]["big"] == 12345678901234567890  # exact, not a float
+    assert written["results"]["a"] == 0.1 and "finish" not in written["results"]
+    for name, rows in expected.items():
+        assert rows_of(run_dir / name) == [
+            [report.spreadsheet_safe(v) if isinstance(v, str) else v for v in row]
+            for row in _as_csv(rows)
+        ], name
+
+
+def _as_csv(rows):
+    """The oracle's rows as csv writes them: None empty, other values as ``str``."""
+    return [["" if v is None else str(v) for v in row] for row in rows]
+
+
 def test_streamed_kinds_and_costs_are_those_of_the_whole_lists(tmp_path, monkeypatch):
     """A recipe with kinds on a billed executor, one task done before: by_kind (counts,
     medians, measured cost per kind) from SQL equals the lists', report.txt names the

@@ -233,12 +233,14 @@ class Ledger:
 
     def done_tasks(self, metric: str) -> Iterator[tuple[Task, Any]]:
         """The done tasks in plan order, each with the ``metric`` (decoded; None when it has
-        none) of its latest successful attempt, for a task that succeeded in this ledger:
-        one found done by its marker has none, whatever an earlier attempt returned."""
+        none, or its metrics are no JSON that SQLite reads: a NaN) of its latest successful
+        attempt, for a task that succeeded in this ledger: one found done by its marker has
+        none, whatever an earlier attempt returned."""
         rows = self.db.execute(
-            "SELECT t.task, CASE WHEN t.status = ? THEN (SELECT json_quote(json_extract("
-            "a.metrics, ?)) FROM attempts a WHERE a.task_id = t.id AND a.ok AND a.metrics "
-            "IS NOT NULL ORDER BY a.started DESC, a.attempt DESC LIMIT 1) END FROM tasks t "
+            "SELECT t.task, CASE WHEN t.status = ? THEN (SELECT CASE WHEN json_valid(a.metrics) "
+            "THEN json_quote(json_extract(a.metrics, ?)) END FROM attempts a WHERE a.task_id = "
+            "t.id AND a.ok AND a.metrics IS NOT NULL ORDER BY a.started DESC, a.attempt DESC "
+            "LIMIT 1) END FROM tasks t "
             f"WHERE t.status IN ({', '.join('?' * len(DONE_STATES))}) ORDER BY t.seq",
             (SUCCEEDED, f"$.{json.dumps(metric)}", *DONE_STATES),
         )
