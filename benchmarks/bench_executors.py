@@ -285,10 +285,38 @@ def bench_ray(tasks: int, workers: int, repeat: int) -> None:
 
         peer()
         warm_up("ray", workers)
-        peer_s, (ours,) = in_turns(repeat, peer, lambda: tilefleet_run("ray", tasks, workers))
-        report(f"ray ({tasks} tasks, same local Ray)", ours, peer_s)
+        with ray_tasks_counted() as counts:
+            peer_s, (ours,) = in_turns(repeat, peer, lambda: tilefleet_run("ray", tasks, workers))
+        # The peer makes one Ray task per call; tilefleet sends short attempts in batches.
+        made = "-".join(str(n) for n in sorted({min(counts), max(counts)}))
+        note = f" [tilefleet: {tasks} attempts in {made} Ray tasks; peer: {tasks}]"
+        report(f"ray ({tasks} tasks, same local Ray)", ours, peer_s, note)
     finally:
         ray.shutdown()
+
+
+@contextmanager
+def ray_tasks_counted() -> Iterator[list[int]]:
+    """How many Ray tasks each tilefleet run made, as its executor says when it shuts down
+    (a debug line: the driver's only other debug lines are once per run)."""
+    from tilefleet.engine.executors.ray import RAY_TASKS_LINE
+
+    counts: list[int] = []
+
+    class Counted(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.msg == RAY_TASKS_LINE:  # "ray: %d attempts sent in %d Ray tasks"
+                counts.append(record.args[1])
+
+    logger = logging.getLogger("tilefleet")
+    handler, level = Counted(logging.DEBUG), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield counts
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def bench_lithops(tasks: int, workers: int, repeat: int) -> None:

@@ -162,6 +162,8 @@ class Scheduler:
             task, submitted = self.in_flight.pop(completion.task_id)
             if completion.lost is not None:
                 self.lost[task.id] = task
+                if completion.collateral:  # not this task's doing: the try is given back
+                    self.tries[task.id] -= 1
             outcome = _outcome_of(completion, submitted)
             finished.append((outcome, self._status_after(task, outcome)))
         if finished:

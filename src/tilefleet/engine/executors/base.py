@@ -47,6 +47,9 @@ class Completion:
     attempt: int
     outcome: Outcome | None = None
     lost: BaseException | None = None
+    #: Lost with the attempts it was sent with (a batch whose worker another one of them
+    #: took down, or stopped past the timeout): its try does not count, its retry goes alone.
+    collateral: bool = False
 
 
 @dataclass(frozen=True)
