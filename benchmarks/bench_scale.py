@@ -11,7 +11,8 @@ Measures, in one fresh process per figure (peak memory is that process's own, th
 3. ``run``: runs of growing numbers of trivial tasks on 2 local workers: the driver's
    resident memory as the tasks start (after plan, ledger and skip), its peak while they
    run and its peak while the reports are written (sampled every 20 ms by a thread), and
-   each as a ratio to the smallest run. Flat means the last two do not grow with N.
+   each as a ratio to the smallest run, and the growth of each per planned task (kB/task)
+   from the smallest run to the largest. Flat means about 0 kB/task.
 
 Goals (issue: performance and scale): 1 in <= 30 s and <= 1.5 GB for 1,000,000 tasks;
 2 in <= 60 s; 3 with the driver's memory during the run and the reports flat in N. On a
@@ -161,9 +162,9 @@ def _measure(figure: str, tasks: int, root: Path) -> dict[str, float]:
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),
         "peak_mb": round(peak),
-        "at_start_mb": round(during.at_start),
-        "during_run_mb": round(during.peaks.get("run", 0)),
-        "reports_mb": round(during.peaks.get("reports", 0)),
+        "at_start_mb": round(during.at_start, 1),
+        "during_run_mb": round(during.peaks.get("run", 0), 1),
+        "reports_mb": round(during.peaks.get("reports", 0), 1),
     }
 
 
@@ -228,9 +229,27 @@ def main() -> None:
             f"  run of {r['tasks']:,} / {first['tasks']:,} tasks "
             f"({r['tasks'] / first['tasks']:.0f}x): driver memory during the run "
             f"{r['during_run_mb'] / first['during_run_mb']:.2f}x "
-            f"(growth while the tasks run: {growth[0]:+,} MB vs {growth[1]:+,} MB), "
+            f"(growth while the tasks run: {growth[0]:+,.1f} MB vs {growth[1]:+,.1f} MB), "
             f"during the reports {r['reports_mb'] / first['reports_mb']:.2f}x"
         )
+    if len(runs) > 1:
+        print(_growth_per_task(runs[0], runs[-1]))
+
+
+def _growth_per_task(small: dict[str, Any], large: dict[str, Any]) -> str:
+    """How much more driver memory each planned task costs, from the smallest run to the
+    largest, in each phase: "flat" as a number (0 kB/task)."""
+    more = large["tasks"] - small["tasks"]
+
+    def per_task(key: str) -> str:
+        return f"{(large[key] - small[key]) * 1024 / more:+.3f}"
+
+    return (
+        f"  growth per planned task from {small['tasks']:,} to {large['tasks']:,} tasks: "
+        f"{per_task('at_start_mb')} kB as the tasks start, "
+        f"{per_task('during_run_mb')} kB while they run, "
+        f"{per_task('reports_mb')} kB while the reports are written"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
@@ -18,8 +19,8 @@ from tilefleet.engine import planning
 from tilefleet.engine.ledger import Ledger
 from tilefleet.engine.plan_map import write_plan_map_of
 from tilefleet.engine.run import run_job
-from tilefleet.engine.skip import find_done_markers
-from tilefleet.engine.spool import PlanSpool, TaskFeed, feed_count
+from tilefleet.engine.skip import find_done_markers, listed_markers
+from tilefleet.engine.spool import PlanMarkers, PlanSpool, TaskFeed, feed_count
 from tilefleet.errors import JobError
 from tilefleet.jobs import build_job
 from tilefleet.store.objects import PARTIAL_MARK
@@ -117,7 +118,8 @@ def test_a_declined_run_leaves_no_ledger_and_no_spool(tmp_path, monkeypatch):
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
-def test_rejected_tasks_of_a_streamed_plan_fail_alone(tmp_path):
+@pytest.mark.parametrize("make_spool", [PlanSpool, PlanMarkers], ids=["run", "dry-run"])
+def test_rejected_tasks_of_a_streamed_plan_fail_alone(tmp_path, make_spool):
     from scale_recipes import ManyRecipe
 
     class Clashing(ManyRecipe):
@@ -127,21 +129,93 @@ def test_rejected_tasks_of_a_streamed_plan_fail_alone(tmp_path):
             yield Task("late", ref, {}, params.dest, "000/t000000.json", {"n": "late"})
             yield Task("nul\x00id", ref, {}, params.dest, "x/nul.json", {"n": "nul"})
 
-    digest = planning.digest_plan(
-        Clashing(),
-        Clashing.Params(dest=str(tmp_path), count=20),
-        known={},
-        only=None,
-        spool=None,
-        keep=True,
-    )
+    spool = make_spool()
+    try:
+        digest = planning.digest_plan(
+            Clashing(),
+            Clashing.Params(dest=str(tmp_path), count=20),
+            known={},
+            only=None,
+            spool=spool,
+            keep=True,
+        )
+        selected = list(spool.selected_ids())
+    finally:
+        spool.close()
     assert digest.planned == 22 and len(digest.kept) == 22
     reasons = {t.id: t.rejected for t in digest.rejected}
     assert reasons == {
         "late": "its outputs (000/t000000.json) are also those of t000000",
         "nul\\x00id": "task id nul\\x00id holds a NUL",
     }
-    assert [c[0] for c in digest.candidates] == [f"t{i:06d}" for i in range(20)]
+    assert selected == [f"t{i:06d}" for i in range(20)]
+
+
+@pytest.mark.parametrize("make_spool", [PlanSpool, PlanMarkers], ids=["run", "dry-run"])
+def test_the_spooled_one_writer_check_and_skip_span_batches(tmp_path, monkeypatch, make_spool):
+    """Batches of 4: a marker taken a batch earlier or within a batch is rejected naming
+    its first writer, as the check of a plan in memory does; a task planned twice under
+    its own id is not; the skip finds the done markers of the selected writers only. The
+    same for a run's spool and a dry run's markers in memory."""
+    from scale_recipes import ManyRecipe
+
+    monkeypatch.setattr(planning, "BATCH", 4)
+    dest, ref = str(tmp_path / "dest"), "scale_recipes:ManyRecipe"
+    tasks = [Task(f"t{i}", ref, {}, dest, f"f{i % 2}/m{i}.json") for i in range(10)]
+    tasks += [Task("late", ref, {}, dest, "f1/m1.json"), Task("t3", ref, {}, dest, "f1/m3.json")]
+    tasks += [Task("x", ref, {}, dest, "f0/m10.json"), Task("y", ref, {}, dest, "f0/m10.json")]
+
+    class Listed(ManyRecipe):
+        def plan(self, params):
+            return iter(tasks)
+
+    for marker in ("f0/m0.json", "f1/m1.json", "f0/m10.json", "f1/m5.json"):
+        (tmp_path / "dest" / marker).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "dest" / marker).write_bytes(b"{}")
+    spool = make_spool()
+    try:
+        digest = planning.digest_plan(
+            Listed(),
+            Listed.Params(dest=dest, count=0),
+            known={"t5": "succeeded"},  # done in this run: not selected, not listed for
+            only=None,
+            spool=spool,
+            keep=False,
+        )
+        done = spool.done_among(listed_markers(spool.marker_folders()))
+        folders = sorted(spool.marker_folders())
+    finally:
+        spool.close()
+    reasons = {t.id: t.rejected for t in digest.rejected}
+    assert reasons == {
+        "late": "its outputs (f1/m1.json) are also those of t1",
+        "y": "its outputs (f0/m10.json) are also those of x",
+    }
+    in_memory = [t for t in planning.checked_plan(Listed(), tasks) if t.rejected]
+    assert {t.id: t.rejected for t in in_memory} == reasons
+    assert done == {"t0", "t1", "x"}
+    assert folders == [(dest, "f0"), (dest, "f1")]
+
+
+def test_planning_and_skipping_hold_nothing_per_task(tmp_path, monkeypatch):
+    """The one-writer check and the skip listing of a run ask the spool, not per-task
+    records: 200,000 planned tasks (1 in 100 done, 1 run) cost about 13 MB of Python
+    objects at peak (a batch of tasks, the modules a run imports), where holding their ids
+    and markers took 45 MB. (A dry run keeps them in memory: it runs nothing.)"""
+    monkeypatch.setattr(planning, "KEPT_FOR_MAP", 10)  # no plan kept for a map
+    for i in range(0, 200_000, 100):
+        marker = tmp_path / f"dest/{i % 100:03d}/t{i:06d}.json"
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_bytes(b"{}")
+    tracemalloc.start()
+    try:
+        result = run_job(many_job(tmp_path, count=200_000, folders=100, limit=1))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.planned == 200_000 and result.estimate.skipped == 2_000
+    assert result.estimate.tasks == 1 and result.report["succeeded"] == 1  # --limit 1
+    assert peak < 20 * 2**20, f"{peak / 2**20:.1f} MB of Python objects at peak"
 
 
 def test_the_feed_gives_the_selected_tasks_in_plan_order_then_the_retries(tmp_path):

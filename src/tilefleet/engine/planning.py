@@ -3,9 +3,10 @@
 The recipe's ``plan`` may yield millions of tasks. Each is fitted for the workers (its
 recipe by import path, an id a ledger can hold), checked against the outputs of the tasks
 before it (one writer per output), selected or not for this session (rejected, done in this
-run, outside ``--only``) and spooled to disk; what stays in memory is per task only its id
-and done marker (for the skip listing). The sizes and kinds the estimate wants are taken
-after the skip, of the tasks left to run only (:func:`sizes_and_kinds`).
+run, outside ``--only``) and spooled to disk, a batch at a time. Nothing stays in memory
+per task: the one-writer check claims a batch's markers in the spool, and the skip listing
+reads the markers' folders back from it. The sizes and kinds the estimate
+wants are taken after the skip, of the tasks left to run only (:func:`sizes_and_kinds`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-from tilefleet.engine.spool import BATCH, PlanSpool
+from tilefleet.engine.spool import BATCH, PlanMarkers, PlanSpool, Writers
 from tilefleet.errors import JobError, one_line
 from tilefleet.recipes.base import Recipe, RecipeParams
 from tilefleet.task import DONE_STATES, Task
@@ -50,8 +51,6 @@ class PlanDigest:
     planned: int = 0
     #: Tasks the plan already knows to be bad (or that another task's outputs shadow).
     rejected: list[Task] = field(default_factory=list)
-    #: ``(id, dest, marker)`` of the tasks this session may run, in plan order.
-    candidates: list[tuple[str, str, str]] = field(default_factory=list)
     #: Every planned task, for a dry run's map; None when not kept (too many, or no dry run).
     kept: list[Task] | None = None
 
@@ -63,17 +62,18 @@ def digest_plan(
     *,
     known: dict[str, str],
     only: list[str] | None,
-    spool: PlanSpool | None,
+    spool: PlanSpool | PlanMarkers,
     keep: bool,
 ) -> PlanDigest:
     """Stream ``recipe``'s plan once: count it, keep its rejected tasks, select what this
     session may run (not rejected, not done in this run per ``known``, within ``only``),
-    and append every task to ``spool`` with its selection. Raises :class:`JobError` when
+    and append every task to ``spool`` with its selection (the spool then knows the
+    candidates of the skip listing). Raises :class:`JobError` when
     ``only`` names a task the plan lacks."""
     digest = PlanDigest(kept=[] if keep else None)
     wanted = set(only) if only else None
     found_wanted: set[str] = set()
-    for task in checked_plan(recipe, recipe.plan(params)):
+    for task in checked_plan(recipe, recipe.plan(params), spool):
         digest.planned += 1
         if digest.kept is not None:
             digest.kept.append(task)
@@ -85,12 +85,8 @@ def digest_plan(
         if wanted is not None and in_only:
             found_wanted.add(task.id)
         selected = task.rejected is None and in_only and known.get(task.id) not in DONE_STATES
-        if selected:
-            digest.candidates.append((task.id, task.dest, task.marker))
-        if spool is not None:
-            spool.add(task, selected)
-    if spool is not None:
-        spool.flush()
+        spool.add(task, selected)
+    spool.flush()
     if wanted is not None:
         unknown = [i for i in only if i not in found_wanted]
         if unknown:
@@ -130,26 +126,35 @@ def task_sizes(recipe: Recipe, params: RecipeParams, tasks: list[Task]) -> dict[
         return {}
 
 
-def checked_plan(recipe: Recipe, tasks: Iterable[Task]) -> Iterable[Task]:
+def checked_plan(
+    recipe: Recipe, tasks: Iterable[Task], spool: PlanSpool | PlanMarkers | None = None
+) -> Iterator[Task]:
     """``tasks`` naming their recipe by its import path, so that any worker finds it without
     the registry (a user's recipe included, whatever its ``name``); a task whose id no
     ledger can hold (a NUL in it) is rejected under its escaped id, and a task whose done
     marker is an earlier task's (``x.tif`` and ``x.tiff``, ``y.img`` beside ``y.tif``: one
     would silently replace the other's outputs) is rejected naming that task. The others
-    go on."""
+    go on.
+
+    With a ``spool``, each batch's markers are claimed in it (each yielded task must then
+    be added to it, in order), and only a batch whose markers were taken holds their
+    first writers here. Without one, every writer is held (a plan already in memory)."""
     reference = recipe.reference()
-    writers: dict[str, dict[str, str]] = {}  # dest -> marker -> the task writing it
-    for task in tasks:
-        task = _fitted(task, reference)
-        if task.rejected is None and task.marker:
-            mine = writers.get(task.dest)
-            if mine is None:
-                mine = writers[task.dest] = {}
-            first = mine.setdefault(task.marker, task.id)
-            if first != task.id:
-                reason = f"its outputs ({task.marker}) are also those of {first}"
-                task = replace(task, rejected=reason)
-        yield task
+    writers: Writers = {}  # dest -> marker -> the task writing it
+    fitted = (_fitted(task, reference) for task in tasks)
+    while batch := list(itertools.islice(fitted, BATCH)):
+        if spool is not None:
+            writers = spool.claim(batch)
+        for task in batch:
+            if task.rejected is None and task.marker:
+                mine = writers.get(task.dest)
+                if mine is None:
+                    mine = writers[task.dest] = {}
+                first = mine.setdefault(task.marker, task.id)
+                if first != task.id:
+                    reason = f"its outputs ({task.marker}) are also those of {first}"
+                    task = replace(task, rejected=reason)
+            yield task
 
 
 def _fitted(task: Task, reference: str) -> Task:

@@ -36,8 +36,8 @@ from tilefleet.engine.result import FailedTask, RunResult
 from tilefleet.engine.scheduler import Scheduler
 from tilefleet.engine.secrets import SecretKeeper
 from tilefleet.engine.signals import sigterm_as_interrupt
-from tilefleet.engine.skip import find_done_markers, sweep_partials
-from tilefleet.engine.spool import PlanSpool, TaskFeed, feed_count
+from tilefleet.engine.skip import listed_markers, sweep_partials
+from tilefleet.engine.spool import PlanMarkers, PlanSpool, TaskFeed, feed_count
 from tilefleet.engine.task_runner import DETACHED_SESSION, merge_outcomes
 from tilefleet.errors import (
     PERMANENT,
@@ -136,9 +136,11 @@ def _run_job(
                     "parameters); choose another --run-dir"
                 )
             known = ledger.statuses()
-    # A dry run keeps no plan on disk, unless an executor that takes the whole plan
-    # writes it out (its DAG) all the same.
-    spool = None if job.dry_run and not isinstance(executor, PlanExecutor) else PlanSpool()
+    # A dry run keeps only the tasks' markers, in memory (for the one-writer check and
+    # the skip), unless an executor that takes the whole plan writes it out (its DAG).
+    spool: PlanSpool | PlanMarkers = (
+        PlanMarkers() if job.dry_run and not isinstance(executor, PlanExecutor) else PlanSpool()
+    )
     early = not job.dry_run and getattr(executor, "starts_while_planning", False)
     try:
         if early:  # its workers import their modules while this process plans
@@ -148,8 +150,7 @@ def _run_job(
     finally:
         if early:  # a run that ends before its scheduler (declined, nothing to do, an error)
             executor.shutdown(cancel=True)
-        if spool is not None:
-            spool.close()
+        spool.close()
 
 
 def _run_planned(
@@ -161,17 +162,17 @@ def _run_planned(
     follow: Callbacks,
     where: _RunDir,
     known: dict[str, str],
-    spool: PlanSpool | None,
+    spool: PlanSpool | PlanMarkers,
 ) -> RunResult:
     """The run once its plan is known to be of this run dir: plan (one streamed pass),
     skip, estimate, ask, then the ledger, the session and the reports."""
     run_dir = where.path
     digest = digest_plan(
-        recipe, job.params, known=known, only=job.only, spool=spool, keep=spool is None
+        recipe, job.params, known=known, only=job.only, spool=spool, keep=not spool.keeps_tasks
     )
     rejected = digest.rejected
-    done_outside = set() if job.overwrite else _done_outside(digest.candidates)
-    to_run = feed_count((c[0] for c in digest.candidates), done_outside, job.limit)
+    done_outside = set() if job.overwrite else _done_outside(spool)
+    to_run = feed_count(spool.selected_ids(), done_outside, job.limit)
     run_ids, sizes, kinds = sizes_and_kinds(
         recipe, job.params, _tasks_left(spool, digest, done_outside, to_run)
     )
@@ -187,7 +188,6 @@ def _run_planned(
         [kinds[i] for i in run_ids] if kinds else (),
         recipe.default_task_s_by_kind,
     )
-    digest.candidates = []  # the skip check had them: memory for the run
     result = RunResult(
         run_dir,
         estimate,
@@ -197,7 +197,7 @@ def _run_planned(
         planned=digest.planned,
         rejected=rejected,
     )
-    feed = TaskFeed(spool, to_run, done_outside) if spool is not None else None
+    feed = TaskFeed(spool, to_run, done_outside) if spool.keeps_tasks else None
     plan: list[Task] = []
     if isinstance(executor, PlanExecutor):
         plan = feed.drain()
@@ -323,15 +323,15 @@ class _RunDir:
 
 
 def _tasks_left(
-    spool: PlanSpool | None, digest: PlanDigest, skip: set[str], count: int
+    spool: PlanSpool | PlanMarkers, digest: PlanDigest, skip: set[str], count: int
 ) -> Iterator[Task]:
     """The first ``count`` tasks this session runs, in plan order: read back from the
     spool, or from the plan a dry run kept (none when it kept none: too large)."""
-    if spool is not None:
+    if spool.keeps_tasks:
         pages = spool.selected_pages()
         tasks = (decode_task(text) for page in pages for i, text in page if i not in skip)
     elif digest.kept is not None:
-        selected = {candidate[0] for candidate in digest.candidates}
+        selected = set(spool.selected_ids())
         tasks = (t for t in digest.kept if t.id in selected and t.id not in skip)
     else:
         return iter(())
@@ -350,12 +350,12 @@ def _secret_keeper(recipe: Recipe, job: Job) -> SecretKeeper | None:
     return keeper
 
 
-def _done_outside(candidates: list[tuple[str, str, str]]) -> set[str]:
-    """The ids of the candidates ``(id, dest, marker)`` whose marker exists; a destination
+def _done_outside(spool: PlanSpool | PlanMarkers) -> set[str]:
+    """The ids of the selected tasks of ``spool`` whose marker exists; a destination
     that cannot be listed (after the store's own retries) stops the run in one line,
     before anything is written."""
     try:
-        return find_done_markers(candidates)
+        return spool.done_among(listed_markers(spool.marker_folders()))
     except JobError:
         raise
     except Exception as exc:

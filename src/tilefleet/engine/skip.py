@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import posixpath
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from tilefleet.store import objects
@@ -40,77 +40,73 @@ def find_done(tasks: Iterable[Task]) -> set[str]:
 
 def find_done_markers(markers: Iterable[tuple[str, str, str]]) -> set[str]:
     """Ids among ``(task id, dest, marker)`` whose marker exists (a falsy marker: never)."""
-    by_folder: dict[_Folder, dict[str, str]] = defaultdict(dict)
-    for task_id, dest, marker in markers:
-        if marker:
-            by_folder[(dest, posixpath.dirname(marker))][marker] = task_id
-    if not by_folder:
-        return set()
-    singles, parents = _listings(by_folder)
-    done: set[str] = set()
+    by_marker = {(dest, marker): task_id for task_id, dest, marker in markers if marker}
+    folders = {(dest, posixpath.dirname(marker)) for dest, marker in by_marker}
+    return {
+        by_marker[(dest, key)]
+        for dest, keys in listed_markers(folders)
+        for key in keys
+        if (dest, key) in by_marker
+    }
+
+
+def listed_markers(folders: Iterable[_Folder]) -> Iterator[tuple[str, list[str]]]:
+    """``(dest, keys)`` of the non-empty objects directly in ``folders`` (``(dest, folder
+    key)``), a listing at a time, as the listings end: what may be a done marker there."""
+    folders = set(folders)
+    if not folders:
+        return
+    singles, parents = _listings(folders)
     workers = min(PARALLEL_LISTINGS, len(singles) + len(parents))
     with ThreadPoolExecutor(workers, thread_name_prefix="tilefleet-list") as pool:
-        pending: set[Future] = {
-            pool.submit(_done_in_folder, where, by_folder[where]) for where in singles
-        }
+        pending: set[Future] = {pool.submit(_listed_in_folder, where) for where in singles}
         pending |= {
-            pool.submit(_done_below_parent, where, {f: by_folder[(where[0], f)] for f in folders})
-            for where, folders in parents.items()
+            pool.submit(_listed_below_parent, where, set(below)) for where, below in parents.items()
         }
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                found, one_by_one = future.result()
-                done.update(found)
-                pending |= {
-                    pool.submit(_done_in_folder, where, by_folder[where]) for where in one_by_one
-                }
-    return done
+                dest, keys, one_by_one = future.result()
+                yield dest, keys
+                pending |= {pool.submit(_listed_in_folder, where) for where in one_by_one}
 
 
-def _listings(
-    by_folder: dict[_Folder, dict[str, str]],
-) -> tuple[list[_Folder], dict[_Folder, list[str]]]:
+def _listings(folders: set[_Folder]) -> tuple[list[_Folder], dict[_Folder, list[str]]]:
     """The folders listed alone, and the parents listed for their folders (on object
     stores, where :data:`LISTED_TOGETHER_FROM` folders or more share one)."""
-    billed = {dest: open_store(dest).listing_is_request for dest, _ in by_folder}
+    billed = {dest: open_store(dest).listing_is_request for dest, _ in folders}
     below: dict[_Folder, list[str]] = defaultdict(list)
-    for dest, folder in by_folder:
+    for dest, folder in folders:
         if billed[dest] and folder:
             below[(dest, posixpath.dirname(folder))].append(folder)
     parents = {where: f for where, f in below.items() if len(f) >= LISTED_TOGETHER_FROM}
-    together = {(dest, f) for (dest, _), folders in parents.items() for f in folders}
-    return [where for where in by_folder if where not in together], parents
+    together = {(dest, f) for (dest, _), below in parents.items() for f in below}
+    return [where for where in folders if where not in together], parents
 
 
-def _done_below_parent(
-    where: _Folder, folders: dict[str, dict[str, str]]
-) -> tuple[list[str], list[_Folder]]:
-    """The done ids of ``folders`` (folder -> marker -> id) from one recursive listing of
-    their parent; or none and every folder back, to be listed alone, once the parent holds
-    more keys than the folders' own listings would have taken requests for."""
+def _listed_below_parent(where: _Folder, folders: set[str]) -> tuple[str, list[str], list[_Folder]]:
+    """The non-empty keys in ``folders`` from one recursive listing of their parent; or
+    none and every folder back, to be listed alone, once the parent holds more keys than
+    the folders' own listings would have taken requests for."""
     dest, parent = where
     store = open_store(dest)
     most = len(folders) * objects.LIST_PAGE_KEYS
-    found, mine = [], []
+    mine = []
     for count, info in enumerate(store.list(parent), 1):
         if count > most:
-            return [], [(dest, folder) for folder in folders]
-        markers = folders.get(posixpath.dirname(info.key))
-        if markers is not None:
+            return dest, [], [(dest, folder) for folder in folders]
+        if posixpath.dirname(info.key) in folders:
             mine.append(info)
-            if info.size > 0 and info.key in markers:
-                found.append(markers[info.key])
     store.remove_partials(mine)
-    return found, []
+    return dest, [info.key for info in mine if info.size > 0], []
 
 
-def _done_in_folder(where: _Folder, markers: dict[str, str]) -> tuple[list[str], list[_Folder]]:
+def _listed_in_folder(where: _Folder) -> tuple[str, list[str], list[_Folder]]:
     dest, folder = where
     store = open_store(dest)
     listed = store.list_dir(folder)
     store.remove_partials(listed)
-    return [markers[info.key] for info in listed if info.size > 0 and info.key in markers], []
+    return dest, [info.key for info in listed if info.size > 0], []
 
 
 def sweep_partials(tasks: Iterable[Task]) -> int:
