@@ -199,9 +199,9 @@ class PlanSpool:
 class PlanMarkers:
     """A dry run's pass over the plan, in memory, with :class:`PlanSpool`'s calls but for
     the tasks themselves (a dry run runs none): the first writer of every marker and the
-    selected tasks' markers. A dry run writes nothing, and pays for it in memory (about
-    0.2 kB a task, 0.65 GB for the 2.9 M tiles of the TTC database), not in the time that
-    spooling every marker to disk would add (twice the plan's)."""
+    selected tasks' markers. A dry run writes nothing, and pays for it in memory (1.2 GB
+    at peak for the 2.9 M tiles of the TTC database, against 0.65 GB spooled), not in the
+    time that spooling every marker would add (38 s against 65 s for those tiles)."""
 
     keeps_tasks = False
 
