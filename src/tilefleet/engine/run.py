@@ -36,7 +36,7 @@ from tilefleet.engine.result import FailedTask, RunResult
 from tilefleet.engine.scheduler import Scheduler
 from tilefleet.engine.secrets import SecretKeeper
 from tilefleet.engine.signals import sigterm_as_interrupt
-from tilefleet.engine.skip import listed_markers, sweep_partials
+from tilefleet.engine.skip import sweep_partials
 from tilefleet.engine.spool import PlanMarkers, PlanSpool, TaskFeed, feed_count
 from tilefleet.engine.task_runner import DETACHED_SESSION, merge_outcomes
 from tilefleet.errors import (
@@ -355,7 +355,7 @@ def _done_outside(spool: PlanSpool | PlanMarkers) -> set[str]:
     that cannot be listed (after the store's own retries) stops the run in one line,
     before anything is written."""
     try:
-        return spool.done_among(listed_markers(spool.marker_folders()))
+        return spool.find_done()
     except JobError:
         raise
     except Exception as exc:

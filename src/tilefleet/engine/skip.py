@@ -39,15 +39,17 @@ def find_done(tasks: Iterable[Task]) -> set[str]:
 
 
 def find_done_markers(markers: Iterable[tuple[str, str, str]]) -> set[str]:
-    """Ids among ``(task id, dest, marker)`` whose marker exists (a falsy marker: never)."""
-    by_marker = {(dest, marker): task_id for task_id, dest, marker in markers if marker}
-    folders = {(dest, posixpath.dirname(marker)) for dest, marker in by_marker}
-    return {
-        by_marker[(dest, key)]
-        for dest, keys in listed_markers(folders)
-        for key in keys
-        if (dest, key) in by_marker
-    }
+    """Ids among ``(task id, dest, marker)`` whose marker exists (a falsy marker: never).
+    Only the keys listed are held as a set: a plan of millions over a new destination
+    (nothing listed) costs no look-up per task."""
+    markers = [m for m in markers if m[2]]
+    folders = {(dest, posixpath.dirname(marker)) for _, dest, marker in markers}
+    listed: dict[str, set[str]] = {}
+    for dest, keys in listed_markers(folders):
+        listed.setdefault(dest, set()).update(keys)
+    if not listed:
+        return set()
+    return {task_id for task_id, dest, marker in markers if marker in listed.get(dest, ())}
 
 
 def listed_markers(folders: Iterable[_Folder]) -> Iterator[tuple[str, list[str]]]:

@@ -10,7 +10,7 @@ the plan's size.
 The spool also holds what the plan's pass would otherwise keep per task: the done markers,
 each with the task that writes it, for the one-writer check (:meth:`PlanSpool.claim`, a
 batch at a time: one ``INSERT OR IGNORE``, and a look-up only when a marker was taken) and
-for the skip listing (:meth:`PlanSpool.marker_folders`, :meth:`PlanSpool.done_among`). A
+for the skip listing (:meth:`PlanSpool.find_done`). A
 dry run, which runs nothing, keeps its markers in memory instead (:class:`PlanMarkers`).
 """
 
@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tilefleet.engine.ledger import decode_task, encode_task
+from tilefleet.engine.skip import find_done_markers, listed_markers
 from tilefleet.errors import JobError
 from tilefleet.task import Task
 
@@ -151,6 +152,11 @@ class PlanSpool:
         dests = {number: dest for dest, number in self._dests.items()}
         return [(dests[d], folder) for d, folder in self.db.execute("SELECT * FROM folders")]
 
+    def find_done(self) -> set[str]:
+        """The ids of the selected tasks whose done marker exists: their markers' folders
+        listed, the keys found there joined with the markers here."""
+        return self.done_among(listed_markers(self.marker_folders()))
+
     def done_among(self, found: Iterable[tuple[str, list[str]]]) -> set[str]:
         """The ids of the selected tasks whose done marker is among ``found``: ``(dest,
         keys)`` of the objects listed there (non-empty ones, in :meth:`marker_folders`)."""
@@ -223,22 +229,9 @@ class PlanMarkers:
     def selected_ids(self) -> Iterator[str]:
         return (task_id for task_id, _, _ in self._selected)
 
-    def marker_folders(self) -> list[tuple[str, str]]:
-        folders = {
-            (dest, posixpath.dirname(marker)) for _, dest, marker in self._selected if marker
-        }
-        return list(folders)
-
-    def done_among(self, found: Iterable[tuple[str, list[str]]]) -> set[str]:
-        listed: dict[str, set[str]] = {}
-        for dest, keys in found:
-            listed.setdefault(dest, set()).update(keys)
-        if not listed:  # nothing there yet (a new destination): no pass over the plan
-            return set()
-        none: set[str] = set()
-        return {
-            task_id for task_id, dest, marker in self._selected if marker in listed.get(dest, none)
-        }
+    def find_done(self) -> set[str]:
+        """The ids of the selected tasks whose done marker exists."""
+        return find_done_markers(self._selected)
 
     def close(self) -> None:
         self._writers, self._selected = {}, []
