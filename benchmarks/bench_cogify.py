@@ -462,15 +462,18 @@ def comparison(
 
 def worker_start_cpu(repeat: int = 3) -> float:
     """CPU seconds of a fresh Python that imports what a local worker imports before its
-    first cogify task (best of ``repeat``): what a tilefleet worker costs to start."""
+    first cogify task, in a worker's environment (best of ``repeat``): what a tilefleet
+    worker costs to start."""
     code = (  # as worker_main does: boto3 deferred, then the task modules
         "from tilefleet.engine.worker_process import defer_imports; defer_imports(); "
         "import tilefleet.engine.worker, tilefleet.recipes.cogify"
     )
+    from tilefleet.engine.executors.worker_env import single_threaded
+
     costs = []
     for _ in range(repeat):
         before = cpu_seconds()
-        subprocess.run([sys.executable, "-c", code], check=True)
+        subprocess.run([sys.executable, "-c", code], check=True, env=single_threaded())
         costs.append(cpu_seconds() - before)
     return min(costs)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from engine_recipes import FlakyParams, FlakyRecipe
 from executors.hanging_recipe import HangingParams, HangingRecipe
+from executors.threads_recipe import ThreadsRecipe
 from tilefleet.engine.executors.base import Completion
 from tilefleet.engine.executors.local import LocalExecutor
 from tilefleet.engine.worker_process import MessageReader, encode
@@ -80,6 +81,31 @@ def test_a_timeout_stops_only_the_worker_of_the_overdue_attempt(tmp_path):
     assert str(stopped.lost) == "timed out after 1.5 s" and stopped.attempt == 3
     assert all(c.outcome is not None and c.outcome.ok for c in by_id.values())
     assert all(c.attempt == 3 for c in by_id.values())  # none lost an attempt to the stop
+
+
+def openblas_threads_of_a_worker(tmp_path) -> int:
+    params = FlakyParams(dest=str(tmp_path / "dest"), state_dir=str(tmp_path / "st"), count=1)
+    tasks = list(ThreadsRecipe().plan(params))
+    executor = LocalExecutor(workers=1)
+    executor.start(preload=("executors.threads_recipe",))
+    try:
+        executor.submit_many([(tasks[0], 1)])
+        (done,) = collect(executor, 1)
+    finally:
+        executor.shutdown(cancel=True)
+    assert done.outcome is not None and done.outcome.ok, done
+    return done.outcome.metrics["openblas"]
+
+
+def test_a_worker_runs_numerical_libraries_on_one_thread_unless_the_user_says(
+    tmp_path, monkeypatch
+):
+    # Tasks side by side are the parallelism: a BLAS pool per worker oversubscribes.
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    assert openblas_threads_of_a_worker(tmp_path / "default") == 1
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert openblas_threads_of_a_worker(tmp_path / "set") == 2
 
 
 def test_messages_cut_anywhere_are_read_whole(tmp_path):

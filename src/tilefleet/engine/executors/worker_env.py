@@ -1,7 +1,9 @@
 """The environment remote workers need, without secrets.
 
 Workers that tilefleet starts on this machine (local processes, a Dask LocalCluster, a
-local Ray) inherit the driver's environment, credentials included, and nothing needs doing.
+local Ray) inherit the driver's environment, credentials included; the local executor's
+also run numerical libraries on one thread each (:func:`single_threaded`), as Dask's and
+Ray's workers do.
 Remote workers (a Dask Gateway cluster, a Ray cluster, serverless functions) do not; for
 them the adapters forward the *settings* below from the driver: GDAL options, regions and
 endpoints. Credentials are never forwarded: they would travel in a job payload or land on
@@ -22,6 +24,11 @@ FORWARDED = re.compile(
     r"|AWS_S3_ENDPOINT|AWS_HTTPS|AWS_VIRTUAL_HOSTING|AWS_REQUEST_PAYER|AWS_NO_SIGN_REQUEST"
     r"|TILEFLEET_\w+)$"
 )
+#: Thread pools of numerical libraries (OpenMP, OpenBLAS, MKL): one thread each in a
+#: worker that tilefleet starts, unless the user set them. Parallelism comes from tasks
+#: side by side, one per core; a pool per worker would oversubscribe the cores, and
+#: OpenBLAS alone spends 0.1 s of CPU starting one thread per core in each worker.
+THREAD_POOLS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: Names that look like secrets are never forwarded, whatever the pattern says.
 SECRET = SECRET_NAME
 
@@ -39,3 +46,12 @@ def forwarded_environment(environ: dict[str, str] | None = None) -> dict[str, st
 def is_secret_name(name: str) -> bool:
     """True for variable names that must never be recorded or forwarded."""
     return bool(SECRET.search(name))
+
+
+def single_threaded(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """``environ`` (default: this process's) with :data:`THREAD_POOLS` set to 1 where
+    unset: the environment of a worker process started on this machine."""
+    environ = dict(os.environ if environ is None else environ)
+    for name in THREAD_POOLS:
+        environ.setdefault(name, "1")
+    return environ
