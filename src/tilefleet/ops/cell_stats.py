@@ -105,20 +105,22 @@ def cell_statistics(
     if "count" in out:
         out["count"][cells] = counts
     if needs_sigma:
-        weights = 1.0 / np.square(np.asarray(sigmas, dtype=np.float64))
+        weights = np.square(np.asarray(sigmas, dtype=np.float64))
+        np.divide(1.0, weights, out=weights)  # in place: each point-sized temporary costs
         weight_sums = np.bincount(slots, weights, n_slots)[cells]
         if "h_mean" in out:
-            weighted = np.bincount(slots, weights * heights, n_slots)[cells]
+            weights *= heights  # the weights are not needed again
+            weighted = np.bincount(slots, weights, n_slots)[cells]
             out["h_mean"][cells] = weighted / weight_sums
         if "h_sigma" in out:
             out["h_sigma"][cells] = 1.0 / np.sqrt(weight_sums)
     if "h_variance" in out:
         means = np.zeros(n_slots)
         means[cells] = np.bincount(slots, heights, n_slots)[cells] / counts
-        deviations = heights - means[slots]  # two passes: no cancellation
-        out["h_variance"][cells] = (
-            np.bincount(slots, deviations * deviations, n_slots)[cells] / counts
-        )
+        deviations = means[slots]  # two passes: no cancellation
+        np.subtract(heights, deviations, out=deviations)
+        np.square(deviations, out=deviations)
+        out["h_variance"][cells] = np.bincount(slots, deviations, n_slots)[cells] / counts
 
     ordered = [name for name in ("h_min", "h_max", *QUANTILES) if name in out]
     if ordered:  # order statistics: heights sorted within each cell's run
@@ -145,15 +147,23 @@ def _heights_sorted_by_cell(slots: np.ndarray, heights: np.ndarray) -> np.ndarra
     single = heights.astype(np.float32)
     if slots.max() >= 1 << 32 or not np.array_equal(single, heights):
         return heights[np.lexsort((heights, slots))]
-    bits = single.view(np.uint32)
     # Negative floats: flip every bit; positive: flip the sign bit. Then unsigned order
-    # is float order.
-    flip = (bits.view(np.int32) >> 31).view(np.uint32) | np.uint32(0x80000000)
-    keys = (slots.astype(np.uint64) << np.uint64(32)) | (bits ^ flip).astype(np.uint64)
+    # is float order. In place throughout: each temporary of the points' size is fresh
+    # memory to fault in, which costs as much as the sort itself.
+    flip = single.view(np.int32) >> 31
+    flip |= np.int32(-(1 << 31))
+    bits = single.view(np.uint32)
+    bits ^= flip.view(np.uint32)
+    keys = slots.astype(np.uint64)
+    keys <<= np.uint64(32)
+    keys |= bits
     keys.sort()
     low = keys.astype(np.uint32)  # the height bits (the cell is in the high half)
-    unflip = ~(low.view(np.int32) >> 31).view(np.uint32) | np.uint32(0x80000000)
-    return (low ^ unflip).view(np.float32).astype(np.float64)
+    unflip = low.view(np.int32) >> 31  # set where the height was not negative
+    np.invert(unflip, out=unflip)
+    unflip |= np.int32(-(1 << 31))
+    low ^= unflip.view(np.uint32)
+    return low.view(np.float32).astype(np.float64)
 
 
 def _sorted_quantile(
