@@ -144,7 +144,8 @@ def ledger_page_data(
 
 def ledger_breakdown(ledger: Ledger) -> dict[str, Any] | None:
     """:func:`breakdown` of every task of the run, counted and timed in SQL."""
-    for name in BREAKDOWN_PARAMS:
+    carried = ledger.param_names()
+    for name in (n for n in BREAKDOWN_PARAMS if n in carried):
         rows: dict[Any, dict[str, Any]] = {}
         for value, kind, status, count in ledger.grouped_counts(name):
             if kind in ("object", "array") or len(rows) > MAX_BREAKDOWN_VALUES:

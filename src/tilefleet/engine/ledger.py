@@ -494,6 +494,16 @@ class Ledger:
         self.db.execute("CREATE TEMP TABLE report_kinds (id TEXT PRIMARY KEY, kind TEXT)")
         self.db.executemany("INSERT OR REPLACE INTO temp.report_kinds VALUES (?, ?)", kinds)
 
+    def param_names(self) -> set[str]:
+        """The names of the parameters that any task has: one pass over the tasks, where
+        a look for each name would be a pass of its own."""
+        return {
+            name
+            for (name,) in self.db.execute(
+                "SELECT DISTINCT p.key FROM tasks, json_each(tasks.task, '$.params') AS p"
+            )
+        }
+
     def grouped_counts(self, group: str) -> Iterator[tuple[Any, str | None, str, int]]:
         """(value, JSON type, status, tasks) per value of ``group`` (``KIND``, or a task
         parameter's name) and status; tasks without a value are left out."""
