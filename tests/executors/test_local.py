@@ -17,6 +17,7 @@ from executors.hanging_recipe import HangingParams, HangingRecipe
 from executors.threads_recipe import ThreadsRecipe
 from tilefleet.engine.executors.base import Completion
 from tilefleet.engine.executors.local import LocalExecutor
+from tilefleet.engine.executors.worker_env import THREAD_POOLS
 from tilefleet.engine.worker_process import MessageReader, encode
 from tilefleet.errors import TaskTimeoutError, WorkerLostError
 
@@ -101,7 +102,7 @@ def test_a_worker_runs_numerical_libraries_on_one_thread_unless_the_user_says(
     tmp_path, monkeypatch
 ):
     # Tasks side by side are the parallelism: a BLAS pool per worker oversubscribes.
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for name in THREAD_POOLS:
         monkeypatch.delenv(name, raising=False)
     assert openblas_threads_of_a_worker(tmp_path / "default") == 1
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")

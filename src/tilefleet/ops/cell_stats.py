@@ -4,7 +4,8 @@ Sums per cell (count, weighted mean, sigma, variance) are single passes of
 ``np.bincount``; for the order statistics (min, max, quartiles) the points are sorted once
 by (cell, height) and read off each cell's sorted run by index arithmetic.
 Cost: one sort whatever the number of cells, where the tool we replace looped over all 4096
-children of a parent and masked every point each time.
+children of a parent and masked every point each time. Arrays the size of the points are
+worked on in place: each fresh one is memory to fault in, which costs as much as the sort.
 
 Statistics (names as in magg's default set, so stores are comparable):
 
@@ -106,10 +107,10 @@ def cell_statistics(
         out["count"][cells] = counts
     if needs_sigma:
         weights = np.square(np.asarray(sigmas, dtype=np.float64))
-        np.divide(1.0, weights, out=weights)  # in place: each point-sized temporary costs
+        np.divide(1.0, weights, out=weights)
         weight_sums = np.bincount(slots, weights, n_slots)[cells]
         if "h_mean" in out:
-            weights *= heights  # the weights are not needed again
+            weights *= heights  # now weight × height: the weights are not needed again
             weighted = np.bincount(slots, weights, n_slots)[cells]
             out["h_mean"][cells] = weighted / weight_sums
         if "h_sigma" in out:
@@ -148,8 +149,7 @@ def _heights_sorted_by_cell(slots: np.ndarray, heights: np.ndarray) -> np.ndarra
     if slots.max() >= 1 << 32 or not np.array_equal(single, heights):
         return heights[np.lexsort((heights, slots))]
     # Negative floats: flip every bit; positive: flip the sign bit. Then unsigned order
-    # is float order. In place throughout: each temporary of the points' size is fresh
-    # memory to fault in, which costs as much as the sort itself.
+    # is float order.
     flip = single.view(np.int32) >> 31
     flip |= np.int32(-(1 << 31))
     bits = single.view(np.uint32)
