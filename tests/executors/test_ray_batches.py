@@ -62,13 +62,14 @@ def test_short_attempts_go_in_batches_each_recorded_as_if_alone(tmp_path, ray_ex
     assert all(r["ok"] == 1 and r["attempt"] == 1 and r["error"] is None for r in rows)
     assert all(json.loads(r["metrics"]) == {"attempt": 1} for r in rows)
     # Each attempt its own start and finish (not its batch's), in turn on its worker.
-    assert len({r["started"] for r in rows}) == COUNT
+    # Distinct starts are asked of each worker only: two workers' clocks may read alike.
     by_worker = defaultdict(list)
     for r in rows:
         assert r["started"] <= r["finished"]
         by_worker[r["worker"]].append(r)
     for worker, runs in by_worker.items():
         assert worker.startswith(f"{socket.gethostname()}:")
+        assert len({r["started"] for r in runs}) == len(runs)
         assert all(a["finished"] <= b["started"] for a, b in zip(runs, runs[1:], strict=False))
     outputs = sorted((tmp_path / "dest/out").iterdir())
     assert [p.read_text() for p in outputs] == [f"t{i:03d} value {2 * i}" for i in range(COUNT)]
