@@ -290,10 +290,10 @@ def run_tilefleet_tasks(manifest: Path, input_root: Path, dest: Path) -> None:
     """cogify's tasks one after another in this process: tilefleet's work per file (COG,
     preview, STAC item) without the engine's fixed costs (worker start-up, ledger,
     reports), which a batch of a few seconds cannot spread."""
-    from tilefleet.recipes.cogify import CogifyParams, CogifyRecipe
+    from tilefleet.recipes.cogify import CogifyRecipe
 
     recipe = CogifyRecipe()
-    params = CogifyParams(manifest=str(manifest), input_root=str(input_root), dest=str(dest))
+    params = recipe.Params(manifest=str(manifest), input_root=str(input_root), dest=str(dest))
     for task in recipe.plan(params):
         recipe.run(task)
 

@@ -58,7 +58,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.g
 
 # The workers import this module for its recipe, so at the top only what the tasks need:
 # the driver's modules (job files, ledger, reports) are imported where they are used.
-from tilefleet.recipes.base import Recipe, RecipeParams  # noqa: E402
+from tilefleet.recipes.base import Recipe  # noqa: E402
+from tilefleet.recipes.params import RecipeParams  # noqa: E402
 from tilefleet.task import Task  # noqa: E402
 
 SAMPLES = 60_000

@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from tilefleet.engine.callbacks import RunCallback
-from tilefleet.recipes.base import Recipe, RecipeParams
+from tilefleet.recipes.base import Recipe
+from tilefleet.recipes.params import RecipeParams
 from tilefleet.task import Task
 
 DATA = Path(os.environ.get("TILEFLEET_TEST_DATA", Path(__file__).parents[2] / "shared/data"))

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from tilefleet.errors import PermanentError, RetryableError
-from tilefleet.recipes.base import Recipe, RecipeParams
+from tilefleet.recipes.base import Recipe
+from tilefleet.recipes.params import RecipeParams
 from tilefleet.store.objects import PARTIAL_MARK, open_store
 from tilefleet.task import Task
 from tilefleet.tiles.tile import Tile

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tilefleet.recipes.base import Recipe, RecipeParams
+from tilefleet.recipes.base import Recipe
+from tilefleet.recipes.params import RecipeParams
 from tilefleet.store.objects import open_store
 from tilefleet.task import Task
 

@@ -1,34 +1,38 @@
 """A recipe that reports what its worker had imported when its task began, then reads a
-raster through rasterio the way cogify does (for an s3:// path: through boto3). Its module
-imports cogify's, so its worker starts as a cogify worker does."""
+raster through rasterio the way cogify does (for an s3:// path: through boto3) and, when
+given one, runs a cogify task. Its module imports cogify's, and names its model as cogify
+does, so its worker starts as a cogify worker does."""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import rasterio
 from rasterio.session import Session
 
-import tilefleet.recipes.cogify  # noqa: F401  (a cogify worker's imports)
-from tilefleet.recipes.base import Recipe, RecipeParams
+from tilefleet.recipes.base import ParamsModel, Recipe
+from tilefleet.recipes.cogify import CogifyRecipe
 from tilefleet.store.gdal_env import gdal_config
 from tilefleet.store.objects import open_store
 from tilefleet.task import Task
 
+if TYPE_CHECKING:
+    from start_probe_params import ProbeParams
 
-class ProbeParams(RecipeParams):
-    raster: str
-    dest: str
+
+def _pydantic_loaded() -> bool:
+    return any(name.partition(".")[0] in ("pydantic", "pydantic_core") for name in sys.modules)
 
 
 class StartProbeRecipe(Recipe):
-    """Writes ``probe.json``: boto3's state at the task's start, the session rasterio
-    picks for the raster, and the raster's checksums read through it."""
+    """Writes ``probe.json``: boto3's and pydantic's state at the task's start, the
+    session rasterio picks for the raster, the raster's checksums read through it, and
+    pydantic's state after the cogify task (if any) ran."""
 
     name = "start-probe"
-    Params = ProbeParams
+    Params = ParamsModel("start_probe_params:ProbeParams")
 
     def plan(self, params: ProbeParams) -> list[Task]:
         values = params.model_dump()
@@ -38,6 +42,7 @@ class StartProbeRecipe(Recipe):
         seen: dict[str, Any] = {
             "boto3_imported_at_start": "boto3" in sys.modules,
             "boto3_executed_at_start": "botocore.session" in sys.modules,
+            "pydantic_at_start": _pydantic_loaded(),
         }
         path = task.params["raster"]
         with rasterio.Env(**gdal_config()), rasterio.open(path) as src:
@@ -49,5 +54,8 @@ class StartProbeRecipe(Recipe):
             boto3_session=f"{boto3_session.__module__}.{boto3_session.__qualname__}",
             boto3_executed_at_end="botocore.session" in sys.modules,
         )
+        if task.params["cogify"] is not None:
+            seen["cogify"] = CogifyRecipe().run(Task(**task.params["cogify"]))
+            seen["pydantic_after_cogify"] = _pydantic_loaded()
         open_store(task.dest).put_bytes(json.dumps(seen).encode(), task.marker)
         return {}

@@ -4,6 +4,7 @@ command imports that recipe's modules and no other's."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -37,6 +38,36 @@ def test_a_worker_executes_boto3_only_when_a_task_reads_s3(s3, data_dir, tmp_pat
     assert seen["boto3_session"] == "boto3.session.Session"
     with rasterio.open(data_dir / RGB) as src:
         assert seen["checksums"] == [src.checksum(band) for band in src.indexes]
+
+
+def test_a_cogify_worker_runs_its_task_without_pydantic(data_dir, tmp_path):
+    # The parameters models (pydantic's) are the driver's: a worker is handed tasks whose
+    # parameters were validated already.
+    from tilefleet.recipes.cogify import CogifyRecipe
+
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f"path,num_bands\n{RGB},3\n")
+    recipe = CogifyRecipe()
+    params = recipe.Params(
+        manifest=str(manifest), input_root=str(data_dir), dest=str(tmp_path / "cogs")
+    )
+    (cogify_task,) = recipe.plan(params)
+    result = tilefleet.run(
+        "start_probe_recipe:StartProbeRecipe",
+        raster=str(data_dir / RGB),
+        dest=str(tmp_path / "out"),
+        cogify=dataclasses.asdict(cogify_task),
+        run_dir=str(tmp_path / "run"),
+        workers=1,
+        progress=False,
+    )
+    assert result.ok, result.failed
+    seen = json.loads((tmp_path / "out/probe.json").read_text())
+    assert not seen["pydantic_at_start"] and not seen["pydantic_after_cogify"]
+    assert seen["cogify"]["bytes_out"] > 0
+    with rasterio.open(tmp_path / "cogs" / RGB) as cog, rasterio.open(data_dir / RGB) as src:
+        assert cog.driver == "GTiff" and cog.overviews(1)
+        assert [cog.checksum(b) for b in cog.indexes] == [src.checksum(b) for b in src.indexes]
 
 
 DEFERRING = """
@@ -93,7 +124,13 @@ def _command(*args: str) -> tuple[str, set[str]]:
 def test_a_recipes_command_imports_that_recipe_only():
     help_text, modules = _command("cogify", "--help")
     assert "--input-root" in help_text and "--profile" in help_text
-    assert modules == {"tilefleet.recipes", "tilefleet.recipes.base", "tilefleet.recipes.cogify"}
+    assert modules == {
+        "tilefleet.recipes",
+        "tilefleet.recipes.base",
+        "tilefleet.recipes.params",
+        "tilefleet.recipes.cogify",
+        "tilefleet.recipes.cogify.params",
+    }
 
 
 def test_the_root_help_still_lists_every_command():

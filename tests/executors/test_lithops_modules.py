@@ -17,7 +17,8 @@ pytest.importorskip("lithops")
 #: A recipe module that only the driver can import: it lies in the test's own folder,
 #: outside the workers' PYTHONPATH.
 RECIPE = """
-from tilefleet.recipes.base import Recipe, RecipeParams
+from tilefleet.recipes.base import Recipe
+from tilefleet.recipes.params import RecipeParams
 from tilefleet.store.objects import open_store
 from tilefleet.task import Task
 

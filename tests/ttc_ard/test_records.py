@@ -26,7 +26,7 @@ from tilefleet.engine.footprints import tile_key
 from tilefleet.engine.run import run_job
 from tilefleet.jobs import build_job
 from tilefleet.recipes import get_recipe
-from tilefleet.recipes.ttc_ard import TtcArdParams
+from tilefleet.recipes.ttc_ard.params import TtcArdParams
 from ttc_ard.catalogs import DEM_TILE
 
 SAO_TOME = f"{DEM_TILE[0]}X{DEM_TILE[1]}Y"

@@ -30,7 +30,7 @@ from tilefleet.engine.executors import AttemptExecutor, executor_class, executor
 from tilefleet.errors import JobError
 from tilefleet.fields import Cli, CommaList
 from tilefleet.recipes import get_recipe, recipe_names
-from tilefleet.recipes.base import RecipeParams
+from tilefleet.recipes.params import RecipeParams
 
 DEFAULT_EXECUTOR = "local"
 

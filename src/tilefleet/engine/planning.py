@@ -20,7 +20,8 @@ from dataclasses import dataclass, field, replace
 
 from tilefleet.engine.spool import BATCH, PlanMarkers, PlanSpool, Writers
 from tilefleet.errors import JobError, one_line
-from tilefleet.recipes.base import Recipe, RecipeParams
+from tilefleet.recipes.base import Recipe
+from tilefleet.recipes.params import RecipeParams
 from tilefleet.task import DONE_STATES, Task
 
 log = logging.getLogger("tilefleet")

@@ -46,7 +46,8 @@ from tilefleet.errors import (
     one_line,
 )
 from tilefleet.recipes import get_recipe
-from tilefleet.recipes.base import FINISH_METRIC, Recipe, RecipeParams
+from tilefleet.recipes.base import FINISH_METRIC, Recipe
+from tilefleet.recipes.params import RecipeParams
 from tilefleet.task import (
     FAILED,
     PENDING,

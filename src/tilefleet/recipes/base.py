@@ -12,12 +12,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
-
 from tilefleet import plugins
 from tilefleet.task import Task
 
 if TYPE_CHECKING:
+    from tilefleet.recipes.params import RecipeParams
     from tilefleet.secrets import SecretSource
 
 
@@ -27,21 +26,41 @@ if TYPE_CHECKING:
 FINISH_METRIC = "finish"
 
 
-class RecipeParams(BaseModel):
-    """Base of each recipe's parameters: the job-file keys and CLI options it adds."""
+def __getattr__(name: str) -> Any:
+    # ``from tilefleet.recipes.base import RecipeParams`` (what users' recipes write) still
+    # works, and imports pydantic only then.
+    if name == "RecipeParams":
+        from tilefleet.recipes.params import RecipeParams
 
-    # Built on first validation, not at import: workers import a recipe's module to run
-    # its tasks but never validate parameters (a fresh process per call on serverless).
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+        return RecipeParams
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    #: Parameters holding local paths that a job file may give relative to itself
-    #: (``a.b`` for a key ``b`` inside the mapping ``a``).
-    path_fields: ClassVar[tuple[str, ...]] = ()
+
+class ParamsModel:
+    """A recipe's ``Params`` named by its import path, ``"package.module:Class"``, and
+    imported on first use (``Params = ParamsModel("mypackage.ndi_params:NdiParams")``).
+
+    A worker imports a recipe's module to run its tasks but never validates parameters:
+    with its model in a module of its own, a worker imports neither that module nor
+    pydantic (about 60 ms of each fresh worker's start, on every call of a serverless
+    function). A recipe may also set ``Params`` to the class itself."""
+
+    def __init__(self, reference: str) -> None:
+        self.reference = reference
+        self._model: type[RecipeParams] | None = None
+
+    def __get__(self, instance: object, owner: type | None = None) -> type[RecipeParams]:
+        if self._model is None:
+            from tilefleet.recipes.params import RecipeParams
+
+            self._model = plugins.load("parameters model", self.reference, RecipeParams)
+        return self._model
 
 
 class Recipe(ABC):
     """A workload: its ``name`` (job files, commands, run ids), its ``Params`` model (job
-    keys, command-line options, schema) and the two steps every executor calls."""
+    keys, command-line options, schema; a class, or a :class:`ParamsModel` naming one) and
+    the two steps every executor calls."""
 
     name: ClassVar[str]
     Params: ClassVar[type[RecipeParams]]

@@ -23,7 +23,8 @@ from pydantic import Field, field_validator, model_validator
 from tilefleet.errors import JobError, PermanentError
 from tilefleet.fields import Cli, CommaList
 from tilefleet.ops.cell_stats import STATISTICS, cell_statistics, check_statistics
-from tilefleet.recipes.base import Recipe, RecipeParams
+from tilefleet.recipes.base import Recipe
+from tilefleet.recipes.params import RecipeParams
 from tilefleet.sources.atl06 import BEAMS, Atl06Layout, read_granule
 from tilefleet.sources.granule_catalog import GranuleCatalog, catalog_from_files, read_catalog
 from tilefleet.store.location import StoreURL

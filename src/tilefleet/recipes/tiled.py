@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, ClassVar, overload
 from pydantic import Field
 
 from tilefleet.errors import JobError
-from tilefleet.recipes.base import Recipe, RecipeParams
+from tilefleet.recipes.base import Recipe
+from tilefleet.recipes.params import RecipeParams
 from tilefleet.store.location import StoreURL
 from tilefleet.task import Task
 from tilefleet.tiles.spec import GridSpec

@@ -10,10 +10,8 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Any
 from urllib.parse import urlparse
-
-from pydantic import AfterValidator
 
 REMOTE_SCHEMES = ("s3", "gs", "az", "abfs")
 
@@ -65,9 +63,19 @@ def _checked_location(url: str) -> str:
     return url
 
 
-#: A parameter naming a folder or an object-store prefix (or file): checked with the job,
-#: so ``gopher://x`` is an invalid job, not a run whose every task fails.
-StoreURL = Annotated[str, AfterValidator(_checked_location)]
+def __getattr__(name: str) -> Any:
+    # ``StoreURL`` is made on first use: parameters models use it, and a worker, which
+    # imports this module for its tasks, imports no pydantic (see recipes.base.ParamsModel).
+    if name == "StoreURL":
+        from typing import Annotated
+
+        from pydantic import AfterValidator
+
+        #: A parameter naming a folder or an object-store prefix (or file): checked with
+        #: the job, so ``gopher://x`` is an invalid job, not a run whose every task fails.
+        globals()[name] = Annotated[str, AfterValidator(_checked_location)]
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def safe_relative_key(path: str) -> str:

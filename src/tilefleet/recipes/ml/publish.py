@@ -19,7 +19,8 @@ from typing import Any
 from pydantic import Field
 
 from tilefleet.errors import JobError, PermanentError
-from tilefleet.recipes.base import Recipe, RecipeParams
+from tilefleet.recipes.base import Recipe
+from tilefleet.recipes.params import RecipeParams
 from tilefleet.store.location import StoreURL
 from tilefleet.task import Task
 from tilefleet.tiles.spec import GridSpec

@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tilefleet.recipes.base import Recipe, RecipeParams
+from tilefleet.recipes.base import Recipe
+from tilefleet.recipes.params import RecipeParams
 from tilefleet.store.location import StoreURL
 from tilefleet.task import Task
 

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tilefleet.ops.clear_sky import DEFAULT_SCL_MASK
-from tilefleet.recipes.base import Recipe
+from tilefleet.recipes.base import ParamsModel, Recipe
 from tilefleet.recipes.mosaic.layout import CATALOG_KEY, COLLECTION_KEY, OUTPUT_PREFIX
 from tilefleet.recipes.mosaic.months import month_end, months_between
-from tilefleet.recipes.mosaic.params import MosaicParams
 from tilefleet.task import Task
+
+if TYPE_CHECKING:
+    from tilefleet.recipes.mosaic.params import MosaicParams
 
 
 # No class docstring: ``Recipe.describe`` would turn it into the recipe's one-line summary.
@@ -36,7 +38,7 @@ class MosaicRecipe(Recipe):
         "Monthly cloud-free median mosaics from a STAC search: one COG per tile and month, "
         "with a STAC collection."
     )
-    Params = MosaicParams
+    Params = ParamsModel("tilefleet.recipes.mosaic.params:MosaicParams")
     default_task_s = 20.0
     source_columns = ("tile", "month", "scenes")
 
@@ -143,7 +145,6 @@ __all__ = [
     "COLLECTION_KEY",
     "DEFAULT_SCL_MASK",
     "OUTPUT_PREFIX",
-    "MosaicParams",
     "MosaicRecipe",
     "month_end",
     "months_between",

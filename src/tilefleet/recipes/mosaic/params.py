@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from tilefleet.fields import Cli, CommaList
 from tilefleet.ops.clear_sky import DEFAULT_SCL_MASK
-from tilefleet.recipes.base import RecipeParams
+from tilefleet.recipes.params import RecipeParams
 from tilefleet.store.cog import COG_PROFILES, LOSSY_PROFILES
 from tilefleet.store.location import StoreURL
 from tilefleet.tiles.aoi import LonLatBox

@@ -19,13 +19,15 @@ worker loads only what its product takes.
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tilefleet.errors import JobError
-from tilefleet.recipes.base import Recipe
+from tilefleet.recipes.base import ParamsModel, Recipe
 from tilefleet.recipes.ttc_ard.layout import SOURCE_COLUMNS
-from tilefleet.recipes.ttc_ard.params import PRODUCTS, TtcArdParams
 from tilefleet.task import Task
+
+if TYPE_CHECKING:
+    from tilefleet.recipes.ttc_ard.params import TtcArdParams
 
 #: Seconds per task before a product has been measured: the TTC job tracker's averages.
 DEFAULT_TASK_S = {"dem": 9.0, "s1": 14.0, "s2": 62.0}
@@ -38,7 +40,7 @@ class TtcArdRecipe(Recipe):
         "TTC analysis-ready tiles: DEM slope, Sentinel-1 quarterly composites and a "
         "cloud-screened Sentinel-2 series per 1/18-degree tile and year."
     )
-    Params = TtcArdParams
+    Params = ParamsModel("tilefleet.recipes.ttc_ard.params:TtcArdParams")
     default_task_s = DEFAULT_TASK_S["s2"]
     default_task_s_by_kind = DEFAULT_TASK_S
     source_columns = SOURCE_COLUMNS
@@ -69,4 +71,4 @@ class TtcArdRecipe(Recipe):
         return run_s2(task)
 
 
-__all__ = ["DEFAULT_TASK_S", "PRODUCTS", "TtcArdParams", "TtcArdRecipe"]
+__all__ = ["DEFAULT_TASK_S", "TtcArdRecipe"]

@@ -9,7 +9,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from tilefleet.fields import Cli, CommaList
-from tilefleet.recipes.base import RecipeParams
+from tilefleet.recipes.params import RecipeParams
 from tilefleet.store.location import StoreURL
 from tilefleet.tiles.aoi import LonLatBox
 
