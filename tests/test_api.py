@@ -153,6 +153,23 @@ def test_a_name_that_is_not_a_recipe_class_is_an_invalid_job(name, message):
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("recipe", "message"),
+    [
+        ("MissingModelRecipe", "cannot load parameters model 'no_such_module:Params'"),
+        (
+            "WrongModelRecipe",
+            "parameters model 'json:JSONDecoder' is the class json.decoder.JSONDecoder, "
+            "not a RecipeParams class",
+        ),
+    ],
+)
+def test_a_params_model_that_cannot_be_had_is_an_invalid_job(recipe, message):
+    with pytest.raises(tilefleet.JobError) as caught:
+        tilefleet.plan(f"user_recipe:{recipe}", dest="x")
+    assert message in str(caught.value)
+
+
 SCRIPT = """\
 import sys
 sys.path.insert(0, {tests!r})

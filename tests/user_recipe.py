@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import rasterio
 
-from tilefleet.recipes.base import Recipe, RecipeParams
+from tilefleet.recipes.base import ParamsModel, Recipe, RecipeParams
 from tilefleet.store.objects import open_store
 from tilefleet.task import Task
 
@@ -85,3 +85,25 @@ class EchoRecipe(Recipe):
             "An error occurred (ExpiredToken): <Error><Code>ExpiredToken</Code><Token>"
             f"{token}</Token></Error> retry with password {os.environ['SERVICE_PASSWORD']}"
         )
+
+
+class _NoTasks(Recipe):
+    def plan(self, params: RecipeParams) -> list[Task]:
+        return []
+
+    def run(self, task: Task) -> dict[str, Any]:
+        return {}
+
+
+class MissingModelRecipe(_NoTasks):
+    """Names a parameters model in a module that is not there."""
+
+    name = "missing-model"
+    Params = ParamsModel("no_such_module:Params")
+
+
+class WrongModelRecipe(_NoTasks):
+    """Names a class that is not a parameters model."""
+
+    name = "wrong-model"
+    Params = ParamsModel("json:JSONDecoder")
