@@ -197,10 +197,10 @@ def bench_local(tasks: int, workers: int, repeat: int, trivial: bool) -> None:
         return time.perf_counter() - started
 
     def index_peer() -> float:
-        from tilefleet.recipes.tile_index import TileIndexParams, TileIndexRecipe
+        from tilefleet.recipes.tile_index import TileIndexRecipe
 
         with tempfile.TemporaryDirectory() as tmp:
-            params = TileIndexParams(dest=tmp, tiles=TRIVIAL_TILES)
+            params = TileIndexRecipe.Params(dest=tmp, tiles=TRIVIAL_TILES)
             return peer(index_tile, list(TileIndexRecipe().plan(params)))
 
     warm_up("local", workers)

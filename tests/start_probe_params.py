@@ -11,5 +11,5 @@ from tilefleet.recipes.params import RecipeParams
 class ProbeParams(RecipeParams):
     raster: str
     dest: str
-    #: A planned cogify task (its fields), run by the probe after its own work.
-    cogify: dict[str, Any] | None = None
+    #: A planned task of a built-in recipe (its fields), run by the probe after its own work.
+    task: dict[str, Any] | None = None

@@ -1,7 +1,7 @@
 """A recipe that reports what its worker had imported when its task began, then reads a
 raster through rasterio the way cogify does (for an s3:// path: through boto3) and, when
-given one, runs a cogify task. Its module imports cogify's, and names its model as cogify
-does, so its worker starts as a cogify worker does."""
+given one, runs a task of a built-in recipe. Its module imports cogify's, and names its
+model as cogify does, so its worker starts as a cogify worker does."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import rasterio
 from rasterio.session import Session
 
+import tilefleet.recipes.cogify  # noqa: F401  (a cogify worker's imports)
+from tilefleet.recipes import get_recipe
 from tilefleet.recipes.base import ParamsModel, Recipe
-from tilefleet.recipes.cogify import CogifyRecipe
 from tilefleet.store.gdal_env import gdal_config
 from tilefleet.store.objects import open_store
 from tilefleet.task import Task
@@ -29,7 +30,7 @@ def _pydantic_loaded() -> bool:
 class StartProbeRecipe(Recipe):
     """Writes ``probe.json``: boto3's and pydantic's state at the task's start, the
     session rasterio picks for the raster, the raster's checksums read through it, and
-    pydantic's state after the cogify task (if any) ran."""
+    pydantic's state after the task it was given (if any) ran."""
 
     name = "start-probe"
     Params = ParamsModel("start_probe_params:ProbeParams")
@@ -54,8 +55,9 @@ class StartProbeRecipe(Recipe):
             boto3_session=f"{boto3_session.__module__}.{boto3_session.__qualname__}",
             boto3_executed_at_end="botocore.session" in sys.modules,
         )
-        if task.params["cogify"] is not None:
-            seen["cogify"] = CogifyRecipe().run(Task(**task.params["cogify"]))
-            seen["pydantic_after_cogify"] = _pydantic_loaded()
+        if task.params["task"] is not None:
+            given = Task(**task.params["task"])
+            seen["metrics"] = get_recipe(given.recipe).run(given)
+            seen["pydantic_after_task"] = _pydantic_loaded()
         open_store(task.dest).put_bytes(json.dumps(seen).encode(), task.marker)
         return {}

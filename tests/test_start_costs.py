@@ -14,6 +14,7 @@ import pytest
 import rasterio
 
 import tilefleet
+from tilefleet.recipes import get_recipe
 
 RGB = "non_cog_multiband/RGB.byte.tif"
 
@@ -40,34 +41,49 @@ def test_a_worker_executes_boto3_only_when_a_task_reads_s3(s3, data_dir, tmp_pat
         assert seen["checksums"] == [src.checksum(band) for band in src.indexes]
 
 
-def test_a_cogify_worker_runs_its_task_without_pydantic(data_dir, tmp_path):
-    # The parameters models (pydantic's) are the driver's: a worker is handed tasks whose
-    # parameters were validated already.
-    from tilefleet.recipes.cogify import CogifyRecipe
-
+def _cogify_task(data_dir, tmp_path):
     manifest = tmp_path / "manifest.csv"
     manifest.write_text(f"path,num_bands\n{RGB},3\n")
-    recipe = CogifyRecipe()
+    recipe = get_recipe("cogify")
     params = recipe.Params(
-        manifest=str(manifest), input_root=str(data_dir), dest=str(tmp_path / "cogs")
+        manifest=str(manifest), input_root=str(data_dir), dest=str(tmp_path / "outputs")
     )
-    (cogify_task,) = recipe.plan(params)
+    return next(iter(recipe.plan(params)))
+
+
+def _tile_index_task(data_dir, tmp_path):
+    recipe = get_recipe("tile-index")
+    tiledb = str(data_dir / "ttc_tiledb/tiledb.parquet")
+    tiles = {"grid": "ttc", "bbox": [-52.6, -13.2, -52.5, -13.1], "tiledb": tiledb, "year": 2023}
+    params = recipe.Params(tiles=tiles, dest=str(tmp_path / "outputs"), resolution=0.0001)
+    return next(iter(recipe.plan(params)))
+
+
+@pytest.mark.parametrize("planned", [_cogify_task, _tile_index_task])
+def test_a_worker_runs_its_task_without_pydantic(planned, data_dir, tmp_path):
+    # The parameters models (pydantic's) are the driver's: a worker is handed tasks whose
+    # parameters were validated already.
+    task = planned(data_dir, tmp_path)
     result = tilefleet.run(
         "start_probe_recipe:StartProbeRecipe",
         raster=str(data_dir / RGB),
         dest=str(tmp_path / "out"),
-        cogify=dataclasses.asdict(cogify_task),
+        task=dataclasses.asdict(task),
         run_dir=str(tmp_path / "run"),
         workers=1,
         progress=False,
     )
     assert result.ok, result.failed
     seen = json.loads((tmp_path / "out/probe.json").read_text())
-    assert not seen["pydantic_at_start"] and not seen["pydantic_after_cogify"]
-    assert seen["cogify"]["bytes_out"] > 0
-    with rasterio.open(tmp_path / "cogs" / RGB) as cog, rasterio.open(data_dir / RGB) as src:
-        assert cog.driver == "GTiff" and cog.overviews(1)
-        assert [cog.checksum(b) for b in cog.indexes] == [src.checksum(b) for b in src.indexes]
+    assert not seen["pydantic_at_start"] and not seen["pydantic_after_task"]
+    written = json.loads((tmp_path / "outputs" / task.marker).read_text())  # its STAC item
+    assert written["type"] == "Feature" and seen["metrics"]["bytes_out"] > 0
+    if planned is _cogify_task:
+        with rasterio.open(tmp_path / "outputs" / RGB) as cog, rasterio.open(data_dir / RGB) as src:
+            assert cog.overviews(1)
+            assert [cog.checksum(b) for b in cog.indexes] == [src.checksum(b) for b in src.indexes]
+    else:
+        assert written["properties"]["proj:shape"]
 
 
 DEFERRING = """

@@ -1,7 +1,8 @@
 """Recipes planned from a tile grid: one task per tile of an area (see ``tiles/``).
 
 Kept apart from ``recipes.base`` so that a worker running any other recipe does not import
-the grids (shapely, pyarrow) it never uses.
+the grids (shapely, pyarrow) it never uses; their parameters (:mod:`.tiled_params`, which
+import the grids' specs) are the driver's.
 """
 
 from __future__ import annotations
@@ -9,34 +10,15 @@ from __future__ import annotations
 import itertools
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, ClassVar, overload
-
-from pydantic import Field
+from typing import TYPE_CHECKING, overload
 
 from tilefleet.errors import JobError
 from tilefleet.recipes.base import Recipe
-from tilefleet.recipes.params import RecipeParams
-from tilefleet.store.location import StoreURL
 from tilefleet.task import Task
-from tilefleet.tiles.spec import GridSpec
 
 if TYPE_CHECKING:
+    from tilefleet.recipes.tiled_params import TiledParams
     from tilefleet.tiles.tile import Tile, TileCollection
-
-
-class TiledParams(RecipeParams):
-    """Parameters of a recipe that runs one task per tile of a grid over an area."""
-
-    path_fields: ClassVar[tuple[str, ...]] = (
-        "dest",
-        "tiles.aoi",
-        "tiles.request",
-        "tiles.tiles",
-        "tiles.tiledb",
-    )
-
-    tiles: GridSpec = Field(description="The grid and the area (or tile list) to cover")
-    dest: StoreURL = Field(description="Folder or s3:// prefix the outputs go to")
 
 
 class TileTasks(Sequence[Task]):

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tilefleet.recipes.tiled import TiledParams
+from tilefleet.recipes.tiled_params import TiledParams
 from tilefleet.store.location import StoreURL
 from tilefleet.store.objects import open_store
 from tilefleet.task import Task

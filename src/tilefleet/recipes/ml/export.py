@@ -22,7 +22,7 @@ from pydantic import Field
 
 from tilefleet.errors import JobError, PermanentError
 from tilefleet.recipes.base import Recipe
-from tilefleet.recipes.tiled import TiledParams
+from tilefleet.recipes.tiled_params import TiledParams
 from tilefleet.store.location import StoreURL
 from tilefleet.task import Task
 

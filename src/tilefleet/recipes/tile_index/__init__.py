@@ -15,33 +15,27 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pystac
-from pydantic import Field
 from pystac.extensions.projection import ProjectionExtension
 from shapely.geometry import mapping
 
-from tilefleet.recipes.base import FINISH_METRIC
-from tilefleet.recipes.tiled import TiledParams, TiledRecipe
+from tilefleet.recipes.base import FINISH_METRIC, ParamsModel
+from tilefleet.recipes.tiled import TiledRecipe
 from tilefleet.store.objects import open_store
 from tilefleet.store.stac_item import collection_links, item_extent, publish_collection
 from tilefleet.task import Task
 from tilefleet.tiles.tile import Tile
 
-
-class TileIndexParams(TiledParams):
-    resolution: float | None = Field(
-        None, gt=0, description="Pixel size (in the tile's CRS units) of the pixel grid to record"
-    )
-    crs: str | None = Field(None, description="CRS of the pixel grid [default: the tile's own]")
-    collection_id: str = Field("tile-index", description="Id of the STAC collection of the tiles")
+if TYPE_CHECKING:
+    from tilefleet.recipes.tile_index.params import TileIndexParams
 
 
 class TileIndexRecipe(TiledRecipe):
     name = "tile-index"
     summary = "Publish the tiles of a grid over an area as STAC items, one per tile."
-    Params = TileIndexParams
+    Params = ParamsModel("tilefleet.recipes.tile_index.params:TileIndexParams")
     default_task_s = 0.05
 
     def task_for(self, tile: Tile, params: TileIndexParams) -> Task:
