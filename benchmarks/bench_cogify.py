@@ -16,7 +16,10 @@ same repetition (run back to back, so that the machine's drift cancels), the med
 the repetitions (so that the one a burst of other load hit does not decide). The ratio of
 the best (min) wall times and that of the CPU seconds (this process and its children) are
 printed beside it; on this 2-core machine either swings by ±10 % between runs a few
-minutes apart, which is why neither decides.
+minutes apart, which is why neither decides. Each repetition line also shows the CPU time
+the hypervisor gave to other guests meanwhile ("steal", from ``/proc/stat``), and each
+result line the steal of its pairs: a pair with steal was timed on a machine that was not
+wholly ours, and the result says how many were.
 
 Two sets of inputs: synthetic scenes (striped, uncompressed, no overviews: what the crank
 is fed), and the real rasters of the shared test data (the Copernicus DEM tiles, the
@@ -368,34 +371,46 @@ def cpu_seconds() -> float:
     return total
 
 
+def steal_seconds() -> float:
+    """CPU seconds the hypervisor has given other guests since boot, all CPUs together (the
+    steal field of ``/proc/stat``); 0 where the system does not say."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def time_side(
     run: Callable[[Path], None], out: Path, name: str, keep: dict[str, str] | None
-) -> tuple[float, float]:
-    """(wall, CPU) seconds of one side run into a fresh ``out/name``; then the outputs go,
+) -> tuple[float, float, float]:
+    """(wall, CPU, steal) seconds of one side run into a fresh ``out/name``; then the outputs go,
     except the files ``keep`` names (path below the side's folder -> file name), which move
     to ``out/../check/name``."""
     dest = out / name
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    cpu = cpu_seconds()
+    cpu, steal = cpu_seconds(), steal_seconds()
     started = time.perf_counter()
     run(dest)
     wall = time.perf_counter() - started
-    cpu = cpu_seconds() - cpu
+    cpu, steal = cpu_seconds() - cpu, steal_seconds() - steal
     for produced, file_name in (keep or {}).items():
         kept = out.parent / "check" / name
         kept.mkdir(parents=True, exist_ok=True)
         shutil.move(dest / produced, kept / file_name)
     shutil.rmtree(dest)
-    return wall, cpu
+    return wall, cpu, steal
 
 
 @dataclass
 class Timings:
-    """Wall and CPU seconds of each side, one of each per repetition, in order."""
+    """Wall, CPU and steal seconds of each side, one of each per repetition, in order."""
 
     walls: dict[str, list[float]]
     cpus: dict[str, list[float]]
+    steals: dict[str, list[float]]
 
     def best(self, side: str) -> float:
         return min(self.walls[side])
@@ -408,6 +423,14 @@ class Timings:
         pairs = zip(self.walls[ours], self.walls[peer], strict=True)
         return statistics.median(a / b for a, b in pairs)
 
+    def stolen(self, ours: str, peer: str) -> str:
+        """How many of the pairs had steal (over 1 % of their wall time), and how much."""
+        pairs = list(zip(self.walls[ours], self.walls[peer], strict=True))
+        steals = [a + b for a, b in zip(self.steals[ours], self.steals[peer], strict=True)]
+        hit = sum(steal > 0.01 * (a + b) for (a, b), steal in zip(pairs, steals, strict=True))
+        share = 100 * sum(steals) / sum(a + b for a, b in pairs)
+        return f"steal in {hit} of {len(pairs)} pairs, {share:.1f} % of their time"
+
 
 def run_sides(
     sides: dict[str, Callable[[Path, int], None]],
@@ -415,14 +438,14 @@ def run_sides(
     work: Path,
     keep: Callable[[str], dict[str, str] | None],
 ) -> Timings:
-    """Wall and CPU seconds of each side, the sides interleaved in each repetition so
+    """Wall, CPU and steal seconds of each side, the sides interleaved in each repetition so
     that drift in the machine hits them all; ``keep(side)`` names the files kept in the
     first repetition for the checks."""
     out = work / "out"
-    timings = Timings({name: [] for name in sides}, {name: [] for name in sides})
+    timings = Timings(*({name: [] for name in sides} for _ in range(3)))
     for rep in range(repeat):
         for name, run in sides.items():
-            wall, cpu = time_side(
+            wall, cpu, steal = time_side(
                 lambda dest, run=run, rep=rep: run(dest, rep),
                 out,
                 name,
@@ -430,9 +453,10 @@ def run_sides(
             )
             timings.walls[name].append(wall)
             timings.cpus[name].append(cpu)
+            timings.steals[name].append(steal)
             print(
                 f"  repetition {rep + 1}: {name:<12} {wall:7.2f} s wall, {cpu:7.2f} s CPU, "
-                f"load {_load()}",
+                f"steal {steal:5.2f} s, load {_load()}",
                 flush=True,
             )
     for name in sides:
@@ -465,7 +489,7 @@ def comparison(
             f"{name}: speed-up {ratio:.2f}, paired median of {n} (goal >= {goal}: {verdict}); "
             f"best {timings.best(ours):.2f} s vs {timings.best(peer):.2f} s wall, speed-up "
             f"{timings.best(peer) / timings.best(ours):.2f}; CPU {timings.cpu(ours):.1f} s vs "
-            f"{timings.cpu(peer):.1f} s"
+            f"{timings.cpu(peer):.1f} s; {timings.stolen(ours, peer)}"
         )
     ratio = timings.paired(ours, peer)
     verdict = "met" if ratio <= goal else "NOT met"
@@ -473,7 +497,8 @@ def comparison(
         f"{name}: ratio {ratio:.2f}, paired median of {n} (goal <= {goal}: {verdict}); "
         f"best {timings.best(ours):.2f} s vs {timings.best(peer):.2f} s wall, ratio "
         f"{timings.best(ours) / timings.best(peer):.2f}; CPU {timings.cpu(ours):.2f} s vs "
-        f"{timings.cpu(peer):.2f} s, ratio {timings.cpu(ours) / timings.cpu(peer):.2f}"
+        f"{timings.cpu(peer):.2f} s, ratio {timings.cpu(ours) / timings.cpu(peer):.2f}; "
+        f"{timings.stolen(ours, peer)}"
     )
 
 
