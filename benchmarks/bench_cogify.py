@@ -442,7 +442,11 @@ def run_sides(
     that drift in the machine hits them all; ``keep(side)`` names the files kept in the
     first repetition for the checks."""
     out = work / "out"
-    timings = Timings(*({name: [] for name in sides} for _ in range(3)))
+
+    def per_side() -> dict[str, list[float]]:
+        return {name: [] for name in sides}
+
+    timings = Timings(walls=per_side(), cpus=per_side(), steals=per_side())
     for rep in range(repeat):
         for name, run in sides.items():
             wall, cpu, steal = time_side(

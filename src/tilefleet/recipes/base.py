@@ -47,14 +47,12 @@ class ParamsModel:
 
     def __init__(self, reference: str) -> None:
         self.reference = reference
-        self._model: type[RecipeParams] | None = None
 
     def __get__(self, instance: object, owner: type | None = None) -> type[RecipeParams]:
-        if self._model is None:
-            from tilefleet.recipes.params import RecipeParams
+        from tilefleet.recipes.params import RecipeParams
 
-            self._model = plugins.load("parameters model", self.reference, RecipeParams)
-        return self._model
+        # The import is the registry's, made once (plugins caches it).
+        return plugins.load("parameters model", self.reference, RecipeParams)
 
 
 class Recipe(ABC):

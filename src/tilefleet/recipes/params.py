@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict
 class RecipeParams(BaseModel):
     """Base of each recipe's parameters: the job-file keys and CLI options it adds."""
 
-    # Built on first validation, not at import: the driver imports every recipe's model
-    # for ``tilefleet --help`` but validates one.
+    # Built on first validation, not at import: a recipe's ``--help`` and the workers of
+    # recipes that keep their model beside their tasks import it but validate nothing.
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
     #: Parameters holding local paths that a job file may give relative to itself
