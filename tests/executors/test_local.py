@@ -14,10 +14,11 @@ from pathlib import Path
 
 from engine_recipes import FlakyParams, FlakyRecipe
 from executors.hanging_recipe import HangingParams, HangingRecipe
+from executors.pages_recipe import BLOCK_BYTES, PagesRecipe
 from executors.threads_recipe import ThreadsRecipe
 from tilefleet.engine.executors.base import Completion
 from tilefleet.engine.executors.local import LocalExecutor
-from tilefleet.engine.executors.worker_env import THREAD_POOLS
+from tilefleet.engine.executors.worker_env import MALLOC_SETTINGS, THREAD_POOLS
 from tilefleet.engine.worker_process import MessageReader, encode
 from tilefleet.errors import TaskTimeoutError, WorkerLostError
 
@@ -107,6 +108,36 @@ def test_a_worker_runs_numerical_libraries_on_one_thread_unless_the_user_says(
     assert openblas_threads_of_a_worker(tmp_path / "default") == 1
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
     assert openblas_threads_of_a_worker(tmp_path / "set") == 2
+
+
+def page_faults_of_a_workers_tasks(tmp_path, count: int = 3) -> list[int]:
+    params = FlakyParams(dest=str(tmp_path / "dest"), state_dir=str(tmp_path / "st"), count=count)
+    tasks = list(PagesRecipe().plan(params))
+    executor = LocalExecutor(workers=1)
+    executor.start(preload=("executors.pages_recipe",))
+    try:
+        executor.submit_many([(task, 1) for task in tasks])
+        done = collect(executor, count)
+    finally:
+        executor.shutdown(cancel=True)
+    assert all(d.outcome is not None and d.outcome.ok for d in done), done
+    by_task = {d.outcome.task_id: d.outcome.metrics["faults"] for d in done}
+    return [by_task[task.id] for task in tasks]
+
+
+def test_a_worker_reuses_the_memory_its_last_task_freed_unless_the_user_says(tmp_path, monkeypatch):
+    # A raster task's arrays are tens of MB; glibc's default maps each afresh, so every
+    # task of a worker faults in and zeroes all its pages again.
+    for name in MALLOC_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    huge_pages = BLOCK_BYTES // (2 << 20)
+    first, *later = page_faults_of_a_workers_tasks(tmp_path / "default")
+    assert first >= huge_pages  # a fresh block is faulted in (by huge pages, where they are on)
+    assert max(later) < first // 4, (first, later)
+    # The user's own settings win: glibc's per-block mapping is back.
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", str(1 << 20))
+    first, *later = page_faults_of_a_workers_tasks(tmp_path / "set")
+    assert min(later) > first // 2, (first, later)
 
 
 def test_messages_cut_anywhere_are_read_whole(tmp_path):

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 from tilefleet.engine.executors.base import AttemptExecutor, Completion
 from tilefleet.engine.executors.scratch import new_scratch
-from tilefleet.engine.executors.worker_env import single_threaded
+from tilefleet.engine.executors.worker_env import local_worker_environment
 from tilefleet.engine.worker_process import (
     BOOTSTRAP,
     MessageReader,
@@ -132,7 +132,7 @@ class LocalExecutor(AttemptExecutor):
                 [sys.executable, "-c", BOOTSTRAP, str(theirs.fileno()), WORKER_MARK],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
-                env=single_threaded(),
+                env=local_worker_environment(),
             )
         finally:
             theirs.close()  # the worker's end lives in the worker only: its exit ends it

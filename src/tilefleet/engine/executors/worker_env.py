@@ -2,8 +2,8 @@
 
 Workers that tilefleet starts on this machine (local processes, a Dask LocalCluster, a
 local Ray) inherit the driver's environment, credentials included; the local executor's
-also run numerical libraries on one thread each (:func:`single_threaded`), as Dask's and
-Ray's workers do.
+also run numerical libraries on one thread each, as Dask's and Ray's workers do, and keep
+the memory of one task for the next (:func:`local_worker_environment`).
 Remote workers (a Dask Gateway cluster, a Ray cluster, serverless functions) do not; for
 them the adapters forward the *settings* below from the driver: GDAL options, regions and
 endpoints. Credentials are never forwarded: they would travel in a job payload or land on
@@ -29,6 +29,19 @@ FORWARDED = re.compile(
 #: side by side, one per core; a pool per worker would oversubscribe the cores, and
 #: OpenBLAS alone spends 0.1 s of CPU starting one thread per core in each worker.
 THREAD_POOLS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: glibc's malloc in a worker that tilefleet starts, unless the user set it: blocks of up
+#: to 256 MB come from the heap, and up to 256 MB freed at its top stay there. By default
+#: glibc maps every block over 32 MB afresh and unmaps it when freed, so each task of a
+#: worker faults in and zeroes again the pages of the arrays the task before it freed
+#: (cogify's 36 real rasters: 85,000 page faults, 0.25 s of system time, 5-8 % of the
+#: run). A worker so holds, between its tasks, at most what its biggest task used; it
+#: lives for one run. (Dask's nanny does the opposite, returning memory at once: its
+#: memory manager pauses and restarts workers by their resident size; these workers'
+#: resident size is nobody's signal.)
+MALLOC_SETTINGS = {
+    "MALLOC_MMAP_THRESHOLD_": str(256 << 20),
+    "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
+}
 #: Names that look like secrets are never forwarded, whatever the pattern says.
 SECRET = SECRET_NAME
 
@@ -48,10 +61,13 @@ def is_secret_name(name: str) -> bool:
     return bool(SECRET.search(name))
 
 
-def single_threaded(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """``environ`` (default: this process's) with :data:`THREAD_POOLS` set to 1 where
-    unset: the environment of a worker process started on this machine."""
+def local_worker_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """``environ`` (default: this process's) with :data:`THREAD_POOLS` set to 1 and
+    :data:`MALLOC_SETTINGS` where unset: the environment of a worker process of the
+    ``local`` executor."""
     environ = dict(os.environ if environ is None else environ)
     for name in THREAD_POOLS:
         environ.setdefault(name, "1")
+    for name, value in MALLOC_SETTINGS.items():
+        environ.setdefault(name, value)
     return environ
