@@ -29,15 +29,15 @@ FORWARDED = re.compile(
 #: side by side, one per core; a pool per worker would oversubscribe the cores, and
 #: OpenBLAS alone spends 0.1 s of CPU starting one thread per core in each worker.
 THREAD_POOLS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-#: glibc's malloc in a worker that tilefleet starts, unless the user set it: blocks of up
-#: to 256 MB come from the heap, and up to 256 MB freed at its top stay there. By default
-#: glibc maps every block over 32 MB afresh and unmaps it when freed, so each task of a
-#: worker faults in and zeroes again the pages of the arrays the task before it freed
-#: (cogify's 36 real rasters: 85,000 page faults, 0.25 s of system time, 5-8 % of the
-#: run). A worker so holds, between its tasks, at most what its biggest task used; it
-#: lives for one run. (Dask's nanny does the opposite, returning memory at once: its
-#: memory manager pauses and restarts workers by their resident size; these workers'
-#: resident size is nobody's signal.)
+#: glibc's malloc in a ``local`` worker, unless the user set it: blocks of up to 256 MB
+#: come from the heap, and up to 256 MB freed at its top stay there. By default glibc maps
+#: each block of over 32 MB (at first, of over 128 kB) afresh and unmaps it when freed, so
+#: each task of a worker faults in and zeroes again the pages of the arrays the task before
+#: it freed (cogify's 36 real rasters: 85,000 page faults, 0.25 s of system time, 5-8 % of
+#: the run). A worker so holds, between its tasks, up to the memory its biggest task used
+#: instead of returning it; it lives for one run. (Dask's nanny does the opposite,
+#: returning memory at once: its memory manager pauses and restarts workers by their
+#: resident size; these workers' resident size is nobody's signal.)
 MALLOC_SETTINGS = {
     "MALLOC_MMAP_THRESHOLD_": str(256 << 20),
     "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
