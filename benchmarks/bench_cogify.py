@@ -29,6 +29,9 @@ GDAL copies and tilefleet rebuilds from the full resolution with the job's resam
 The real set is also timed as cogify's tasks run one after another in this process
 (``tasks-only``): tilefleet's work per file, without the engine's fixed costs (worker
 start-up, ledger, reports), which a batch of a few seconds cannot spread.
+It runs with this process's malloc (glibc's default), where a worker keeps the memory a
+task freed for the next (``worker_env.MALLOC_SETTINGS``): the same tasks spend more system
+time here, faulting their arrays in again, than in a worker.
 
     .venv/bin/python benchmarks/bench_cogify.py [--files 4] [--size 2048] [--repeat 2]
         [--data ../shared/data] [--real-copies 4] [--real-repeat 3] [--full]
