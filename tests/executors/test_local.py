@@ -14,8 +14,7 @@ from pathlib import Path
 
 from engine_recipes import FlakyParams, FlakyRecipe
 from executors.hanging_recipe import HangingParams, HangingRecipe
-from executors.pages_recipe import BLOCK_BYTES, PagesRecipe
-from executors.threads_recipe import ThreadsRecipe
+from executors.threads_recipe import BLOCK_BYTES, PagesRecipe, ThreadsRecipe
 from tilefleet.engine.executors.base import Completion
 from tilefleet.engine.executors.local import LocalExecutor
 from tilefleet.engine.executors.worker_env import MALLOC_SETTINGS, THREAD_POOLS
@@ -114,7 +113,7 @@ def page_faults_of_a_workers_tasks(tmp_path, count: int = 3) -> list[int]:
     params = FlakyParams(dest=str(tmp_path / "dest"), state_dir=str(tmp_path / "st"), count=count)
     tasks = list(PagesRecipe().plan(params))
     executor = LocalExecutor(workers=1)
-    executor.start(preload=("executors.pages_recipe",))
+    executor.start(preload=("executors.threads_recipe",))
     try:
         executor.submit_many([(task, 1) for task in tasks])
         done = collect(executor, count)
