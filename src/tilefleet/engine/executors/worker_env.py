@@ -33,11 +33,12 @@ THREAD_POOLS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: come from the heap, and up to 256 MB freed at its top stay there. By default glibc maps
 #: each block of over 32 MB (at first, of over 128 kB) afresh and unmaps it when freed, so
 #: each task of a worker faults in and zeroes again the pages of the arrays the task before
-#: it freed (cogify's 36 real rasters: 85,000 page faults, 0.25 s of system time, 5-8 % of
-#: the run). A worker so holds, between its tasks, up to the memory its biggest task used
-#: instead of returning it; it lives for one run. (Dask's nanny does the opposite,
-#: returning memory at once: its memory manager pauses and restarts workers by their
-#: resident size; these workers' resident size is nobody's signal.)
+#: it freed (cogify's 36 real rasters on 1 worker: 85,000 page faults, 0.25 s of system
+#: time, about 7 % of the run's time). A worker so holds, between its tasks, up to the
+#: memory its biggest task used instead of returning it; it lives for one run. (Dask's
+#: nanny does the opposite, returning memory at once: its memory manager pauses and
+#: restarts workers by their resident size; these workers' resident size is nobody's
+#: signal.)
 MALLOC_SETTINGS = {
     "MALLOC_MMAP_THRESHOLD_": str(256 << 20),
     "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
