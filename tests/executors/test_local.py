@@ -84,18 +84,26 @@ def test_a_timeout_stops_only_the_worker_of_the_overdue_attempt(tmp_path):
     assert all(c.attempt == 3 for c in by_id.values())  # none lost an attempt to the stop
 
 
-def openblas_threads_of_a_worker(tmp_path) -> int:
-    params = FlakyParams(dest=str(tmp_path / "dest"), state_dir=str(tmp_path / "st"), count=1)
-    tasks = list(ThreadsRecipe().plan(params))
+def metrics_of_a_workers_tasks(recipe, tmp_path, count: int = 1) -> list[dict]:
+    """The metrics of ``count`` tasks of ``recipe`` (of ``executors.threads_recipe``) run
+    one after another by one local worker, in plan order."""
+    params = FlakyParams(dest=str(tmp_path / "dest"), state_dir=str(tmp_path / "st"), count=count)
+    tasks = list(recipe.plan(params))
     executor = LocalExecutor(workers=1)
     executor.start(preload=("executors.threads_recipe",))
     try:
-        executor.submit_many([(tasks[0], 1)])
-        (done,) = collect(executor, 1)
+        executor.submit_many([(task, 1) for task in tasks])
+        done = collect(executor, count)
     finally:
         executor.shutdown(cancel=True)
-    assert done.outcome is not None and done.outcome.ok, done
-    return done.outcome.metrics["openblas"]
+    assert all(d.outcome is not None and d.outcome.ok for d in done), done
+    by_task = {d.outcome.task_id: d.outcome.metrics for d in done}
+    return [by_task[task.id] for task in tasks]
+
+
+def openblas_threads_of_a_worker(tmp_path) -> int:
+    (metrics,) = metrics_of_a_workers_tasks(ThreadsRecipe(), tmp_path)
+    return metrics["openblas"]
 
 
 def test_a_worker_runs_numerical_libraries_on_one_thread_unless_the_user_says(
@@ -109,19 +117,8 @@ def test_a_worker_runs_numerical_libraries_on_one_thread_unless_the_user_says(
     assert openblas_threads_of_a_worker(tmp_path / "set") == 2
 
 
-def page_faults_of_a_workers_tasks(tmp_path, count: int = 3) -> list[int]:
-    params = FlakyParams(dest=str(tmp_path / "dest"), state_dir=str(tmp_path / "st"), count=count)
-    tasks = list(PagesRecipe().plan(params))
-    executor = LocalExecutor(workers=1)
-    executor.start(preload=("executors.threads_recipe",))
-    try:
-        executor.submit_many([(task, 1) for task in tasks])
-        done = collect(executor, count)
-    finally:
-        executor.shutdown(cancel=True)
-    assert all(d.outcome is not None and d.outcome.ok for d in done), done
-    by_task = {d.outcome.task_id: d.outcome.metrics["faults"] for d in done}
-    return [by_task[task.id] for task in tasks]
+def page_faults_of_a_workers_tasks(tmp_path) -> list[int]:
+    return [m["faults"] for m in metrics_of_a_workers_tasks(PagesRecipe(), tmp_path, 3)]
 
 
 def test_a_worker_reuses_the_memory_its_last_task_freed_unless_the_user_says(tmp_path, monkeypatch):
