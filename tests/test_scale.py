@@ -83,6 +83,27 @@ def test_limit_counts_tasks_still_to_do_and_every_done_one_is_skipped(tmp_path):
     assert not leftover.exists()
 
 
+def test_done_tasks_are_recorded_skipped_as_the_plan_is_and_a_resumed_one_loses_its_error(
+    tmp_path,
+):
+    """A fresh run writes its done tasks once, as skipped; a task that failed in an earlier
+    session and whose outputs someone else made since is skipped on the rerun, its error
+    gone."""
+    job = many_job(tmp_path, recipe="scale_recipes:KindedRecipe", count=10, folders=1)
+    marker = tmp_path / "dest/000/t000000.json"
+    marker.parent.mkdir(parents=True)
+    marker.write_bytes(b"{}")
+    first = run_job(job)
+    assert first.counts == {"succeeded": 7, "skipped": 1, "failed": 2, "pending": 0}
+    (tmp_path / "dest/000/t000004.json").write_bytes(b"{}")  # t000004 failed on purpose
+    again = run_job(job)
+    assert again.counts == {"succeeded": 7, "skipped": 2, "failed": 1, "pending": 0}
+    db = sqlite3.connect(tmp_path / "run/ledger.sqlite")
+    rows = dict(db.execute("SELECT id, status || ':' || COALESCE(error, '') FROM tasks"))
+    assert rows["t000000"] == rows["t000004"] == "skipped:"
+    assert rows["t000009"] == "failed:t000009: bad on purpose"
+
+
 def _finished_pid() -> int:
     """The pid of a process that has ended (what a killed writer leaves in its names)."""
     process = subprocess.Popen(["true"])

@@ -198,15 +198,27 @@ class Ledger:
 
     def add_spooled_tasks(self, spool: Path) -> None:
         """Record the planned tasks of a spool file (:mod:`tilefleet.engine.spool`) in plan
-        order, in one statement; tasks already known keep their status and history."""
+        order, in one statement; tasks already known keep their status and history. Those
+        the spool found done (its skip listing) are skipped, a known one too (its error
+        cleared)."""
         start = self.db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM tasks").fetchone()[0]
         self.db.execute("ATTACH DATABASE ? AS spool", (str(spool),))
         try:
             with self.transaction():
+                # Skipped as they are written: marking them after would write their rows
+                # (and the pages around them) a second time.
                 self.db.execute(
-                    "INSERT OR IGNORE INTO tasks (id, seq, task) "
-                    "SELECT id, ? + seq, task FROM spool.plan ORDER BY seq",
-                    (start,),
+                    "INSERT OR IGNORE INTO tasks (id, seq, task, status) "
+                    "SELECT p.id, ? + p.seq, p.task, "
+                    "CASE WHEN d.seq IS NULL THEN 'pending' ELSE ? END "
+                    "FROM spool.plan p LEFT JOIN spool.done d ON d.seq = p.seq ORDER BY p.seq",
+                    (start, SKIPPED),
+                )
+                self.db.execute(
+                    "UPDATE tasks SET status = ?1, error = NULL WHERE id IN "
+                    "(SELECT p.id FROM spool.done d JOIN spool.plan p ON p.seq = d.seq) "
+                    "AND (status IS NOT ?1 OR error IS NOT NULL)",
+                    (SKIPPED,),
                 )
         finally:
             self.db.execute("DETACH DATABASE spool")
@@ -298,13 +310,6 @@ class Ledger:
             "UPDATE tasks SET status = ?, error = ?, error_kind = ? WHERE id = ?",
             (status, error, error_kind, task_id),
         )
-
-    def mark_many(self, task_ids: Iterable[str], status: str) -> None:
-        with self.transaction():
-            self.db.executemany(
-                "UPDATE tasks SET status = ?, error = NULL WHERE id = ?",
-                ((status, task_id) for task_id in task_ids),
-            )
 
     def reset_interrupted(self) -> int:
         """Tasks left 'running' by a killed session go back to pending."""

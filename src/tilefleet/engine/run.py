@@ -232,13 +232,12 @@ def _run_planned(
                 source_columns=list(recipe.source_columns),
                 created=now(),
             )
-        ledger.add_spooled_tasks(spool.path)
+        ledger.add_spooled_tasks(spool.path)  # done_outside as skipped
         ledger.reset_interrupted()
         with ledger.transaction():
             for task in rejected:
                 ledger.mark(task.id, FAILED, task.rejected, PERMANENT)
                 log.warning("FAILED %s: %s", task.id, task.rejected)
-        ledger.mark_many(done_outside, SKIPPED)
         log.info("%s", estimate.describe())
         settings = executor.describe()
         if executor.billing:
