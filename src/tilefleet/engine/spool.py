@@ -65,9 +65,6 @@ class PlanSpool:
             self.db = sqlite3.connect(self.path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=OFF")  # a scratch file: never recovered
             self.db.execute("PRAGMA synchronous=OFF")
-            # Markers are claimed all over the writers' index: a larger page cache than
-            # SQLite's 2 MB default keeps more of it in hand (bounded, whatever the plan).
-            self.db.execute("PRAGMA cache_size=-16384")
             self.db.executescript(
                 "CREATE TABLE plan (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, task TEXT NOT NULL, "
                 "selected INTEGER NOT NULL);"
