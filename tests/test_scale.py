@@ -185,6 +185,8 @@ def test_the_spooled_one_writer_check_and_skip_span_batches(tmp_path, monkeypatc
     tasks = [Task(f"t{i}", ref, {}, dest, f"f{i % 2}/m{i}.json") for i in range(10)]
     tasks += [Task("late", ref, {}, dest, "f1/m1.json"), Task("t3", ref, {}, dest, "f1/m3.json")]
     tasks += [Task("x", ref, {}, dest, "f0/m10.json"), Task("y", ref, {}, dest, "f0/m10.json")]
+    # In one batch, the first in plan order holds, whatever the order of the ids.
+    tasks += [Task("zz", ref, {}, dest, "f0/m11.json"), Task("aa", ref, {}, dest, "f0/m11.json")]
 
     class Listed(ManyRecipe):
         def plan(self, params):
@@ -212,6 +214,7 @@ def test_the_spooled_one_writer_check_and_skip_span_batches(tmp_path, monkeypatc
     assert reasons == {
         "late": "its outputs (f1/m1.json) are also those of t1",
         "y": "its outputs (f0/m10.json) are also those of x",
+        "aa": "its outputs (f0/m11.json) are also those of zz",
     }
     in_memory = [t for t in planning.checked_plan(Listed(), tasks) if t.rejected]
     assert {t.id: t.rejected for t in in_memory} == reasons
