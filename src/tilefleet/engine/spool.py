@@ -10,8 +10,9 @@ the plan's size.
 The spool also holds what the plan's pass would otherwise keep per task: the done markers,
 each with the task that writes it, for the one-writer check (:meth:`PlanSpool.claim`, a
 batch at a time: one ``INSERT OR IGNORE``, and a look-up only when a marker was taken) and
-for the skip listing (:meth:`PlanSpool.find_done`). A
-dry run, which runs nothing, keeps its markers in memory instead (:class:`PlanMarkers`).
+for the skip listing (:meth:`PlanSpool.find_done`), then the tasks that listing found done
+(the ledger writes them skipped as it takes the plan). A dry run, which runs nothing,
+keeps its markers in memory instead (:class:`PlanMarkers`).
 """
 
 from __future__ import annotations
