@@ -214,12 +214,13 @@ class Ledger:
                     "FROM spool.plan p LEFT JOIN spool.done d ON d.seq = p.seq ORDER BY p.seq",
                     (start, SKIPPED),
                 )
-                self.db.execute(
-                    "UPDATE tasks SET status = ?1, error = NULL WHERE id IN "
-                    "(SELECT p.id FROM spool.done d JOIN spool.plan p ON p.seq = d.seq) "
-                    "AND (status IS NOT ?1 OR error IS NOT NULL)",
-                    (SKIPPED,),
-                )
+                if start:  # a resumed run: tasks known before may be done now
+                    self.db.execute(
+                        "UPDATE tasks SET status = ?1, error = NULL WHERE id IN "
+                        "(SELECT p.id FROM spool.done d JOIN spool.plan p ON p.seq = d.seq) "
+                        "AND (status IS NOT ?1 OR error IS NOT NULL)",
+                        (SKIPPED,),
+                    )
         finally:
             self.db.execute("DETACH DATABASE spool")
 
