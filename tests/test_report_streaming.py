@@ -93,19 +93,25 @@ def test_reports_and_the_finish_read_hold_on_awkward_values(tmp_path):
     """Results and source columns of awkward values (a NaN, an integer past 64 bits,
     reals, booleans, objects, keys of mixed types): every CSV row is still the oracle's,
     report.json's results are those of the lists, and the finish hooks' read of the
-    ledger (SQL's JSON functions, which a NaN would fail) goes on past the NaN."""
+    ledger (SQL's JSON functions, which a NaN would fail) goes on past the NaN. A NaN or
+    infinity in a task's source row is stored null (it once failed every report)."""
     sources = [
         {"n": "plain", "x": 7},
         {"n": 0.30000000000000004, "x": True},
         {"n": {"nested": [1, 2]}, "x": None},
         {"n": 12345678901234567890, "x": "=cmd"},
         {"n": 'é"quoted"', "x": -3},
+        # No JSON has a NaN: stored (and read back) null, past 64 bits too.
+        {"n": float("nan"), "x": 1},
+        {"n": float("-inf"), "x": 2**70},
     ]
     metrics = [
         {"b": 1, "a": 0.1, "warning": "look", "finish": [1.5, 2.5]},
         {"value": float("nan"), "count": 2},
         {"big": 12345678901234567890, "small": 1},
         {"b": 1, 2: 3},
+        {},
+        {},
         {},
     ]
     run_dir = tmp_path / "run"
@@ -127,7 +133,11 @@ def test_reports_and_the_finish_read_hold_on_awkward_values(tmp_path):
         ledger.finish_session(session, 1010.0, False)
         # The finish hooks' read: a NaN in one task's metrics costs that task its value only.
         done = {task.id: value for task, value in ledger.done_tasks("finish")}
-        assert done == {"t0": [1.5, 2.5], "t1": None, "t2": None, "t3": None, "t4": None}
+        assert done == {"t0": [1.5, 2.5]} | {f"t{i}": None for i in range(1, 7)}
+        assert [r.task.source for r in ledger.records(["t5", "t6"])] == [
+            {"n": None, "x": 1},
+            {"n": None, "x": 2**70},
+        ]
         written = report.write_reports(ledger, run_dir)
         listed = report.build_report(ledger, run_dir, list(ledger.records()), ledger.attempts())
         expected = expected_files(ledger)
