@@ -419,14 +419,17 @@ class Ledger:
     def attempt_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
 
-    def task_report_rows(self) -> Iterator[tuple[Any, ...]]:
+    def task_report_rows(self, *, sources: bool = True) -> Iterator[tuple[Any, ...]]:
         """Per task in plan order: id, status, attempts, duration, worker, error, its source
-        row (JSON) and the metrics (JSON, or None) of its latest successful attempt."""
+        row (JSON; None without ``sources``: reading it parses every task) and the metrics
+        (JSON, or None) of its latest successful attempt (looked for only where the task
+        made any: most of a large plan has not run, or was found done)."""
+        source = "json_extract(t.task, '$.source')" if sources else "NULL"
         return self.db.execute(
-            "SELECT t.id, t.status, t.attempts, t.duration_s, t.worker, t.error, "
-            "json_extract(t.task, '$.source'), "
-            "(SELECT a.metrics FROM attempts a WHERE a.task_id = t.id AND a.ok "
-            "AND a.metrics IS NOT NULL ORDER BY a.started DESC, a.attempt DESC LIMIT 1) "
+            f"SELECT t.id, t.status, t.attempts, t.duration_s, t.worker, t.error, {source}, "
+            "CASE WHEN t.attempts > 0 THEN (SELECT a.metrics FROM attempts a "
+            "WHERE a.task_id = t.id AND a.ok AND a.metrics IS NOT NULL "
+            "ORDER BY a.started DESC, a.attempt DESC LIMIT 1) END "
             "FROM tasks t ORDER BY t.seq"
         )
 
@@ -502,16 +505,6 @@ class Ledger:
         self.db.execute("DROP TABLE IF EXISTS temp.report_kinds")
         self.db.execute("CREATE TEMP TABLE report_kinds (id TEXT PRIMARY KEY, kind TEXT)")
         self.db.executemany("INSERT OR REPLACE INTO temp.report_kinds VALUES (?, ?)", kinds)
-
-    def param_names(self) -> set[str]:
-        """The names of the parameters that any task has: one pass over the tasks, where
-        a look for each name would be a pass of its own."""
-        return {
-            name
-            for (name,) in self.db.execute(
-                "SELECT DISTINCT p.key FROM tasks, json_each(tasks.task, '$.params') AS p"
-            )
-        }
 
     def grouped_counts(self, group: str) -> Iterator[tuple[Any, str | None, str, int]]:
         """(value, JSON type, status, tasks) per value of ``group`` (``KIND``, or a task

@@ -170,7 +170,7 @@ def write_reports(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
         report = build_report(ledger, run_dir)
         columns = tuple(ledger.get_meta("source_columns") or ())
         (run_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        _write_tasks_csv(run_dir / "tasks.csv", ledger.task_report_rows(), columns)
+        _write_tasks_csv(run_dir / "tasks.csv", ledger, columns)
         _write_source_csv(ledger, run_dir / "failed.csv", columns, (FAILED,), "reason")
         _write_source_csv(ledger, run_dir / "succeeded.csv", columns, DONE_STATES, "status")
         failures = [(task_id, error) for task_id, _, error in ledger.first_failures(FIRST_FAILURES)]
@@ -405,9 +405,7 @@ def _summary(values: list[float]) -> dict[str, float] | None:
 TASK_COLUMNS = ("id", "status", "attempts", "duration_s", "worker", "error", "results")
 
 
-def _write_tasks_csv(
-    path: Path, rows: Iterable[tuple[Any, ...]], source_columns: tuple[str, ...] = ()
-) -> None:
+def _write_tasks_csv(path: Path, ledger: Ledger, source_columns: tuple[str, ...] = ()) -> None:
     """One row per task (``Ledger.task_report_rows``, streamed); then the columns of its
     source row (a TTC tile's product, Year, X, Y, Y_tile, X_tile), so that any subset of
     rows is an input for a retry."""
@@ -416,13 +414,15 @@ def _write_tasks_csv(
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow([*TASK_COLUMNS, *extra])
+        rows = ledger.task_report_rows(sources=bool(extra))
         for task_id, status, attempts, duration_s, worker, error, source, metrics in rows:
-            duration = f"{duration_s:.3f}" if duration_s is not None else ""
+            # Status, attempts, duration and results cannot start like a formula; None
+            # (no duration, worker or error) is written empty.
+            if duration_s is not None:
+                duration_s = f"{duration_s:.3f}"
             found = _decoded_results(metrics)
             text = json.dumps(found, sort_keys=True, separators=(",", ":")) if found else ""
-            # Status, attempts, duration and results cannot start like a formula.
-            row = [safe(task_id), status, attempts, duration]
-            row += [safe(worker or ""), safe(error or ""), text]
+            row = [safe(task_id), status, attempts, duration_s, safe(worker), safe(error), text]
             if extra:
                 values = json.loads(source) if source else {}
                 row += [safe(values.get(c, "")) for c in extra]
