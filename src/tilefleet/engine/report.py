@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tilefleet.engine.html_report import write_ledger_html_report
+from tilefleet.engine.json_text import decode
 from tilefleet.engine.ledger import KIND, Ledger, TaskRecord
 from tilefleet.engine.planning import collector_paused
 from tilefleet.engine.timeline import plot_timeline
@@ -216,7 +217,7 @@ def streamed_report(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
                 measured_cost += seconds * b["memory_gb"] * b["usd_per_gb_s"]
     warnings, left_off = [], 0
     for task_id, metrics in ledger.warning_metrics():
-        warning = json.loads(metrics).get("warning")
+        warning = decode(metrics).get("warning")
         if warning and len(warnings) < MAX_WARNINGS:
             warnings.append({"task": task_id, "warning": warning})
         elif warning:
@@ -256,7 +257,7 @@ def streamed_report(ledger: Ledger, run_dir: Path) -> dict[str, Any]:
 
 def _streamed_results(ledger: Ledger) -> Iterator[dict[str, Any]]:
     for metrics, _ in ledger.result_metrics():
-        yield _results(json.loads(metrics))
+        yield _results(decode(metrics))
 
 
 def _streamed_by_kind(
@@ -424,7 +425,7 @@ def _write_tasks_csv(path: Path, ledger: Ledger, source_columns: tuple[str, ...]
             text = json.dumps(found, sort_keys=True, separators=(",", ":")) if found else ""
             row = [safe(task_id), status, attempts, duration_s, safe(worker), safe(error), text]
             if extra:
-                values = json.loads(source) if source else {}
+                values = decode(source) if source else {}
                 row += [safe(values.get(c, "")) for c in extra]
             writer.writerow(row)
 
@@ -432,7 +433,7 @@ def _write_tasks_csv(path: Path, ledger: Ledger, source_columns: tuple[str, ...]
 def _decoded_results(metrics: str | None) -> dict[str, Any] | None:
     if not metrics:
         return None
-    return _results(json.loads(metrics))
+    return _results(decode(metrics))
 
 
 def _write_source_csv(
@@ -453,7 +454,7 @@ def _write_source_csv(
         )
         writer.writeheader()
         for source, error, status in ledger.source_rows(states):
-            row = {**(json.loads(source) if source else {}), extra: status}
+            row = {**(decode(source) if source else {}), extra: status}
             if extra == "reason":
                 row[extra] = error or ""
             writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
