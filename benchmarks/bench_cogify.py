@@ -517,12 +517,12 @@ def worker_start_cpu(repeat: int = 3) -> float:
         "from tilefleet.engine.worker_process import defer_imports; defer_imports(); "
         "import tilefleet.engine.worker, tilefleet.recipes.cogify"
     )
-    from tilefleet.engine.executors.worker_env import single_threaded
+    from tilefleet.engine.executors.worker_env import local_worker_environment
 
     costs = []
     for _ in range(repeat):
         before = cpu_seconds()
-        subprocess.run([sys.executable, "-c", code], check=True, env=single_threaded())
+        subprocess.run([sys.executable, "-c", code], check=True, env=local_worker_environment())
         costs.append(cpu_seconds() - before)
     return min(costs)
 
