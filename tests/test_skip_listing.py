@@ -5,6 +5,7 @@ Checked against a real S3 API on loopback; a local destination lists each folder
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from tilefleet.engine import skip
@@ -90,3 +91,31 @@ def test_a_few_folders_and_local_folders_are_listed_alone(s3, tmp_path, monkeypa
     local = find_done_markers((m, str(tmp_path / "many"), m) for m in many_markers)
     assert local == {m for m in many_markers if m in many_keys}
     assert {kind for kind, _ in calls} == {"list_dir"} and len(calls) == len(many_markers)
+
+
+def test_listings_in_flight_stay_few_and_local_folders_take_few_threads(tmp_path, monkeypatch):
+    """Thousands of folders: every done marker is found, while at most two listings per
+    thread wait at once (a wait looks at each pending listing: all of them pending would
+    cost their square), on the few threads of a local destination."""
+    folders = 2000
+    for i in range(folders):
+        (tmp_path / f"{i:04d}").mkdir()
+        if i % 3:
+            (tmp_path / f"{i:04d}" / "done.json").write_bytes(b"{}")
+    waited, threads = [], set()
+    original_wait, original_list_dir = skip.wait, objects.LocalStore.list_dir
+
+    def counted_wait(pending, **kwargs):
+        waited.append(len(pending))
+        return original_wait(pending, **kwargs)
+
+    def list_dir(self, prefix):
+        threads.add(threading.current_thread().name)
+        return original_list_dir(self, prefix)
+
+    monkeypatch.setattr(skip, "wait", counted_wait)
+    monkeypatch.setattr(objects.LocalStore, "list_dir", list_dir)
+    markers = [(f"t{i}", str(tmp_path), f"{i:04d}/done.json") for i in range(folders)]
+    assert find_done_markers(markers) == {f"t{i}" for i in range(folders) if i % 3}
+    assert max(waited) <= 2 * skip.LOCAL_PARALLEL_LISTINGS
+    assert 1 <= len(threads) <= skip.LOCAL_PARALLEL_LISTINGS

@@ -15,20 +15,27 @@ complete. Leftovers of interrupted local writes found on the way are removed.
 from __future__ import annotations
 
 import posixpath
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
 
 from tilefleet.store import objects
 from tilefleet.store.objects import open_store
 from tilefleet.task import Task
 
-#: Folders listed at once: listings wait on the store, not on this process.
+#: Folders listed at once on an object store: its listings wait on the network.
 PARALLEL_LISTINGS = 32
+#: ... and on local folders, whose listing is this process's own work under the GIL:
+#: 32 threads take 2 to 2.6 times as long as 1 over 100,000 local files (1,000 folders),
+#: 4 take 1.25 times, and still hide the latency of a network file system.
+LOCAL_PARALLEL_LISTINGS = 4
 #: Folders of markers below one parent from which the parent is listed instead of them.
 LISTED_TOGETHER_FROM = 4
 
 _Folder = tuple[str, str]  # (dest, folder key)
+#: A listing's (dest, non-empty keys, folders to list one by one instead).
+_Listed = tuple[str, list[str], list[_Folder]]
 
 
 def find_done(tasks: Iterable[Task]) -> set[str]:
@@ -59,18 +66,25 @@ def listed_markers(folders: Iterable[_Folder]) -> Iterator[tuple[str, list[str]]
     if not folders:
         return
     singles, parents = _listings(folders)
-    workers = min(PARALLEL_LISTINGS, len(singles) + len(parents))
+    listings: deque[tuple[Callable[..., _Listed], tuple[Any, ...]]] = deque(
+        (_listed_in_folder, (where,)) for where in singles
+    )
+    listings.extend((_listed_below_parent, (where, set(below))) for where, below in parents.items())
+    remote = any(open_store(dest).listing_is_request for dest in {dest for dest, _ in folders})
+    workers = min(PARALLEL_LISTINGS if remote else LOCAL_PARALLEL_LISTINGS, len(listings))
     with ThreadPoolExecutor(workers, thread_name_prefix="tilefleet-list") as pool:
-        pending: set[Future] = {pool.submit(_listed_in_folder, where) for where in singles}
-        pending |= {
-            pool.submit(_listed_below_parent, where, set(below)) for where, below in parents.items()
-        }
-        while pending:
+        # A few listings per thread in flight, not all of them: each wait looks at every
+        # pending one, so tens of thousands of folders pending would cost their square.
+        pending: set[Future] = set()
+        while listings or pending:
+            while listings and len(pending) < 2 * workers:
+                listing, args = listings.popleft()
+                pending.add(pool.submit(listing, *args))
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 dest, keys, one_by_one = future.result()
                 yield dest, keys
-                pending |= {pool.submit(_listed_in_folder, where) for where in one_by_one}
+                listings.extend((_listed_in_folder, (where,)) for where in one_by_one)
 
 
 def _listings(folders: set[_Folder]) -> tuple[list[_Folder], dict[_Folder, list[str]]]:
@@ -86,7 +100,7 @@ def _listings(folders: set[_Folder]) -> tuple[list[_Folder], dict[_Folder, list[
     return [where for where in folders if where not in together], parents
 
 
-def _listed_below_parent(where: _Folder, folders: set[str]) -> tuple[str, list[str], list[_Folder]]:
+def _listed_below_parent(where: _Folder, folders: set[str]) -> _Listed:
     """The non-empty keys in ``folders`` from one recursive listing of their parent; or
     none and every folder back, to be listed alone, once the parent holds more keys than
     the folders' own listings would have taken requests for."""
@@ -103,7 +117,7 @@ def _listed_below_parent(where: _Folder, folders: set[str]) -> tuple[str, list[s
     return dest, [info.key for info in mine if info.size > 0], []
 
 
-def _listed_in_folder(where: _Folder) -> tuple[str, list[str], list[_Folder]]:
+def _listed_in_folder(where: _Folder) -> _Listed:
     dest, folder = where
     store = open_store(dest)
     listed = store.list_dir(folder)
