@@ -104,6 +104,53 @@ def test_done_tasks_are_recorded_skipped_as_the_plan_is_and_a_resumed_one_loses_
     assert rows["t000009"] == "failed:t000009: bad on purpose"
 
 
+def test_a_new_ledger_takes_its_plan_through_a_rollback_journal_then_is_wal_again(tmp_path):
+    """The one large write of a new ledger skips the WAL, whose every page would be written
+    twice; the ledger is in WAL mode once it is done (a resumed run's is never switched),
+    and a reader holding the ledger open meanwhile (a monitor) leaves it in WAL mode."""
+    modes = []
+    original, switch = Ledger.add_spooled_tasks, Ledger._journal_mode
+
+    def add_spooled_tasks(self, spool):
+        original(self, spool)
+        modes.append(self.db.execute("PRAGMA journal_mode").fetchone()[0])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Ledger, "add_spooled_tasks", add_spooled_tasks)
+        patch.setattr(Ledger, "_journal_mode", _recording(switch, modes))
+        run_job(many_job(tmp_path, count=300, limit=2))
+        assert modes == ["delete", "wal", "wal"]  # switched there and back, then WAL
+        modes.clear()
+        run_job(many_job(tmp_path, count=300, limit=2))  # resumed: nothing to switch
+        assert modes == ["wal"]
+        modes.clear()
+        other = tmp_path / "other"
+        reader = None
+
+        def held_open(self, mode):
+            nonlocal reader
+            if reader is None:  # a monitor's read, open across the switch
+                reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+                reader.execute("BEGIN")
+                reader.execute("SELECT COUNT(*) FROM meta").fetchone()
+            return switch(self, mode)
+
+        patch.setattr(Ledger, "_journal_mode", _recording(held_open, modes))
+        result = run_job(many_job(other, count=300, limit=2))
+        reader.close()
+        assert modes == ["wal", "wal"] and result.exit_code == 0
+    rows = ledger_rows(other / "run")
+    assert len(rows) == 300 and [r[1] for r in rows[:3]] == ["succeeded"] * 2 + ["pending"]
+
+
+def _recording(switch, modes):
+    def recorded(self, mode):
+        modes.append(switch(self, mode))
+        return modes[-1]
+
+    return recorded
+
+
 def _finished_pid() -> int:
     """The pid of a process that has ended (what a killed writer leaves in its names)."""
     process = subprocess.Popen(["true"])

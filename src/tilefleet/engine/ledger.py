@@ -203,6 +203,10 @@ class Ledger:
         the spool found done (its skip listing) are skipped, a known one too (its error
         cleared)."""
         start = self.db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM tasks").fetchone()[0]
+        # A new ledger takes its plan through a rollback journal: in WAL mode every page of
+        # the one large write goes to the log and then again into the file (a million
+        # tasks: 2.2 s against 1.0 s). WAL is back before anything else is written.
+        rolled = not start and self._journal_mode("delete") == "delete"
         self.db.execute("ATTACH DATABASE ? AS spool", (str(spool),))
         try:
             with self.transaction():
@@ -224,6 +228,16 @@ class Ledger:
                     )
         finally:
             self.db.execute("DETACH DATABASE spool")
+            if rolled:
+                self._journal_mode("wal")
+
+    def _journal_mode(self, mode: str) -> str:
+        """The ledger's journal mode once set to ``mode``; the mode it keeps when another
+        connection (a monitor's read) holds it open meanwhile."""
+        try:
+            return self.db.execute(f"PRAGMA main.journal_mode={mode}").fetchone()[0]
+        except RunDirError:  # locked by a reader: the mode stays
+            return self.db.execute("PRAGMA main.journal_mode").fetchone()[0]
 
     def records(
         self, ids: Iterable[str] | None = None, *, status: str | tuple[str, ...] | None = None
