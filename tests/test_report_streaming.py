@@ -126,7 +126,10 @@ def test_reports_and_the_finish_read_hold_on_awkward_values(tmp_path):
         ledger.start_attempts([t.id for t in tasks], session, 1000.0)
         ledger.finish_attempts(
             [
-                (Outcome(t.id, 1, True, "w", 1000.0 + i, 1001.0 + i, metrics=m), SUCCEEDED)
+                (
+                    Outcome(t.id, 1, True, WORKERS[i % 3], 1000.0 + i, 1001.0 + i, metrics=m),
+                    SUCCEEDED,
+                )
                 for i, (t, m) in enumerate(zip(tasks, metrics, strict=True))
             ]
         )
@@ -149,6 +152,36 @@ def test_reports_and_the_finish_read_hold_on_awkward_values(tmp_path):
             [report.spreadsheet_safe(v) if isinstance(v, str) else v for v in row]
             for row in _as_csv(rows)
         ], name
+
+
+def test_tasks_that_never_ran_are_written_as_sql_gives_them(tmp_path):
+    """A run without source columns where most tasks never ran (the rows ``tasks.csv``
+    takes from SQL as they are): every row is still the oracle's, ids that a spreadsheet
+    would run included."""
+    run_dir = tmp_path / "run"
+    with closing(Ledger.in_run_dir(run_dir)) as ledger:
+        ledger.set_meta(run_id="plain", recipe="many", source_columns=[], job={})
+        ids = ["t0", "=t1", "+t2", "t3", "@t4", "t5"]
+        ledger.add_tasks([Task(i, "scale_recipes:ManyRecipe", {}, "/nowhere", "") for i in ids])
+        session = ledger.start_session(1000.0, "local", {"name": "local", "workers": 1}, {})
+        ledger.start_attempts(["t0", "=t1"], session, 1000.0)
+        ledger.finish_attempts(
+            [
+                (Outcome("t0", 1, True, "w", 1000.0, 1000.5, metrics={"n": 1}), SUCCEEDED),
+                (Outcome("=t1", 1, False, "w", 1000.0, 1000.2, error="=bad"), FAILED),
+            ]
+        )
+        ledger.mark("t3", "skipped")
+        ledger.finish_session(session, 1001.0, False)
+        report.write_reports(ledger, run_dir)
+        expected = expected_files(ledger)["tasks.csv"]
+    rows = rows_of(run_dir / "tasks.csv")
+    assert rows == [[report.spreadsheet_safe(v) for v in row] for row in _as_csv(expected)]
+    assert rows[3] == ["'+t2", "pending", "0", "", "", "", ""]
+
+
+#: Workers whose names a spreadsheet would run: written with a leading quote, in SQL.
+WORKERS = ("w", "=1+1", "\tw")
 
 
 def _as_csv(rows):

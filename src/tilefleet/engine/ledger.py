@@ -31,6 +31,7 @@ from tilefleet.task import (
     Outcome,
     Task,
 )
+from tilefleet.tiles.manifest import spreadsheet_safe_sql
 
 LEDGER_NAME = "ledger.sqlite"
 
@@ -432,16 +433,18 @@ class Ledger:
         return self.db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
 
     def task_report_rows(self, *, sources: bool = True) -> Iterator[tuple[Any, ...]]:
-        """Per task in plan order: id, status, attempts, duration, worker, error, its source
-        row (JSON; None without ``sources``: reading it parses every task) and the metrics
+        """Per task in plan order, for ``tasks.csv``: id, status, attempts, duration,
+        worker, error (the texts spreadsheet-safe, as the CSV writes them), the metrics
         (JSON, or None) of its latest successful attempt (looked for only where the task
-        made any: most of a large plan has not run, or was found done)."""
+        made any: most of a large plan has not run, or was found done) and its source row
+        (JSON; None without ``sources``: reading it parses every task)."""
         source = "json_extract(t.task, '$.source')" if sources else "NULL"
+        task_id, worker, error = (spreadsheet_safe_sql(c) for c in ("t.id", "t.worker", "t.error"))
         return self.db.execute(
-            f"SELECT t.id, t.status, t.attempts, t.duration_s, t.worker, t.error, {source}, "
+            f"SELECT {task_id}, t.status, t.attempts, t.duration_s, {worker}, {error}, "
             "CASE WHEN t.attempts > 0 THEN (SELECT a.metrics FROM attempts a "
             "WHERE a.task_id = t.id AND a.ok AND a.metrics IS NOT NULL "
-            "ORDER BY a.started DESC, a.attempt DESC LIMIT 1) END "
+            f"ORDER BY a.started DESC, a.attempt DESC LIMIT 1) END, {source} "
             "FROM tasks t ORDER BY t.seq"
         )
 

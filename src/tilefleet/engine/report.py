@@ -411,23 +411,29 @@ def _write_tasks_csv(path: Path, ledger: Ledger, source_columns: tuple[str, ...]
     source row (a TTC tile's product, Year, X, Y, Y_tile, X_tile), so that any subset of
     rows is an input for a retry."""
     extra = [c for c in source_columns if c not in TASK_COLUMNS]
-    safe = spreadsheet_safe
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow([*TASK_COLUMNS, *extra])
-        rows = ledger.task_report_rows(sources=bool(extra))
-        for task_id, status, attempts, duration_s, worker, error, source, metrics in rows:
-            # Status, attempts, duration and results cannot start like a formula; None
-            # (no duration, worker or error) is written empty.
-            if duration_s is not None:
-                duration_s = f"{duration_s:.3f}"
+        for row in ledger.task_report_rows(sources=bool(extra)):
+            # A task that never ran (most of a large plan) is written as SQL gives it:
+            # its texts spreadsheet-safe, None empty. Status, attempts, duration and
+            # results cannot start like a formula.
+            if row[3] is None and row[6] is None and not extra:
+                writer.writerow(row[:7])  # its metrics (None) as its results
+                continue
+            task_id, status, attempts, duration_s, worker, error, metrics, source = row
             found = _decoded_results(metrics)
-            text = json.dumps(found, sort_keys=True, separators=(",", ":")) if found else ""
-            row = [safe(task_id), status, attempts, duration_s, safe(worker), safe(error), text]
+            duration = None if duration_s is None else f"{duration_s:.3f}"
+            cells = [task_id, status, attempts, duration, worker, error]
+            cells.append(_results_text(found) if found else "")
             if extra:
                 values = decode(source) if source else {}
-                row += [safe(values.get(c, "")) for c in extra]
-            writer.writerow(row)
+                cells += [spreadsheet_safe(values.get(c, "")) for c in extra]
+            writer.writerow(cells)
+
+
+#: A task's results as ``tasks.csv`` shows them: compact, keys sorted.
+_results_text = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
 def _decoded_results(metrics: str | None) -> dict[str, Any] | None:

@@ -149,9 +149,23 @@ def format_rows(rows: list[dict[str, str]], columns: tuple[str, ...], header: bo
     return out.getvalue()
 
 
+#: How a cell starts that a spreadsheet would run as a formula.
+FORMULA_STARTS = ("=", "+", "@", "\t", "\r")
+
+
 def spreadsheet_safe(value: object) -> object:
     """A cell as text a spreadsheet shows and never runs: one starting like a formula
     (``=``, ``+``, ``@``, a tab or a carriage return) gets a leading ``'``."""
-    if isinstance(value, str) and value.startswith(("=", "+", "@", "\t", "\r")):
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
+
+
+def spreadsheet_safe_sql(column: str) -> str:
+    """:func:`spreadsheet_safe` of a text ``column`` (or NULL) in SQLite's SQL, for cells
+    that a report takes from SQL as they are."""
+    starts = ", ".join(f"char({ord(c)})" for c in FORMULA_STARTS)
+    quote = "''''"  # SQL's string of one quote
+    return (
+        f"CASE WHEN substr({column}, 1, 1) IN ({starts}) THEN {quote} || {column} ELSE {column} END"
+    )
