@@ -206,7 +206,7 @@ class Ledger:
         start = self.db.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM tasks").fetchone()[0]
         # A new ledger takes its plan through a rollback journal: in WAL mode every page of
         # the one large write goes to the log and then again into the file (a million
-        # tasks: 2.2 s against 1.0 s). WAL is back before anything else is written.
+        # tasks: 3.4 s against 1.7 s). WAL is back before anything else is written.
         rolled = not start and self._journal_mode("delete") == "delete"
         self.db.execute("ATTACH DATABASE ? AS spool", (str(spool),))
         try:
