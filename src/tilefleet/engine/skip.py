@@ -65,13 +65,16 @@ def listed_markers(folders: Iterable[_Folder]) -> Iterator[tuple[str, list[str]]
     folders = set(folders)
     if not folders:
         return
-    singles, parents = _listings(folders)
+    # Whether each destination's listings are billed requests (an object store).
+    billed = {dest: open_store(dest).listing_is_request for dest in {dest for dest, _ in folders}}
+    singles, parents = _listings(folders, billed)
     listings: deque[tuple[Callable[..., _Listed], tuple[Any, ...]]] = deque(
         (_listed_in_folder, (where,)) for where in singles
     )
     listings.extend((_listed_below_parent, (where, set(below))) for where, below in parents.items())
-    remote = any(open_store(dest).listing_is_request for dest in {dest for dest, _ in folders})
-    workers = min(PARALLEL_LISTINGS if remote else LOCAL_PARALLEL_LISTINGS, len(listings))
+    workers = min(
+        PARALLEL_LISTINGS if any(billed.values()) else LOCAL_PARALLEL_LISTINGS, len(listings)
+    )
     with ThreadPoolExecutor(workers, thread_name_prefix="tilefleet-list") as pool:
         # A few listings per thread in flight, not all of them: each wait looks at every
         # pending one, so tens of thousands of folders pending would cost their square.
@@ -87,10 +90,11 @@ def listed_markers(folders: Iterable[_Folder]) -> Iterator[tuple[str, list[str]]
                 listings.extend((_listed_in_folder, (where,)) for where in one_by_one)
 
 
-def _listings(folders: set[_Folder]) -> tuple[list[_Folder], dict[_Folder, list[str]]]:
+def _listings(
+    folders: set[_Folder], billed: dict[str, bool]
+) -> tuple[list[_Folder], dict[_Folder, list[str]]]:
     """The folders listed alone, and the parents listed for their folders (on object
-    stores, where :data:`LISTED_TOGETHER_FROM` folders or more share one)."""
-    billed = {dest: open_store(dest).listing_is_request for dest, _ in folders}
+    stores, ``billed``, where :data:`LISTED_TOGETHER_FROM` folders or more share one)."""
     below: dict[_Folder, list[str]] = defaultdict(list)
     for dest, folder in folders:
         if billed[dest] and folder:
